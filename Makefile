@@ -1,0 +1,34 @@
+# The README's two commands: `make run` (napari with the sample and octfluid's widgets) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+QT ?= pyqt5
+
+.PHONY: run test venv system-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-$(QT): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[$(QT)]"
+	touch $@
+
+$(VENV)/.installed-test-$(QT): $(VENV)/.installed-$(QT)
+	$(BIN)/python -m pip install --quiet -e ".[$(QT),testing]"
+	touch $@
+
+venv: $(VENV)/.installed-$(QT)
+
+run: venv
+	$(BIN)/octfluid view
+
+system-deps:
+	bash scripts/install_system_deps.sh
+
+test: system-deps $(VENV)/.installed-test-$(QT)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build dist octfluid-results

@@ -1,0 +1,35 @@
+"""Screenshot of napari with a scan opened through octfluid's reader and all octfluid widgets docked.
+
+Run under a screen (xvfb-run -a python docs/take_screenshot.py [SCAN] [OUT.png]); used for the docs and
+to look at what a user sees.
+"""
+
+import sys
+
+import napari
+from qtpy.QtCore import QTimer
+
+scan = sys.argv[1] if len(sys.argv) > 1 else None
+out = sys.argv[2] if len(sys.argv) > 2 else "docs/screenshot_napari.png"
+
+viewer = napari.Viewer()
+viewer.window._qt_window.resize(1600, 1000)
+if scan:
+    viewer.open(scan, plugin="octfluid")
+else:
+    viewer.open_sample("octfluid", "duke_subject01")
+widgets = {name: viewer.window.add_plugin_dock_widget("octfluid", name)[1]
+           for name in ("Predict", "Review", "Fine-tune", "Quantify")}
+viewer.dims.set_current_step(0, 5)
+if "Quantify" in widgets and len(viewer.layers) > 1:
+    widgets["Quantify"].compute()
+
+
+def shoot():
+    viewer.screenshot(out, canvas_only=False)
+    print("wrote", out)
+    viewer.close()
+
+
+QTimer.singleShot(1500, shoot)
+napari.run()

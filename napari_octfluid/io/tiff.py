@@ -1,0 +1,149 @@
+"""Multi-page TIFF, OME-TIFF and ImageJ TIFF: pixels through tifffile, spacing from whichever tags say it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import numpy as np
+import tifffile
+
+from ._arrays import to_bscan_stack
+from .errors import OctReadError
+from .volume import OctVolume
+
+# Length units a TIFF may name, in millimetres.
+_UNIT_MM = {
+    "nm": 1e-6, "nanometer": 1e-6,
+    "um": 1e-3, "µm": 1e-3, "\u00b5m": 1e-3, "micron": 1e-3, "micrometer": 1e-3, "\\u00B5m": 1e-3,
+    "mm": 1.0, "millimeter": 1.0, "cm": 10.0, "centimeter": 10.0, "m": 1000.0, "meter": 1000.0,
+    "inch": 25.4, "in": 25.4,
+}
+_RESOLUTION_UNIT_MM = {2: 25.4, 3: 10.0}  # TIFF ResolutionUnit: 2 = inch, 3 = centimetre; 1 = none
+OCTFLUID_KEYS = ("octfluid_kind", "octfluid_spacing_mm", "laterality", "device", "source")
+
+
+def read_tiff(path: str | Path) -> OctVolume:
+    """Read a TIFF scan (one B-scan or a stack of B-scans) with the spacing its tags give."""
+    path = Path(path)
+    try:
+        with _tifffile_errors() as complaints, tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            pixels = series.asarray()
+            axes = series.axes
+            spacing, spacing_source, extra = _spacing_and_meta(tif, axes)
+            file_format = "OME-TIFF" if tif.is_ome else "ImageJ TIFF" if tif.is_imagej else "TIFF"
+        if complaints:  # tifffile reads what it can of a damaged file and only logs the damage
+            raise OctReadError(path, f"is damaged ({complaints[0]}): it holds fewer B-scans than it says.",
+                               "The file may be truncated: copy or export it again.")
+    except OctReadError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:  # tifffile and its codecs raise many types for damaged files
+        raise OctReadError(path, f"is not a readable TIFF ({type(exc).__name__}: {exc}).",
+                           "The file may be truncated or corrupt: copy or export it again.") from exc
+    channel_axis = axes.index("S") if "S" in axes else None
+    data, source_ndim = to_bscan_stack(pixels, path, channel_axis)
+    meta: dict[str, Any] = {"source": str(path.resolve()), "format": file_format, "spacing_source": spacing_source}
+    meta.update(extra)
+    return OctVolume(data=data, spacing_mm=spacing, meta=meta, source_ndim=source_ndim)
+
+
+@contextmanager
+def _tifffile_errors():
+    """Collect what tifffile logs about damage while a file is read."""
+    complaints: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: complaints.append(record.getMessage())  # type: ignore[method-assign]
+    tiff_logger = logging.getLogger("tifffile")
+    tiff_logger.addHandler(handler)
+    try:
+        yield complaints
+    finally:
+        tiff_logger.removeHandler(handler)
+
+
+def _spacing_and_meta(tif: tifffile.TiffFile, axes: str) -> tuple[tuple, str, dict[str, Any]]:
+    """Spacing (B-scan, depth, width) in mm, where it came from, and octfluid's own keys if present."""
+    ij = tif.imagej_metadata or {}
+    extra = {k: ij[k] for k in OCTFLUID_KEYS if k in ij and k != "source"}
+    if "octfluid_spacing_mm" in ij:  # written by octfluid: exact, including which axes are unknown
+        extra.pop("octfluid_spacing_mm")
+        return tuple(json.loads(ij["octfluid_spacing_mm"])), "octfluid", extra
+    shaped = (tif.shaped_metadata or [{}])[0] or {}
+    extra.update({"bscan_indices": shaped["bscan_indices_0based"]} if "bscan_indices_0based" in shaped else {})
+    if tif.is_ome:
+        spacing = _spacing_from_ome(tif.ome_metadata or "")
+        if any(s is not None for s in spacing):
+            return spacing, "OME", extra
+    page = tif.pages.first
+    if tif.is_imagej:
+        unit_mm = _UNIT_MM.get(str(ij.get("unit", "")).strip())
+        y, x = (_resolution_mm(page, tag, unit_mm) for tag in ("YResolution", "XResolution"))
+        z = float(ij["spacing"]) * unit_mm if unit_mm and "spacing" in ij and "Z" in axes else None
+        if any(s is not None for s in (z, y, x)):
+            return (z, y, x), "ImageJ", extra
+    unit_mm = _RESOLUTION_UNIT_MM.get(int(page.tags.valueof("ResolutionUnit", 1)))
+    y, x = (_resolution_mm(page, tag, unit_mm) for tag in ("YResolution", "XResolution"))
+    if y is not None or x is not None:
+        return (None, y, x), "TIFF resolution tags", extra
+    return (None, None, None), "unknown", extra
+
+
+def _resolution_mm(page: tifffile.TiffPage, tag: str, unit_mm: float | None) -> float | None:
+    value = page.tags.valueof(tag)
+    if unit_mm is None or not value:
+        return None
+    pixels_per_unit = value[0] / value[1] if isinstance(value, tuple) else float(value)
+    return unit_mm / pixels_per_unit if pixels_per_unit > 0 else None
+
+
+def _spacing_from_ome(xml: str) -> tuple[float | None, float | None, float | None]:
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError:
+        return (None, None, None)
+    pixels = next((el for el in root.iter() if el.tag.endswith("Pixels")), None)
+    if pixels is None:
+        return (None, None, None)
+
+    def physical(axis: str) -> float | None:
+        size = pixels.get(f"PhysicalSize{axis}")
+        unit_mm = _UNIT_MM.get(pixels.get(f"PhysicalSize{axis}Unit", "µm"))
+        return float(size) * unit_mm if size is not None and unit_mm else None
+
+    return physical("Z"), physical("Y"), physical("X")
+
+
+def write_tiff(path: str | Path, data: np.ndarray, spacing_mm=(None, None, None), meta: dict | None = None,
+               kind: str = "labels") -> Path:
+    """Write a scan or labels as an ImageJ TIFF that keeps the spacing, atomically.
+
+    Fiji reads the spacing from the standard ImageJ tags; octfluid also stores which axes are
+    unknown, so reading the file back gives exactly the spacing that was written.
+    """
+    path = Path(path)
+    meta = meta or {}
+    z, y, x = spacing_mm
+    array = np.asarray(data)
+    if array.dtype == np.float64:
+        array = array.astype(np.float32)  # ImageJ TIFF holds uint8, uint16 and float32 only
+    ij_meta: dict[str, Any] = {"axes": "ZYX" if array.ndim == 3 else "YX", "unit": "um",
+                               "octfluid_kind": kind, "octfluid_spacing_mm": json.dumps(list(spacing_mm))}
+    ij_meta.update({k: str(meta[k]) for k in ("laterality", "device") if meta.get(k)})
+    if z is not None and array.ndim == 3:
+        ij_meta["spacing"] = z * 1e3
+    resolution = (1.0 / (x * 1e3), 1.0 / (y * 1e3)) if x is not None and y is not None else None
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tifffile.imwrite(tmp, array, imagej=True, resolution=resolution, metadata=ij_meta,
+                         compression="zlib")
+        tmp.replace(path)  # atomic: a crash never leaves a half-written mask where the user saved one
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

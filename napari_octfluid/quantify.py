@@ -1,0 +1,83 @@
+"""Fluid area per B-scan and fluid volume, in physical units only when the spacing is known."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+NL_PER_MM3 = 1000.0  # 1 mm^3 = 1 microlitre = 1000 nanolitres
+
+
+class SpacingUnknownError(ValueError):
+    """Raised instead of reporting a physical figure computed from a guessed spacing."""
+
+
+@dataclass(frozen=True)
+class FluidSummary:
+    """Fluid in one labels volume: pixels per B-scan, and the physical figures the spacing allows."""
+
+    pixels_per_bscan: np.ndarray
+    area_mm2_per_bscan: np.ndarray | None
+    volume_mm3: float | None
+
+    @property
+    def volume_nl(self) -> float | None:
+        return None if self.volume_mm3 is None else self.volume_mm3 * NL_PER_MM3
+
+    @property
+    def total_pixels(self) -> int:
+        return int(self.pixels_per_bscan.sum())
+
+
+def fluid_pixels_per_bscan(labels: np.ndarray, fluid_classes: tuple[int, ...] | None = None) -> np.ndarray:
+    """Count fluid pixels in each B-scan of ``labels[n_bscans, depth, width]`` (every class > 0 by default)."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        labels = labels[None]
+    if labels.ndim != 3:
+        raise ValueError(f"labels must be one B-scan (2D) or a volume (3D), got shape {labels.shape}")
+    is_fluid = labels > 0 if fluid_classes is None else np.isin(labels, fluid_classes)
+    return is_fluid.reshape(labels.shape[0], -1).sum(axis=1)
+
+
+def summarize_fluid(labels: np.ndarray, spacing_mm: tuple[float | None, float | None, float | None]) -> FluidSummary:
+    """Fluid per B-scan (pixels, and mm^2 when depth and width spacing are known) and volume (mm^3 when the
+    B-scan distance is known too). Unknown spacing gives ``None``, never a guess."""
+    pixels = fluid_pixels_per_bscan(labels)
+    _, dy, dx = spacing_mm
+    areas = pixels * (dy * dx) if dy is not None and dx is not None else None
+    volume = fluid_volume_mm3(labels, spacing_mm) if areas is not None and spacing_mm[0] is not None else None
+    return FluidSummary(pixels, areas, volume)
+
+
+def fluid_volume_mm3(labels: np.ndarray, spacing_mm: tuple[float | None, float | None, float | None]) -> float:
+    """Fluid volume as voxel count times voxel volume (each B-scan stands for a slab one B-scan distance thick).
+
+    Raises
+    ------
+    SpacingUnknownError
+        When any of the three spacings is unknown.
+    """
+    if any(s is None for s in spacing_mm):
+        raise SpacingUnknownError("The scan's spacing is not known on every axis: enter it to get a volume in mm^3.")
+    dz, dy, dx = spacing_mm
+    return float(fluid_pixels_per_bscan(labels).sum()) * dz * dy * dx
+
+
+def write_summary_csv(path: str | Path, summary: FluidSummary) -> Path:
+    """One row per B-scan and a total row; physical columns are empty where the spacing is unknown."""
+    path = Path(path)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["bscan", "fluid_pixels", "fluid_area_mm2"])
+        for index, pixels in enumerate(summary.pixels_per_bscan):
+            area = "" if summary.area_mm2_per_bscan is None else f"{summary.area_mm2_per_bscan[index]:.6g}"
+            writer.writerow([index, int(pixels), area])
+        total_area = "" if summary.area_mm2_per_bscan is None else f"{summary.area_mm2_per_bscan.sum():.6g}"
+        writer.writerow(["total", summary.total_pixels, total_area])
+        volume = "" if summary.volume_mm3 is None else f"{summary.volume_mm3:.6g}"
+        writer.writerow(["volume_mm3", volume, ""])
+    return path

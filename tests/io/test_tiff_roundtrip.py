@@ -1,0 +1,81 @@
+"""Writing a scan or labels with its spacing and reading it back gives the same array and the same spacing."""
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_octfluid.io import read_volume, write_tiff
+
+SPACINGS = [
+    (0.12, 0.0039, 0.0118),  # all known
+    (None, 0.0039, 0.0118),  # single-line scans: no B-scan distance
+    (None, None, None),  # an export that lost its spacing
+]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("spacing", SPACINGS)
+def test_volume_roundtrip_keeps_pixels_and_spacing(tmp_path, dtype, spacing):
+    rng = np.random.default_rng(0)
+    data = (rng.random((4, 30, 40)) * 200).astype(dtype)
+    path = write_tiff(tmp_path / "scan.tif", data, spacing, {"laterality": "OS"}, kind="image")
+    volume = read_volume(path)
+    np.testing.assert_array_equal(volume.data, data)
+    assert volume.data.dtype == dtype
+    assert volume.spacing_mm == spacing  # stored exactly, unknown axes included
+    assert volume.meta["laterality"] == "OS"
+    assert volume.source_ndim == 3
+    assert not volume.is_labels
+
+
+def test_single_bscan_stays_2d(tmp_path):
+    labels = np.zeros((20, 30), np.uint8)
+    labels[5:9, 10:20] = 1
+    volume = read_volume(write_tiff(tmp_path / "mask.tif", labels, (None, 0.004, 0.012)))
+    assert volume.data.shape == (1, 20, 30) and volume.source_ndim == 2
+    np.testing.assert_array_equal(volume.as_source_shape(volume.data), labels)
+    assert volume.is_labels
+    assert volume.scale_um() == pytest.approx((1.0, 4.0, 12.0))
+    assert volume.units() == ("pixel", "micrometer", "micrometer")
+
+
+def test_labels_write_is_atomic_and_leaves_no_temp_file(tmp_path):
+    write_tiff(tmp_path / "m.tif", np.ones((2, 5, 5), np.uint8))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.tif"]
+
+
+def test_spacing_from_ome_metadata(tmp_path):
+    path = tmp_path / "scan.ome.tif"
+    data = np.zeros((3, 16, 24), np.uint16)
+    tifffile.imwrite(path, data, ome=True, metadata={
+        "axes": "ZYX", "PhysicalSizeZ": 0.12, "PhysicalSizeZUnit": "mm",
+        "PhysicalSizeY": 3.87, "PhysicalSizeYUnit": "µm", "PhysicalSizeX": 11.82, "PhysicalSizeXUnit": "µm"})
+    volume = read_volume(path)
+    assert volume.meta["format"] == "OME-TIFF"
+    assert volume.spacing_mm == pytest.approx((0.12, 0.00387, 0.01182))
+
+
+def test_spacing_from_foreign_imagej_file(tmp_path):
+    path = tmp_path / "fiji.tif"
+    # as Fiji writes it: pixels per micron in the resolution tags, slice spacing in the description
+    tifffile.imwrite(path, np.zeros((5, 16, 24), np.uint8), imagej=True, resolution=(1 / 11.82, 1 / 3.87),
+                     metadata={"spacing": 120.0, "unit": "micron", "axes": "ZYX"})
+    assert read_volume(path).spacing_mm == pytest.approx((0.12, 0.00387, 0.01182))
+
+
+def test_spacing_from_resolution_tags_in_centimetres(tmp_path):
+    path = tmp_path / "plain.tif"
+    # 1 cm / 2500 px = 4 um per pixel across, 1 cm / 1000 px = 10 um per pixel down
+    tifffile.imwrite(path, np.zeros((16, 24), np.uint8), resolution=(2500, 1000), resolutionunit="CENTIMETER")
+    volume = read_volume(path)
+    assert volume.spacing_mm[0] is None
+    assert volume.spacing_mm[1:] == pytest.approx((0.01, 0.004))
+
+
+def test_tiff_without_spacing_says_unknown(tmp_path):
+    path = tmp_path / "nospacing.tif"
+    tifffile.imwrite(path, np.zeros((2, 16, 24), np.uint8))
+    volume = read_volume(path)
+    assert volume.spacing_mm == (None, None, None)
+    assert volume.meta["spacing_source"] == "unknown"
+    assert volume.scale_um() == (1.0, 1.0, 1.0)

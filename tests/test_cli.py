@@ -1,0 +1,80 @@
+"""The octfluid command: subcommands, real figures, and one clear line on stderr for bad input."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from napari_octfluid import __version__
+from napari_octfluid._sample_data import SAMPLE_MASK, SAMPLE_SCAN
+from napari_octfluid.cli import main
+from napari_octfluid.io import read_volume
+
+
+def test_console_script_lists_subcommands_and_version():
+    helped = subprocess.run(["octfluid", "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("predict", "train", "evaluate", "quantify", "info", "view"):
+        assert command in helped
+    versioned = subprocess.run(["octfluid", "--version"], capture_output=True, text=True, check=True).stdout
+    assert versioned.strip() == f"octfluid {__version__}"
+
+
+def test_info_on_the_sample(capsys):
+    assert main(["info", str(SAMPLE_SCAN)]) == 0
+    out = capsys.readouterr().out
+    assert "11 B-scans x 496 x 768 (uint8)" in out
+    assert "unknown, unknown, unknown" in out
+
+
+def test_quantify_with_given_spacing_matches_the_mask(capsys, tmp_path):
+    mask = read_volume(SAMPLE_MASK).data
+    assert main(["quantify", str(SAMPLE_MASK), "--spacing", "0.12", "0.004", "0.012", "--csv",
+                 str(tmp_path / "q.csv")]) == 0
+    out = capsys.readouterr().out
+    expected = int(np.count_nonzero(mask)) * 0.12 * 0.004 * 0.012
+    assert f"{expected:.5f} mm^3" in out
+    assert (tmp_path / "q.csv").read_text().count("\n") == 11 + 3
+
+
+def test_quantify_without_spacing_says_so(capsys):
+    assert main(["quantify", str(SAMPLE_MASK)]) == 0
+    assert "spacing unknown" in capsys.readouterr().out
+
+
+def test_quantify_refuses_an_image_as_labels(capsys):
+    assert main(["quantify", str(SAMPLE_SCAN)]) == 1
+    assert "not labels" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv_tail", [["info"], ["predict", "-o", "out.tif"], ["quantify"]])
+def test_bad_file_gives_one_line_and_nonzero_exit(tmp_path, argv_tail):
+    bad = tmp_path / "broken.tif"
+    bad.write_bytes(b"II*\x00" + bytes(50))
+    result = subprocess.run([sys.executable, "-m", "napari_octfluid.cli", argv_tail[0], str(bad), *argv_tail[1:]],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "broken.tif" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_predict_without_weights_says_none_are_installed(capsys, tmp_path):
+    assert main(["predict", str(SAMPLE_SCAN), "-o", str(tmp_path / "m.tif")]) == 1
+    assert "No trained weights are installed" in capsys.readouterr().err
+    assert not (tmp_path / "m.tif").exists()
+
+
+def test_headless_demo_writes_its_results(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "results")]) == 0
+    written = sorted(p.name for p in (tmp_path / "results").iterdir())
+    assert written == ["sample_bscan05_expert_fluid.png", "sample_expert_fluid.csv"]
+    assert str(tmp_path / "results") in capsys.readouterr().out
+
+
+def test_view_without_a_screen_falls_back_to_headless(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "QT_QPA_PLATFORM": "xcb"}  # no DISPLAY
+    result = subprocess.run([sys.executable, "-m", "napari_octfluid.cli", "view"], capture_output=True, text=True,
+                            cwd=tmp_path, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].startswith("No screen available for napari")
+    assert (tmp_path / "octfluid-results" / "sample_expert_fluid.csv").exists()

@@ -1,0 +1,59 @@
+"""Fluid area and volume from labels: phantoms with a known answer, and no figure from an unknown spacing."""
+
+import numpy as np
+import pytest
+
+from napari_octfluid.quantify import (SpacingUnknownError, fluid_pixels_per_bscan, fluid_volume_mm3,
+                                      summarize_fluid, write_summary_csv)
+
+
+def box_phantom():
+    labels = np.zeros((6, 50, 80), np.uint8)
+    labels[1:4, 10:30, 20:60] = 1  # 3 B-scans x 20 rows x 40 columns
+    return labels
+
+
+def test_box_volume_is_exact():
+    spacing = (0.12, 0.0039, 0.0118)
+    expected = 3 * 0.12 * 20 * 0.0039 * 40 * 0.0118
+    assert fluid_volume_mm3(box_phantom(), spacing) == pytest.approx(expected, rel=1e-12)
+
+
+def test_summary_per_bscan_and_in_nanolitres():
+    summary = summarize_fluid(box_phantom(), (0.1, 0.004, 0.01))
+    np.testing.assert_array_equal(summary.pixels_per_bscan, [0, 800, 800, 800, 0, 0])
+    np.testing.assert_allclose(summary.area_mm2_per_bscan, [0, 0.032, 0.032, 0.032, 0, 0])
+    assert summary.volume_mm3 == pytest.approx(3 * 0.032 * 0.1)
+    assert summary.volume_nl == pytest.approx(3 * 0.032 * 0.1 * 1000)
+
+
+@pytest.mark.parametrize("spacing, has_area", [((None, 0.004, 0.01), True), ((0.1, None, 0.01), False),
+                                               ((None, None, None), False)])
+def test_unknown_spacing_gives_no_physical_figure(spacing, has_area):
+    summary = summarize_fluid(box_phantom(), spacing)
+    assert summary.volume_mm3 is None and summary.volume_nl is None
+    assert (summary.area_mm2_per_bscan is not None) == has_area
+    with pytest.raises(SpacingUnknownError):
+        fluid_volume_mm3(box_phantom(), spacing)
+
+
+def test_multiclass_labels_count_every_fluid_class_or_the_chosen_ones():
+    labels = np.zeros((1, 4, 4), np.uint8)
+    labels[0, 0, :2], labels[0, 1, :3] = 1, 2
+    assert fluid_pixels_per_bscan(labels).tolist() == [5]
+    assert fluid_pixels_per_bscan(labels, fluid_classes=(2,)).tolist() == [3]
+
+
+def test_single_bscan_and_wrong_dimensions():
+    assert fluid_pixels_per_bscan(np.ones((3, 4), np.uint8)).tolist() == [12]
+    with pytest.raises(ValueError, match="2D.*3D"):
+        fluid_pixels_per_bscan(np.ones((2, 2, 3, 4), np.uint8))
+
+
+def test_csv_has_a_row_per_bscan_and_totals(tmp_path):
+    path = write_summary_csv(tmp_path / "f.csv", summarize_fluid(box_phantom(), (None, 0.004, 0.01)))
+    rows = path.read_text().splitlines()
+    assert rows[0] == "bscan,fluid_pixels,fluid_area_mm2"
+    assert rows[2] == "1,800,0.032"
+    assert rows[-2] == "total,2400,0.096"
+    assert rows[-1] == "volume_mm3,,"
