@@ -1,6 +1,6 @@
 """Screenshot of napari with a scan opened through octfluid's reader and all octfluid widgets docked.
 
-Run under a screen (xvfb-run -a python docs/take_screenshot.py [SCAN] [OUT.png]); used for the docs and
+Run under a screen (xvfb-run -a python docs/take_screenshot.py [SCAN] [OUT.png] [TAB]); used for the docs and
 to look at what a user sees.
 """
 
@@ -18,14 +18,16 @@ if scan:
     viewer.open(scan, plugin="octfluid")
 else:
     viewer.open_sample("octfluid", "duke_subject01")
-widgets = {name: viewer.window.add_plugin_dock_widget("octfluid", name)[1]
-           for name in ("Predict", "Review", "Fine-tune", "Quantify")}
+tab = sys.argv[3] if len(sys.argv) > 3 else "Quantify"
+_, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
+panel.setCurrentIndex(list(panel.tools).index(tab))
 viewer.dims.set_current_step(0, 5)
-if "Quantify" in widgets and len(viewer.layers) > 1:
-    widgets["Quantify"].compute()
+if len(viewer.layers) > 1:
+    panel.tools["Quantify"].compute()
 
 
 def shoot():
+    viewer.reset_view()  # now that the window has its final size
     viewer.screenshot(out, canvas_only=False)
     print("wrote", out)
     viewer.close()

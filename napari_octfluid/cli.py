@@ -109,15 +109,15 @@ def cmd_view(args: argparse.Namespace) -> int:
         print(f"No screen available for napari: running the headless demo instead, results in {HEADLESS_RESULTS}/")
         return cmd_demo(argparse.Namespace(out=HEADLESS_RESULTS))
     import napari
+    from qtpy.QtCore import QTimer
 
     viewer = napari.Viewer()
+    viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
     if args.scan:
         viewer.open(args.scan, plugin="octfluid")
     else:
         viewer.open_sample("octfluid", "duke_subject01")
-    for widget in ("Predict", "Review", "Fine-tune", "Quantify"):
-        viewer.window.add_plugin_dock_widget("octfluid", widget)
-    viewer.reset_view()  # fit the scan into the canvas the docked widgets left
+    QTimer.singleShot(300, viewer.reset_view)  # fit the scan once the window has its final size
     napari.run()
     return 0
 

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -12,11 +14,14 @@ from napari_octfluid.cli import main
 from napari_octfluid.io import read_volume
 
 
+OCTFLUID = str(Path(sys.executable).with_name("octfluid"))  # the console script installed beside this Python
+
+
 def test_console_script_lists_subcommands_and_version():
-    helped = subprocess.run(["octfluid", "--help"], capture_output=True, text=True, check=True).stdout
+    helped = subprocess.run([OCTFLUID, "--help"], capture_output=True, text=True, check=True).stdout
     for command in ("predict", "train", "evaluate", "quantify", "info", "view"):
         assert command in helped
-    versioned = subprocess.run(["octfluid", "--version"], capture_output=True, text=True, check=True).stdout
+    versioned = subprocess.run([OCTFLUID, "--version"], capture_output=True, text=True, check=True).stdout
     assert versioned.strip() == f"octfluid {__version__}"
 
 

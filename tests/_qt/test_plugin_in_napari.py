@@ -15,7 +15,7 @@ def test_manifest_is_valid_and_reads_every_supported_suffix():
     assert manifest.name == "octfluid"
     patterns = set(manifest.contributions.readers[0].filename_patterns)
     assert {f"*{suffix}" for suffix in SUPPORTED_SUFFIXES} <= patterns
-    assert [w.display_name for w in manifest.contributions.widgets] == list(WIDGETS)
+    assert [w.display_name for w in manifest.contributions.widgets] == ["octfluid", *WIDGETS]
 
 
 def test_scan_opens_with_our_reader_and_its_physical_scale(make_napari_viewer, tmp_path):
@@ -105,3 +105,12 @@ def test_all_widgets_dock_and_work_on_the_sample(make_napari_viewer, qtbot):
     assert predict.scan.value is viewer.layers[0]
     predict.run()
     assert "No trained weights" in predict.status.value
+
+
+def test_plugin_without_widget_name_docks_every_tool_as_tabs(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("octfluid", "duke_subject01")
+    _, panel = viewer.window.add_plugin_dock_widget("octfluid")  # what `napari -w octfluid` does
+    assert [panel.tabText(i) for i in range(panel.count())] == list(WIDGETS)
+    viewer.layers.remove(viewer.layers[1])  # napari asks every tab to refresh its layer lists
+    assert panel.tools["Quantify"].labels.value is None
