@@ -12,6 +12,8 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed-$(QT): $(BIN)/python pyproject.toml
+	# torch first, at the version whose CPU build is on disk: a loose requirement would pull GBs of CUDA
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
 	$(BIN)/python -m pip install --quiet -e ".[$(QT)]"
 	touch $@
 

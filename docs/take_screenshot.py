@@ -20,7 +20,10 @@ else:
     viewer.open_sample("octfluid", "duke_subject01")
 tab = sys.argv[3] if len(sys.argv) > 3 else "Quantify"
 _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
-panel.setCurrentIndex(list(panel.tools).index(tab))
+if tab in panel.tools:
+    panel.setCurrentIndex(list(panel.tools).index(tab))
+else:  # another dock widget of the manifest, e.g. "Loss explorer"
+    viewer.window.add_plugin_dock_widget("octfluid", tab, tabify=True)
 viewer.dims.set_current_step(0, 5)
 if len(viewer.layers) > 1:
     panel.tools["Quantify"].compute()

@@ -4,7 +4,8 @@ import subprocess
 import sys
 
 CORE_MODULES = ["napari_octfluid", "napari_octfluid.io", "napari_octfluid.quantify", "napari_octfluid.overlay",
-                "napari_octfluid.weights", "napari_octfluid.cli", "napari_octfluid._layers"]
+                "napari_octfluid.weights", "napari_octfluid.cli", "napari_octfluid._layers",
+                "napari_octfluid.losses", "napari_octfluid.losses.explore"]
 FORBIDDEN = ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "vispy")
 
 

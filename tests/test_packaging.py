@@ -49,5 +49,5 @@ def test_installed_wheel_finds_its_manifest_and_sample(wheel, tmp_path):
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout.splitlines()[-1])
     assert Path(found["module"]).is_relative_to(target)  # the wheel's copy, not the checkout
-    assert found["widgets"] == 5
+    assert found["widgets"] == 6
     assert found["sample"] == [[11, 496, 768], "image", "labels"]

@@ -15,7 +15,7 @@ def test_manifest_is_valid_and_reads_every_supported_suffix():
     assert manifest.name == "octfluid"
     patterns = set(manifest.contributions.readers[0].filename_patterns)
     assert {f"*{suffix}" for suffix in SUPPORTED_SUFFIXES} <= patterns
-    assert [w.display_name for w in manifest.contributions.widgets] == ["octfluid", *WIDGETS]
+    assert [w.display_name for w in manifest.contributions.widgets] == ["octfluid", *WIDGETS, "Loss explorer"]
 
 
 def test_scan_opens_with_our_reader_and_its_physical_scale(make_napari_viewer, tmp_path):
