@@ -55,8 +55,8 @@ class QuantifyWidget(Container):
         self.table.value = {
             "B-scan": list(range(len(summary.pixels_per_bscan))),
             "fluid pixels": [int(p) for p in summary.pixels_per_bscan],
-            "area (mm^2)": ["spacing unknown" if areas is None else f"{a:.4f}" for a in
-                            (areas if areas is not None else summary.pixels_per_bscan)],
+            "area (mm^2)": (["spacing unknown"] * len(summary.pixels_per_bscan) if areas is None
+                            else [f"{a:.4f}" for a in areas]),
         }
         lines = [f"Fluid: {summary.total_pixels} pixels"]
         if areas is None:

@@ -34,7 +34,7 @@ class ReviewWidget(Container):
     def go_to_next_with_fluid(self, *_) -> int | None:
         """Move the viewer to the next B-scan (after the current one, wrapping) whose labels hold fluid."""
         pixels = self._fluid_per_bscan()
-        if pixels.ndim == 0 or len(pixels) < 2 or not pixels.any():
+        if not pixels.any():
             self.status.value = "No B-scan with fluid."
             return None
         current = int(self._viewer.dims.current_step[0])
