@@ -36,14 +36,50 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_line(done: int, total: int, elapsed: float) -> None:
+    rate = done / elapsed if elapsed > 0 else 0.0
+    end = "\n" if done == total else ""
+    print(f"\r{done}/{total} B-scans ({rate:.1f}/s)", end=end, file=sys.stderr, flush=True)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .io import read_volume
+    from .inference import PredictNotice, PredictProgress, PredictStarted, predict
+    from .io import read_volume, write_tiff
+    from .model import load_model
     from .weights import NO_WEIGHTS_MESSAGE, default_weights_path
 
-    read_volume(args.input)  # a bad input is reported before anything else
-    if args.weights is None and default_weights_path() is None:
+    volume = read_volume(args.input)  # a bad input is reported before anything else
+    weights = args.weights or default_weights_path()
+    if weights is None:
         raise CommandError(NO_WEIGHTS_MESSAGE)
-    raise CommandError("This version of octfluid has no segmentation model yet, so it cannot predict.")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise CommandError("--batch-size must be at least 1.")
+    model, _ = load_model(weights)
+    events = predict(volume.data, model, device=args.device, batch_size=args.batch_size)
+    while True:
+        try:
+            event = next(events)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        if isinstance(event, PredictStarted):
+            print(f"octfluid predict: {event.n_bscans} B-scans on {event.device}, batch {event.batch_size}",
+                  file=sys.stderr)
+        elif isinstance(event, PredictProgress):
+            _progress_line(event.done, event.total, event.elapsed_s)
+        elif isinstance(event, PredictNotice):
+            print(f"octfluid predict: {event.message}", file=sys.stderr)
+    meta = {**volume.meta, "model": str(weights)}
+    write_tiff(args.output, volume.as_source_shape(result.labels), volume.spacing_mm, meta, kind="labels")
+    if args.probabilities:
+        write_tiff(args.probabilities, volume.as_source_shape(result.fluid_probability), volume.spacing_mm, meta,
+                   kind="image")
+    from .quantify import fluid_pixels_per_bscan
+
+    per_bscan = fluid_pixels_per_bscan(result.labels)
+    print(f"wrote {args.output}: fluid in {int((per_bscan > 0).sum())} of {volume.n_bscans} B-scans, "
+          f"{int(per_bscan.sum())} pixels ({result.seconds:.1f} s on {result.device})")
+    return 0
 
 
 def cmd_quantify(args: argparse.Namespace) -> int:
@@ -135,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("input")
     predict.add_argument("-o", "--output", required=True)
     predict.add_argument("--weights")
-    predict.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    predict.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     predict.add_argument("--batch-size", type=int)
     predict.add_argument("--probabilities")
     predict.set_defaults(run=cmd_predict)
@@ -166,10 +202,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .io import OctReadError
     from .quantify import SpacingUnknownError
 
+    user_errors: tuple[type[BaseException], ...] = (CommandError, OctReadError, SpacingUnknownError,
+                                                    FileNotFoundError, IsADirectoryError, PermissionError, MemoryError)
+    if args.command in ("predict", "train", "evaluate"):  # only these need torch; quantify/info stay light
+        from .devices import DeviceUnavailableError
+        from .model import CheckpointError
+
+        user_errors += (CheckpointError, DeviceUnavailableError)
     try:
         return args.run(args)
-    except (CommandError, OctReadError, SpacingUnknownError, FileNotFoundError, IsADirectoryError,
-            PermissionError) as exc:
+    except KeyboardInterrupt:
+        print(f"octfluid {args.command}: interrupted; nothing was written.", file=sys.stderr)
+        return 130
+    except user_errors as exc:
         print(f"octfluid {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

@@ -83,3 +83,38 @@ def test_view_without_a_screen_falls_back_to_headless(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].startswith("No screen available for napari")
     assert (tmp_path / "octfluid-results" / "sample_expert_fluid.csv").exists()
+
+
+@pytest.mark.parametrize("scan", ["duke_dme/Subject_03_images.tif", "umn_dme/Subject_04_images.tif"])
+def test_predict_on_a_real_scan_writes_a_mask_of_its_shape(shared_data, tiny_checkpoint, tmp_path, scan, capsys):
+    source = read_volume(shared_data / scan)
+    out, prob = tmp_path / "mask.tif", tmp_path / "prob.tif"
+    assert main(["predict", str(shared_data / scan), "-o", str(out), "--weights", str(tiny_checkpoint),
+                 "--device", "cpu", "--batch-size", "3", "--probabilities", str(prob)]) == 0
+    import tifffile
+
+    mask = tifffile.imread(out)
+    assert mask.shape == source.data.shape and mask.dtype == np.uint8
+    assert set(np.unique(mask)) <= {0, 1}
+    probability = tifffile.imread(prob)
+    assert probability.shape == source.data.shape and probability.dtype == np.float32
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_predict_on_a_single_bscan_writes_a_2d_mask(vendor_samples, tiny_checkpoint, tmp_path):
+    out = tmp_path / "line.tif"
+    assert main(["predict", str(vendor_samples / "heyex_vol" / "octolyzer_Linescan_1.vol"), "-o", str(out),
+                 "--weights", str(tiny_checkpoint)]) == 0
+    written = read_volume(out)
+    assert written.source_ndim == 2 and written.data.shape == (1, 496, 768)
+    assert written.spacing_mm[1:] == pytest.approx((0.00387, 0.01182), rel=1e-3)  # the scan's spacing travels
+
+
+@pytest.mark.parametrize("weights_content, phrase", [(b"not a checkpoint", "not a"), (b"", "not a readable")])
+def test_predict_with_a_bad_checkpoint_gives_one_line(tmp_path, weights_content, phrase):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(weights_content)
+    result = subprocess.run([sys.executable, "-m", "napari_octfluid.cli", "predict", str(SAMPLE_SCAN), "-o",
+                             str(tmp_path / "m.tif"), "--weights", str(weights)], capture_output=True, text=True)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and phrase in result.stderr
+    assert not (tmp_path / "m.tif").exists()

@@ -1,15 +1,36 @@
-"""Predict dock widget: choose scan, weights, device and batch size, then run the model into a Labels layer."""
+"""Predict dock widget: choose scan, weights, device and batch size, then run the model into a Labels layer.
+
+The model runs in a napari ``thread_worker``; layers are only touched here, in the main thread, when the
+worker yields or returns.
+"""
 
 from __future__ import annotations
 
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, SpinBox
-from napari.utils.notifications import show_warning
+import hashlib
+from pathlib import Path
 
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton, SpinBox
+from napari.qt.threading import thread_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtWidgets import QMessageBox
+
+from .._layers import META_KEY
+from ..devices import DEVICE_CHOICES
+from ..inference import PredictNotice, PredictProgress, PredictResult, predict
+from ..model import CheckpointError, load_model
 from ..weights import NO_WEIGHTS_MESSAGE, default_weights_path
 from ._layer_pick import image_picker
 
 DEFAULT_WEIGHTS_CHOICE = "shipped default"
 CHECKPOINT_CHOICE = "checkpoint file..."
+AUTO = 0  # batch size 0: let the engine choose
+
+
+def checksum(data: np.ndarray) -> str:
+    """Fingerprint of a labels array, to tell whether the user edited a prediction since it was made."""
+    return hashlib.blake2b(np.ascontiguousarray(data).tobytes(), digest_size=16).hexdigest()
 
 
 class PredictWidget(Container):
@@ -18,20 +39,118 @@ class PredictWidget(Container):
         self._viewer = napari_viewer
         self.scan = image_picker()
         self.weights = ComboBox(label="Weights", choices=[DEFAULT_WEIGHTS_CHOICE, CHECKPOINT_CHOICE])
-        self.checkpoint = FileEdit(label="Checkpoint", filter="*.safetensors *.pt *.pth", visible=False)
-        self.device = ComboBox(label="Device", choices=["auto", "cpu", "cuda"])
-        self.batch_size = SpinBox(label="Batch size", value=4, min=1, max=512)
+        self.checkpoint = FileEdit(label="Checkpoint", filter="*.pt *.pth", visible=False)
+        self.device = ComboBox(label="Device", choices=list(DEVICE_CHOICES))
+        self.batch_size = SpinBox(label="Batch size (0 = auto)", value=AUTO, min=0, max=512)
+        self.with_probability = CheckBox(text="Add the fluid probability as an image layer", value=False)
         self.run_button = PushButton(text="Predict fluid")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
-        self.extend([self.scan, self.weights, self.checkpoint, self.device, self.batch_size, self.run_button,
-                     self.status])
+        self.extend([self.scan, self.weights, self.checkpoint, self.device, self.batch_size, self.with_probability,
+                     self.run_button, self.cancel_button, self.status])
         self.weights.changed.connect(lambda choice: setattr(self.checkpoint, "visible", choice == CHECKPOINT_CHOICE))
         self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.worker = None
+        self._progress: progress | None = None
 
-    def run(self) -> None:
-        if self.weights.value == DEFAULT_WEIGHTS_CHOICE and default_weights_path() is None:
-            self.status.value = "No trained weights installed."
-            show_warning(NO_WEIGHTS_MESSAGE)
+    def weights_path(self) -> Path | None:
+        if self.weights.value == DEFAULT_WEIGHTS_CHOICE:
+            return default_weights_path()
+        path = Path(self.checkpoint.value)
+        return path if path.is_file() else None
+
+    def run(self, *_) -> None:
+        layer = self.scan.value
+        if layer is None:
+            self.status.value = "Open a scan first."
             return
-        self.status.value = "Prediction arrives with the TransUNet model (not in this version)."
-        show_warning("This version of octfluid opens, reviews and quantifies scans; prediction is not built yet.")
+        if self.worker is not None:
+            show_warning("A prediction is already running: wait for it or cancel it.")
+            return
+        weights = self.weights_path()
+        if weights is None:
+            self.status.value = "No weights chosen." if self.weights.value == CHECKPOINT_CHOICE else \
+                "No trained weights installed."
+            show_warning(NO_WEIGHTS_MESSAGE if self.weights.value == DEFAULT_WEIGHTS_CHOICE
+                         else "Choose a checkpoint file.")
+            return
+        try:
+            model, _ = load_model(weights)
+        except CheckpointError as error:
+            show_error(str(error))
+            self.status.value = "The checkpoint was refused."
+            return
+        data = np.asarray(layer.data)
+        self._source, self._weights = layer, weights
+        self._progress = progress(total=data.shape[0] if data.ndim == 3 else 1, desc="octfluid: predicting fluid")
+        worker = thread_worker(predict, start_thread=False)(data, model, self.device.value,
+                                                            self.batch_size.value or None)
+        worker.yielded.connect(self._on_event)
+        worker.returned.connect(self._on_result)
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.run_button.enabled, self.cancel_button.enabled = False, True
+        self.status.value = "Predicting..."
+        worker.start()
+
+    def cancel(self, *_) -> None:
+        if self.worker is not None:
+            self.worker.quit()  # stops at the next batch; the labels layer is left as it was
+            self.status.value = "Cancelling..."
+
+    def _on_event(self, event) -> None:
+        if isinstance(event, PredictProgress):
+            self._progress.update(event.done - self._progress.n)
+            self.status.value = f"{event.done}/{event.total} B-scans"
+        elif isinstance(event, PredictNotice):
+            show_warning(event.message)
+
+    def _on_error(self, error: Exception) -> None:
+        show_error(f"Prediction failed: {error}")
+        self.status.value = "Prediction failed."
+
+    def _on_finished(self) -> None:
+        if self.worker is not None and self.worker.abort_requested:
+            self.status.value = "Cancelled: nothing was changed."
+        self.worker = None
+        self.run_button.enabled, self.cancel_button.enabled = True, False
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+
+    def confirm_replace(self, name: str) -> bool:
+        """Ask before a new prediction overwrites labels the user edited (tests replace this method)."""
+        answer = QMessageBox.question(self.native, "Replace edited labels?",
+                                      f"'{name}' has edits that a new prediction would overwrite. Replace it?")
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _on_result(self, result: PredictResult) -> None:
+        source = self._source
+        labels = result.labels if np.asarray(source.data).ndim == 3 else result.labels[0]
+        name = f"{source.name} fluid"
+        meta = {META_KEY: {**source.metadata.get(META_KEY, {}), "model": str(self._weights),
+                           "predicted_checksum": checksum(labels)}}
+        if name in self._viewer.layers:
+            existing = self._viewer.layers[name]
+            edited = existing.metadata.get(META_KEY, {}).get("predicted_checksum") != checksum(existing.data)
+            if edited and not self.confirm_replace(name):
+                self.status.value = "Kept your edited labels."
+                return
+            existing.data = labels
+            existing.metadata = meta
+        else:
+            self._viewer.add_labels(labels, name=name, scale=source.scale, units=source.units,
+                                    axis_labels=source.axis_labels, metadata=meta)
+        if self.with_probability.value:
+            probability = result.fluid_probability if labels.ndim == 3 else result.fluid_probability[0]
+            prob_name = f"{source.name} fluid probability"
+            if prob_name in self._viewer.layers:
+                self._viewer.layers[prob_name].data = probability
+            else:
+                self._viewer.add_image(probability, name=prob_name, scale=source.scale, units=source.units,
+                                       axis_labels=source.axis_labels, colormap="magma", blending="additive",
+                                       opacity=0.5, contrast_limits=(0.0, 1.0))
+        self.status.value = f"Done in {result.seconds:.1f} s on {result.device}."
+        show_info(f"octfluid: fluid predicted for {source.name} on {result.device}")

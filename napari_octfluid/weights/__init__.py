@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).parent
-DEFAULT_WEIGHTS = WEIGHTS_DIR / "octfluid_default.safetensors"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "octfluid_default.pt"  # a weights-only checkpoint (model/checkpoint.py)
 NO_WEIGHTS_MESSAGE = (
     "No trained weights are installed with this version of octfluid, so it cannot predict yet. "
     "Give a trained checkpoint with --weights (or choose one in the Predict widget)."

@@ -103,8 +103,6 @@ def test_all_widgets_dock_and_work_on_the_sample(make_napari_viewer, qtbot):
 
     predict = widgets["Predict"]
     assert predict.scan.value is viewer.layers[0]
-    predict.run()
-    assert "No trained weights" in predict.status.value
 
 
 def test_plugin_without_widget_name_docks_every_tool_as_tabs(make_napari_viewer):

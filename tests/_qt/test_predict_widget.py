@@ -1,0 +1,81 @@
+"""The Predict widget runs the model in a worker thread into an editable, undoable Labels layer."""
+
+import numpy as np
+import pytest
+
+from napari_octfluid._qt.predict import CHECKPOINT_CHOICE, PredictWidget
+from napari_octfluid.weights import default_weights_path
+
+
+@pytest.fixture
+def viewer_and_widget(make_napari_viewer, tiny_checkpoint):
+    viewer = make_napari_viewer()
+    viewer.open_sample("octfluid", "duke_subject01")
+    _, widget = viewer.window.add_plugin_dock_widget("octfluid", "Predict")
+    widget.weights.value = CHECKPOINT_CHOICE
+    widget.checkpoint.value = tiny_checkpoint
+    widget.device.value = "cpu"
+    return viewer, widget
+
+
+def run_and_wait(widget, qtbot):
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
+
+
+def test_prediction_becomes_an_editable_undoable_labels_layer(viewer_and_widget, qtbot):
+    viewer, widget = viewer_and_widget
+    widget.with_probability.value = True
+    run_and_wait(widget, qtbot)
+    labels = viewer.layers["duke_dme_subject01 fluid"]
+    scan = viewer.layers["duke_dme_subject01"]
+    assert labels._type_string == "labels" and labels.data.shape == scan.data.shape
+    assert labels.data.dtype == np.uint8 and tuple(labels.scale) == tuple(scan.scale)
+    probability = viewer.layers["duke_dme_subject01 fluid probability"]
+    assert probability.data.dtype == np.float32
+    assert widget.status.value.startswith("Done in")
+
+    before = labels.data.copy()
+    labels.brush_size = 5
+    labels.paint((5, 100, 100), 2)  # what the brush does, with a label the prediction has not used
+    assert labels.data[5, 100, 100] == 2 and not np.array_equal(labels.data, before)
+    labels.undo()
+    np.testing.assert_array_equal(labels.data, before)
+
+
+def test_rerun_asks_before_replacing_edited_labels(viewer_and_widget, qtbot, monkeypatch):
+    viewer, widget = viewer_and_widget
+    run_and_wait(widget, qtbot)
+    labels = viewer.layers["duke_dme_subject01 fluid"]
+    asked = []
+    monkeypatch.setattr(PredictWidget, "confirm_replace", lambda self, name: asked.append(name) or False)
+    run_and_wait(widget, qtbot)  # unedited: replaced without asking
+    assert asked == []
+    labels.paint((3, 50, 50), 2, refresh=True)
+    edited = labels.data.copy()
+    run_and_wait(widget, qtbot)
+    assert asked == ["duke_dme_subject01 fluid"]
+    np.testing.assert_array_equal(labels.data, edited)  # the user said no: the edits stay
+    assert widget.status.value == "Kept your edited labels."
+
+
+def test_cancel_leaves_the_layers_as_they_were(viewer_and_widget, qtbot):
+    viewer, widget = viewer_and_widget
+    widget.batch_size.value = 1
+    widget.run()
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
+    assert "duke_dme_subject01 fluid" not in viewer.layers
+    assert widget.status.value == "Cancelled: nothing was changed."
+
+
+def test_without_weights_the_widget_says_so(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("octfluid", "duke_subject01")
+    widget = PredictWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    if default_weights_path() is not None:
+        pytest.skip("this installation ships default weights")
+    widget.run()
+    assert widget.status.value == "No trained weights installed."
+    assert len(viewer.layers) == 2

@@ -1,0 +1,98 @@
+"""The prediction engine: events, shapes, normalisation, devices and out-of-memory handling."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_octfluid import inference
+from napari_octfluid.devices import DeviceUnavailableError, resolve_device
+from napari_octfluid.inference import PredictNotice, PredictProgress, PredictStarted, predict, run_to_end
+from napari_octfluid.model import MODEL_CONFIGS, TransUNet, load_model
+from napari_octfluid.preprocess import normalize_bscans
+
+
+def test_events_and_result(tiny_checkpoint):
+    model, _ = load_model(tiny_checkpoint)
+    volume = np.random.default_rng(0).integers(0, 255, (5, 70, 90), dtype=np.uint8)
+    events, result = run_to_end(predict(volume, model, device="cpu", batch_size=2))
+    assert events[0] == PredictStarted("cpu", 2, 5)
+    assert [e.done for e in events[1:]] == [2, 4, 5]
+    assert result.labels.shape == volume.shape and result.labels.dtype == np.uint8
+    assert result.fluid_probability.dtype == np.float32
+    assert 0 <= result.fluid_probability.min() and result.fluid_probability.max() <= 1
+    np.testing.assert_array_equal(result.labels, (result.fluid_probability > 0.5).astype(np.uint8))
+
+
+def test_tiny_model_finds_its_synthetic_fluid(tiny_checkpoint):
+    model, _ = load_model(tiny_checkpoint)
+    image = np.random.default_rng(1).normal(150, 20, (1, 64, 64))
+    image[0, 20:36, 24:44] = 40
+    _, result = run_to_end(predict(image, model))
+    assert result.fluid_probability[0, 20:36, 24:44].mean() > result.fluid_probability[0, :10].mean()
+
+
+def test_a_single_bscan_is_accepted():
+    _, result = run_to_end(predict(np.zeros((40, 60)), TransUNet(MODEL_CONFIGS["tiny"])))
+    assert result.labels.shape == (1, 40, 60)
+
+
+def test_normalisation_is_the_same_for_8_and_16_bit_and_ignores_nan():
+    bscan = np.random.default_rng(2).integers(0, 256, (30, 40))
+    as_uint8 = normalize_bscans(bscan.astype(np.uint8))
+    np.testing.assert_allclose(normalize_bscans(bscan.astype(np.uint16) * 257), as_uint8, atol=1e-6)
+    with_nan = bscan.astype(np.float64)
+    with_nan[0, :5] = np.nan
+    normalized = normalize_bscans(with_nan)
+    assert np.isfinite(normalized).all() and (normalized[0, :5] == 0).all()
+    assert normalized.min() >= 0 and normalized.max() <= 1
+
+
+def test_auto_device_and_a_missing_gpu():
+    assert resolve_device("auto").type in ("cuda", "mps", "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceUnavailableError, match="CUDA was asked for but this machine has none"):
+            resolve_device("cuda")
+
+
+def test_out_of_memory_halves_the_batch_then_gives_a_clear_error(monkeypatch):
+    real_forward = inference._forward
+    sizes = []
+
+    def forward_that_fits_two(model, bscans, device):
+        sizes.append(len(bscans))
+        if len(bscans) > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_forward(model, bscans, device)
+
+    monkeypatch.setattr(inference, "_forward", forward_that_fits_two)
+    events, result = run_to_end(predict(np.zeros((6, 32, 32)), TransUNet(MODEL_CONFIGS["tiny"]), batch_size=8))
+    assert sizes == [6, 4, 2, 2, 2]
+    assert [e.message for e in events if isinstance(e, PredictNotice)] == [
+        "Out of memory on cpu: retrying with batch size 4.", "Out of memory on cpu: retrying with batch size 2."]
+    assert result.labels.shape == (6, 32, 32)
+
+    monkeypatch.setattr(inference, "_forward", lambda *a: (_ for _ in ()).throw(RuntimeError("out of memory")))
+    with pytest.raises(MemoryError, match="Not enough memory"):
+        run_to_end(predict(np.zeros((1, 32, 32)), TransUNet(MODEL_CONFIGS["tiny"]), batch_size=1))
+
+
+def test_other_errors_are_not_mistaken_for_out_of_memory(monkeypatch):
+    monkeypatch.setattr(inference, "_forward", lambda *a: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        run_to_end(predict(np.zeros((2, 32, 32)), TransUNet(MODEL_CONFIGS["tiny"])))
+
+
+def test_progress_events_are_typed():
+    events, _ = run_to_end(predict(np.zeros((3, 32, 32)), TransUNet(MODEL_CONFIGS["tiny"]), batch_size=1))
+    assert all(isinstance(e, (PredictStarted, PredictProgress)) for e in events)
+
+
+def test_fast_labels_and_probability_match_softmax_and_argmax():
+    from napari_octfluid.inference import labels_and_fluid
+
+    logits = torch.randn(3, 4, 20, 30, dtype=torch.float64) * 5
+    logits[0, 2, 0, 0] = 500.0  # overflow of exp must give P(background) = 0, not NaN
+    labels, fluid = labels_and_fluid(logits)
+    probabilities = logits.softmax(dim=1)
+    np.testing.assert_array_equal(labels.numpy(), probabilities.argmax(dim=1).numpy())
+    np.testing.assert_allclose(fluid.numpy(), 1 - probabilities[:, 0].numpy(), atol=1e-12)
