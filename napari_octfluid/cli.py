@@ -106,8 +106,103 @@ def cmd_quantify(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_not_yet(args: argparse.Namespace) -> int:
-    raise CommandError(f"'octfluid {args.command}' is not available in this version of octfluid yet.")
+def _volume_pairs(images: list[str], labels: list[str]) -> list:
+    from .io import read_volume
+
+    if len(images) != len(labels):
+        raise CommandError(f"give one --labels file per --images file ({len(images)} images, {len(labels)} labels).")
+    pairs = []
+    for image_path, label_path in zip(images, labels):
+        image, label = read_volume(image_path), read_volume(label_path)
+        if image.data.shape != label.data.shape:
+            raise CommandError(f"{Path(label_path).name} has shape {label.data.shape} but "
+                               f"{Path(image_path).name} has {image.data.shape}: they must match.")
+        if not label.is_labels:
+            raise CommandError(f"{Path(label_path).name} holds intensities, not labels.")
+        pairs.append((image.data, label.data, Path(image_path).stem))
+    return pairs
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import time
+
+    from .model import MODEL_CONFIGS, TransUNet, load_model
+    from .training.data import BscanSet
+    from .training.engine import EpochEnd, StepEnd, TrainConfig, train
+    from .training.recipe import load_recipe
+
+    if args.recipe:
+        recipe = load_recipe(args.recipe)
+        model, config = TransUNet(recipe.model_config), recipe.train_config
+        train_data, val_data = recipe.train_data, recipe.val_data
+    else:
+        if not args.images:
+            raise CommandError("give --recipe FILE, or --images and --labels.")
+        train_data = BscanSet.from_volumes(_volume_pairs(args.images, args.labels))
+        val_data = (BscanSet.from_volumes(_volume_pairs(args.val_images, args.val_labels))
+                    if args.val_images else None)
+        model = load_model(args.init)[0] if args.init else TransUNet(MODEL_CONFIGS[args.model])
+        config = TrainConfig()
+    overrides = {"loss": args.loss, "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
+                 "batch_size": args.batch_size, "learning_rate": args.lr, "device": args.device, "seed": args.seed}
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(config, key, value)
+    out = Path(args.out)
+    print(f"octfluid train: {train_data.summary()['bscans']} training B-scans, "
+          f"{val_data.summary()['bscans'] if val_data else 0} validation B-scans, loss {config.loss}, "
+          f"{config.epochs} x {config.steps_per_epoch} steps -> {out}/", file=sys.stderr)
+    started = time.perf_counter()
+    events = train(model, train_data, val_data, config, out_dir=out)
+    while True:
+        try:
+            event = next(events)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        if isinstance(event, StepEnd):
+            print(f"\rstep {event.step}/{event.total_steps} loss {event.loss:.4f} "
+                  f"eta {event.eta_s / 60:.1f} min", end="", file=sys.stderr, flush=True)
+        elif isinstance(event, EpochEnd):
+            val = f" val Dice {event.val_dice:.4f} Jaccard {event.val_jaccard:.4f}" if event.val_dice is not None else ""
+            print(f"\repoch {event.epoch}/{event.epochs} loss {event.train_loss:.4f} train Dice "
+                  f"{event.train_dice:.4f}{val}{' *' if event.improved else ''}", file=sys.stderr, flush=True)
+    minutes = (time.perf_counter() - started) / 60
+    print(f"best checkpoint: {result.best_checkpoint}; last: {result.last_checkpoint} ({minutes:.1f} min"
+          f"{', stopped early' if result.stopped_early else ''})")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate, format_table, grader_rows, write_csv
+    from .model import load_model
+    from .weights import NO_WEIGHTS_MESSAGE, default_weights_path
+
+    weights = args.weights or default_weights_path()
+    if weights is None:
+        raise CommandError(NO_WEIGHTS_MESSAGE)
+    if args.recipe:
+        import tomllib
+
+        from .training.shared_data import load_subjects
+
+        recipe_path = Path(args.recipe)
+        data = tomllib.loads(recipe_path.read_text()).get("data", {})
+        subjects = load_subjects((recipe_path.parent / data.get("shared_root", "")).resolve(), data["validation"])
+        volumes = [(s.name, s.dataset, s.images, s.labels) for s in subjects]
+        graders = [(s.dataset, s.second_grader, s.labels) for s in subjects if s.second_grader is not None]
+    else:
+        if not args.images:
+            raise CommandError("give --images and --labels, or --recipe FILE.")
+        volumes = [(name, name, image, label) for image, label, name in _volume_pairs(args.images, args.labels)]
+        graders = []
+    model, _ = load_model(weights)
+    rows = evaluate(model, volumes, args.noise_sigma, args.device, args.batch_size) + grader_rows(graders)
+    print(f"weights: {weights}")
+    print(format_table(rows))
+    if args.csv:
+        print(f"wrote {write_csv(args.csv, rows)}")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -127,7 +222,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     write_summary_csv(out / "sample_expert_fluid.csv", summary)
     most_fluid = int(summary.pixels_per_bscan.argmax())
     iio.imwrite(out / f"sample_bscan{most_fluid:02d}_expert_fluid.png", overlay_rgb(scan.data[most_fluid], mask.data[most_fluid]))
-    print(f"Results written to {out.resolve()}/ (fluid per B-scan as CSV, B-scan {most_fluid} with the expert's fluid as PNG)")
+    from . import weights
+
+    if weights.default_weights_path() is not None:
+        predicted = out / "sample_predicted_fluid.tif"
+        cmd_predict(argparse.Namespace(input=str(SAMPLE_SCAN), output=str(predicted), weights=None, device="auto",
+                                       batch_size=None, probabilities=None))
+        labels = read_volume(predicted).data
+        write_summary_csv(out / "sample_predicted_fluid.csv", summarize_fluid(labels, scan.spacing_mm))
+        iio.imwrite(out / f"sample_bscan{most_fluid:02d}_predicted_fluid.png",
+                    overlay_rgb(scan.data[most_fluid], labels[most_fluid]))
+    else:
+        print("(no trained weights installed: the demo shows the expert's mask only)")
+    print(f"Results written to {out.resolve()}/ (fluid per B-scan as CSV, B-scan {most_fluid} with fluid as PNG)")
     return 0
 
 
@@ -176,9 +283,35 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--probabilities")
     predict.set_defaults(run=cmd_predict)
 
-    for name, text in (("train", "fine-tune the model on corrected labels"),
-                       ("evaluate", "compare predictions with expert labels (Dice, Jaccard)")):
-        sub.add_parser(name, help=f"{text} (not in this version yet)").set_defaults(run=cmd_not_yet)
+    training = sub.add_parser("train", help="train or fine-tune the model on labelled B-scans")
+    training.add_argument("--recipe", help="a TOML recipe (data, model, settings), e.g. recipes/default_weights.toml")
+    training.add_argument("--images", nargs="+", default=[])
+    training.add_argument("--labels", nargs="+", default=[])
+    training.add_argument("--val-images", nargs="+", default=[])
+    training.add_argument("--val-labels", nargs="+", default=[])
+    training.add_argument("--init", help="checkpoint to start from (fine-tuning)")
+    training.add_argument("--model", default="paper", help="model configuration when starting from scratch")
+    training.add_argument("--loss", help="a loss name or a weighted sum, e.g. '1*dice + 1*focal_tversky + 1*wbce'")
+    training.add_argument("--epochs", type=int)
+    training.add_argument("--steps-per-epoch", type=int)
+    training.add_argument("--batch-size", type=int)
+    training.add_argument("--lr", type=float)
+    training.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    training.add_argument("--seed", type=int)
+    training.add_argument("--out", default="octfluid-training", help="folder for best.pt and last.pt")
+    training.set_defaults(run=cmd_train)
+
+    evaluating = sub.add_parser("evaluate", help="Dice and Jaccard of the model against expert labels, with noise")
+    evaluating.add_argument("--images", nargs="+", default=[])
+    evaluating.add_argument("--labels", nargs="+", default=[])
+    evaluating.add_argument("--recipe", help="evaluate on a recipe's validation subjects (with grader 2 where known)")
+    evaluating.add_argument("--weights", help="checkpoint (default: the shipped weights)")
+    evaluating.add_argument("--noise-sigma", nargs="+", type=float, default=[0.0],
+                            help="Gaussian noise added to the images, in grey levels (the paper's Table 4 test)")
+    evaluating.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    evaluating.add_argument("--batch-size", type=int)
+    evaluating.add_argument("--csv", help="also write the table to this CSV file")
+    evaluating.set_defaults(run=cmd_evaluate)
 
     quantify = sub.add_parser("quantify", help="fluid area per B-scan and fluid volume from a labels file")
     quantify.add_argument("labels")

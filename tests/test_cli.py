@@ -63,16 +63,19 @@ def test_bad_file_gives_one_line_and_nonzero_exit(tmp_path, argv_tail):
     assert "Traceback" not in result.stderr
 
 
-def test_predict_without_weights_says_none_are_installed(capsys, tmp_path):
+def test_predict_without_weights_says_none_are_installed(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr("napari_octfluid.weights.default_weights_path", lambda: None)  # an install without them
     assert main(["predict", str(SAMPLE_SCAN), "-o", str(tmp_path / "m.tif")]) == 1
     assert "No trained weights are installed" in capsys.readouterr().err
     assert not (tmp_path / "m.tif").exists()
 
 
-def test_headless_demo_writes_its_results(tmp_path, capsys):
+def test_headless_demo_writes_its_results(tmp_path, capsys, monkeypatch, tiny_checkpoint):
+    monkeypatch.setattr("napari_octfluid.weights.default_weights_path", lambda: tiny_checkpoint)
     assert main(["demo", "--out", str(tmp_path / "results")]) == 0
     written = sorted(p.name for p in (tmp_path / "results").iterdir())
-    assert written == ["sample_bscan05_expert_fluid.png", "sample_expert_fluid.csv"]
+    assert written == ["sample_bscan05_expert_fluid.png", "sample_bscan05_predicted_fluid.png",
+                       "sample_expert_fluid.csv", "sample_predicted_fluid.csv", "sample_predicted_fluid.tif"]
     assert str(tmp_path / "results") in capsys.readouterr().out
 
 

@@ -1,12 +1,49 @@
-"""Fine-tune dock widget: which B-scans of a labels layer would teach the model."""
+"""Fine-tune dock widget: teach the model from the corrected B-scans in a background thread, with a live plot
+of the loss terms and of Dice/Jaccard, Pause/Resume and Stop, then predict with the new model and keep or
+revert it."""
 
 from __future__ import annotations
 
-import numpy as np
-from magicgui.widgets import Container, Label, PushButton
+import re
+import time
+from pathlib import Path
 
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton, SpinBox, Table
+from napari.qt.threading import thread_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info, show_warning
+
+from ..devices import DEVICE_CHOICES
+from ..inference import predict, run_to_end
+from ..losses import LOSSES, PAPER_TERMS, CompositeLoss
+from ..metrics import confusion
+from ..model import CheckpointError, load_model, save_checkpoint
 from ..quantify import fluid_pixels_per_bscan
+from ..training.data import BscanSet
+from ..training.engine import EpochEnd, StepEnd, TrainConfig, TrainResult, train
+from ..weights import default_weights_path
+from ._threads import ThreadBudget
 from ._layer_pick import image_picker, labels_picker
+from .live_plot import LivePlot
+
+SHIPPED = "shipped default"
+CHECKPOINT = "checkpoint file..."
+PLOT_INTERVAL_S = 2.0  # redraw the step plot at most this often: drawing is the main thread's work
+
+
+def parse_bscan_list(text: str, n_bscans: int) -> list[int]:
+    """'0, 3, 5-7' -> [0, 3, 5, 6, 7]; refuses indices outside the volume."""
+    chosen: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
+        if not match:
+            raise ValueError(f"cannot read {part!r}: write B-scans as '0, 3, 5-7'")
+        first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+        if last >= n_bscans or first > last:
+            raise ValueError(f"{part!r} is outside B-scans 0..{n_bscans - 1}")
+        chosen.extend(range(first, last + 1))
+    return sorted(set(chosen))
 
 
 class FinetuneWidget(Container):
@@ -15,18 +52,231 @@ class FinetuneWidget(Container):
         self._viewer = napari_viewer
         self.scan = image_picker()
         self.labels = labels_picker("Corrected labels")
+        self.bscans = LineEdit(label="Train on B-scans", value="", tooltip="empty: every B-scan with labels")
+        self.val_bscans = LineEdit(label="Validate on B-scans", value="", tooltip="held out from training")
         self.summary = Label(value="")
-        self.train_button = PushButton(text="Train", enabled=False,
-                                       tooltip="Fine-tuning needs the training engine, which this version lacks.")
-        self.extend([self.scan, self.labels, self.summary, self.train_button])
+        self.start_from = ComboBox(label="Start from", choices=[SHIPPED, CHECKPOINT])
+        self.checkpoint = FileEdit(label="Checkpoint", filter="*.pt *.pth", visible=False)
+        self.loss = ComboBox(label="Loss", choices=list(LOSSES), value="composite")
+        self.weights = {name: FloatSpinBox(label=f"weight of {name}", value=w, min=0.0, max=10.0, step=0.1)
+                        for name, w in PAPER_TERMS}
+        self.epochs = SpinBox(label="Epochs", value=5, min=1, max=1000)
+        self.steps_per_epoch = SpinBox(label="Steps per epoch", value=20, min=1, max=10000)
+        self.learning_rate = FloatSpinBox(label="Learning rate", value=3e-4, min=1e-6, max=1.0, step=1e-4)
+        self.batch_size = SpinBox(label="Batch size", value=4, min=1, max=256)
+        self.device = ComboBox(label="Device", choices=list(DEVICE_CHOICES))
+        self.train_button = PushButton(text="Train")
+        self.pause_button = PushButton(text="Pause", enabled=False)
+        self.stop_button = PushButton(text="Stop", enabled=False)
+        self.status = Label(value="")
+        self.predict_button = PushButton(text="Predict with the fine-tuned model", enabled=False)
+        self.compare = Table(value={"B-scan": [], "Dice before": [], "Dice after": []})
+        self.save_path = FileEdit(label="Save model as", mode="w", filter="*.pt")
+        self.keep_button = PushButton(text="Keep (save the model)", enabled=False)
+        self.revert_button = PushButton(text="Revert", enabled=False)
+        self.extend([self.scan, self.labels, self.bscans, self.val_bscans, self.summary, self.start_from,
+                     self.checkpoint, self.loss, *self.weights.values(), self.epochs, self.steps_per_epoch,
+                     self.learning_rate, self.batch_size, self.device, self.train_button, self.pause_button,
+                     self.stop_button, self.status])
+        self.plot = LivePlot()
+        self.native.layout().addWidget(self.plot)
+        self.extend([self.predict_button, self.compare, self.save_path, self.keep_button, self.revert_button])
+        self.start_from.changed.connect(lambda c: setattr(self.checkpoint, "visible", c == CHECKPOINT))
+        self.loss.changed.connect(self._show_weights)
         self.labels.changed.connect(self.refresh)
+        self.bscans.changed.connect(self.refresh)
+        self.train_button.changed.connect(self.start)
+        self.pause_button.changed.connect(self.toggle_pause)
+        self.stop_button.changed.connect(self.stop)
+        self.predict_button.changed.connect(self.predict_with_new_model)
+        self.keep_button.changed.connect(self.keep)
+        self.revert_button.changed.connect(self.revert)
+        self.worker = None
+        self.result: TrainResult | None = None
+        self._threads = ThreadBudget()
+        self._progress: progress | None = None
+        self._last_draw = 0.0
         self.refresh()
 
+    # --- choosing the data -------------------------------------------------------------------------------
+    def _show_weights(self, name: str) -> None:
+        for box in self.weights.values():
+            box.visible = name == "composite"
+
+    def chosen_bscans(self) -> tuple[list[int], list[int]]:
+        """Training and validation B-scans: the explicit lists, else every B-scan with labels."""
+        labels = np.asarray(self.labels.value.data)
+        n = labels.shape[0] if labels.ndim == 3 else 1
+        validation = parse_bscan_list(self.val_bscans.value, n)
+        if self.bscans.value.strip():
+            chosen = parse_bscan_list(self.bscans.value, n)
+        else:
+            chosen = [int(z) for z in np.flatnonzero(fluid_pixels_per_bscan(labels) > 0)]
+        return [z for z in chosen if z not in validation], validation
+
     def refresh(self, *_) -> None:
-        layer = self.labels.value
-        if layer is None:
+        if self.labels.value is None:
             self.summary.value = "Choose the labels you corrected."
             return
-        labelled = np.flatnonzero(fluid_pixels_per_bscan(np.asarray(layer.data)) > 0)
-        self.summary.value = (f"{len(labelled)} B-scans hold labels: {', '.join(map(str, labelled[:20]))}"
-                              + (" ..." if len(labelled) > 20 else ""))
+        try:
+            chosen, validation = self.chosen_bscans()
+        except ValueError as error:
+            self.summary.value = str(error)
+            return
+        shown = ", ".join(map(str, chosen[:20])) + (" ..." if len(chosen) > 20 else "")
+        self.summary.value = f"{len(chosen)} B-scans to train on: {shown}" + \
+            (f"; {len(validation)} to validate on" if validation else "")
+
+    def build_loss(self):
+        if self.loss.value == "composite":
+            return CompositeLoss([(name, box.value) for name, box in self.weights.items() if box.value > 0])
+        return LOSSES[self.loss.value]()
+
+    # --- training ----------------------------------------------------------------------------------------
+    def _initial_model(self):
+        path = default_weights_path() if self.start_from.value == SHIPPED else Path(self.checkpoint.value)
+        if path is None or not Path(path).is_file():
+            raise CheckpointError("No weights to start from: choose a checkpoint file "
+                                  "(no trained default weights are installed).")
+        return load_model(path)[0], Path(path)
+
+    def start(self, *_) -> None:
+        if self.worker is not None:
+            show_warning("Training is already running: stop it first.")
+            return
+        if self.scan.value is None or self.labels.value is None:
+            self.status.value = "Choose the scan and its corrected labels."
+            return
+        try:
+            chosen, validation = self.chosen_bscans()
+            self._base_model, self._base_path = self._initial_model()
+            loss = self.build_loss()
+        except (ValueError, CheckpointError) as error:
+            show_error(str(error))
+            self.status.value = str(error)
+            return
+        if not chosen:
+            self.status.value = "No labelled B-scans to train on."
+            return
+        images = np.asarray(self.scan.value.data)
+        labels = (np.asarray(self.labels.value.data) > 0).astype(np.uint8)
+        if images.shape != labels.shape:
+            show_error(f"The scan {images.shape} and the labels {labels.shape} differ in shape.")
+            return
+        name = self.scan.value.name
+        train_data = BscanSet.from_volumes([(images, labels, name)], [chosen])
+        val_data = BscanSet.from_volumes([(images, labels, name)], [validation]) if validation else None
+        crop = tuple(min(256, s) for s in images.shape[-2:])
+        config = TrainConfig(loss=getattr(loss, "spec", self.loss.value), epochs=self.epochs.value,
+                             steps_per_epoch=self.steps_per_epoch.value, batch_size=self.batch_size.value,
+                             crop=crop, learning_rate=self.learning_rate.value, device=self.device.value)
+        self.plot.reset()
+        self.result = None
+        self._progress = progress(total=config.epochs * config.steps_per_epoch, desc="octfluid: fine-tuning")
+        worker = thread_worker(train, start_thread=False)(self._base_model, train_data, val_data, config, None, loss)
+        worker.yielded.connect(self._on_event)
+        worker.returned.connect(self._on_result)
+        worker.errored.connect(lambda error: show_error(f"Training failed: {error}"))
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self._set_running(True)
+        self.status.value = "Training..."
+        self._threads.lower()
+        worker.start()
+
+    def _set_running(self, running: bool) -> None:
+        self.train_button.enabled = not running
+        self.pause_button.enabled = self.stop_button.enabled = running
+        self.pause_button.text = "Pause"
+
+    def toggle_pause(self, *_) -> None:
+        if self.worker is None:
+            return
+        self.worker.toggle_pause()
+        paused = self.pause_button.text == "Pause"
+        self.pause_button.text = "Resume" if paused else "Pause"
+        self.status.value = "Paused." if paused else "Training..."
+
+    def stop(self, *_) -> None:
+        if self.worker is not None:
+            if self.pause_button.text == "Resume":
+                self.worker.resume()  # a paused generator must run on to see the request to quit
+            self.worker.quit()
+            self.status.value = "Stopping..."
+
+    def _on_event(self, event) -> None:
+        if isinstance(event, StepEnd):
+            self.plot.add_step(event)
+            self._progress.update(1)
+            self.status.value = (f"step {event.step}/{event.total_steps}, loss {event.loss:.4f}, "
+                                 f"{event.eta_s / 60:.1f} min left")
+            if time.monotonic() - self._last_draw > PLOT_INTERVAL_S:
+                self.plot.redraw()
+                self._last_draw = time.monotonic()
+        elif isinstance(event, EpochEnd):
+            self.plot.add_epoch(event)
+            self.plot.redraw()
+
+    def _on_result(self, result: TrainResult) -> None:
+        self.result = result
+        last = result.history[-1]
+        val = f", validation Dice {last.val_dice:.3f}" if last.val_dice is not None else ""
+        self.status.value = f"Done: training Dice {last.train_dice:.3f}{val}."
+        self.predict_button.enabled = self.keep_button.enabled = self.revert_button.enabled = True
+
+    def _on_finished(self) -> None:
+        if self.worker is not None and self.worker.abort_requested:
+            self.status.value = "Stopped: the model you started from is unchanged."
+        self.worker = None
+        self._set_running(False)
+        self._threads.restore()
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+
+    # --- after training ----------------------------------------------------------------------------------
+    def predict_with_new_model(self, *_) -> None:
+        """Predict the scan with the old and the new model; show per-B-scan Dice against the corrected labels."""
+        if self.result is None:
+            return
+        images = np.asarray(self.scan.value.data)
+        reference = np.asarray(self.labels.value.data) > 0
+        _, before = run_to_end(predict(images, self._base_model, self.device.value))
+        _, after = run_to_end(predict(images, self.result.model, self.device.value))
+        dice_before = confusion(before.labels, reference).dice
+        dice_after = confusion(after.labels, reference).dice
+        self.compare.value = {"B-scan": list(range(len(dice_after))),
+                              "Dice before": [f"{d:.3f}" for d in dice_before],
+                              "Dice after": [f"{d:.3f}" for d in dice_after]}
+        name = f"{self.scan.value.name} fluid (fine-tuned)"
+        labels = after.labels if images.ndim == 3 else after.labels[0]
+        if name in self._viewer.layers:
+            self._viewer.layers[name].data = labels
+        else:
+            source = self.scan.value
+            self._viewer.add_labels(labels, name=name, scale=source.scale, units=source.units,
+                                    axis_labels=source.axis_labels)
+        self.status.value = (f"Mean Dice against your labels: {dice_before.mean():.3f} before, "
+                             f"{dice_after.mean():.3f} after.")
+
+    def keep(self, *_) -> None:
+        if self.result is None:
+            return
+        target = Path(self.save_path.value)
+        if not target.name or target.is_dir():
+            show_warning("Choose a file to save the fine-tuned model to.")
+            return
+        loss = self.result.loss
+        save_checkpoint(target, self.result.model, loss_spec=getattr(loss, "spec", self.loss.value),
+                        loss_state=loss.state_dict(), fine_tuned_from=str(self._base_path),
+                        history=[vars(e) for e in self.result.history])
+        show_info(f"Saved the fine-tuned model to {target}")
+        self.status.value = f"Saved {target.name}; choose it in Predict to use it."
+
+    def revert(self, *_) -> None:
+        name = f"{self.scan.value.name} fluid (fine-tuned)" if self.scan.value is not None else None
+        if name and name in self._viewer.layers:
+            self._viewer.layers.remove(name)
+        self.result = None
+        self.predict_button.enabled = self.keep_button.enabled = self.revert_button.enabled = False
+        self.status.value = "Reverted: the fine-tuned model was discarded."

@@ -21,6 +21,7 @@ from ..devices import DEVICE_CHOICES
 from ..inference import PredictNotice, PredictProgress, PredictResult, predict
 from ..model import CheckpointError, load_model
 from ..weights import NO_WEIGHTS_MESSAGE, default_weights_path
+from ._threads import ThreadBudget
 from ._layer_pick import image_picker
 
 DEFAULT_WEIGHTS_CHOICE = "shipped default"
@@ -52,6 +53,7 @@ class PredictWidget(Container):
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.worker = None
+        self._threads = ThreadBudget()
         self._progress: progress | None = None
 
     def weights_path(self) -> Path | None:
@@ -93,6 +95,7 @@ class PredictWidget(Container):
         self.worker = worker
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.status.value = "Predicting..."
+        self._threads.lower()
         worker.start()
 
     def cancel(self, *_) -> None:
@@ -116,6 +119,7 @@ class PredictWidget(Container):
             self.status.value = "Cancelled: nothing was changed."
         self.worker = None
         self.run_button.enabled, self.cancel_button.enabled = True, False
+        self._threads.restore()
         if self._progress is not None:
             self._progress.close()
             self._progress = None

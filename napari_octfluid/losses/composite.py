@@ -35,6 +35,17 @@ class CompositeLoss(SegmentationLoss):
         self.parts = nn.ModuleDict({name: LOSSES[name](ignore_index=ignore_index) for name, _ in terms})
         self._last: dict[str, float] = {}
 
+    @property
+    def ignore_index(self) -> int | None:
+        return self._ignore_index
+
+    @ignore_index.setter
+    def ignore_index(self, value: int | None) -> None:
+        """Setting it on the composite sets it on every part, which is where it is used."""
+        self._ignore_index = value
+        for part in getattr(self, "parts", {}).values():
+            part.ignore_index = value
+
     @classmethod
     def from_spec(cls, spec: str, ignore_index: int | None = None) -> "CompositeLoss":
         """Parse ``"0.5*dice + 0.3*focal_tversky + 0.2*wbce"`` (a weight of 1 may be left out)."""

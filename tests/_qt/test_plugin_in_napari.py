@@ -99,7 +99,7 @@ def test_all_widgets_dock_and_work_on_the_sample(make_napari_viewer, qtbot):
     assert summary.volume_mm3 == pytest.approx(expected.sum() * 0.12 * 0.0039 * 0.0118)
 
     finetune = widgets["Fine-tune"]
-    assert finetune.summary.value.startswith(f"{int((expected > 0).sum())} B-scans hold labels")
+    assert finetune.summary.value.startswith(f"{int((expected > 0).sum())} B-scans to train on")
 
     predict = widgets["Predict"]
     assert predict.scan.value is viewer.layers[0]

@@ -208,3 +208,12 @@ def test_shape_and_class_errors_say_what_is_wrong():
         LOSSES["dice"]()(torch.zeros(1, 2, 4, 4), torch.zeros(1, 4, 5, dtype=torch.long))
     with pytest.raises(ValueError, match="class 3 but the model has 2"):
         LOSSES["ce"]()(torch.zeros(1, 2, 4, 4), torch.full((1, 4, 4), 3))
+
+
+def test_setting_ignore_index_on_a_composite_reaches_its_parts():
+    loss = CompositeLoss.from_spec("dice + wbce")
+    loss.ignore_index = 255
+    assert [part.ignore_index for part in loss.parts.values()] == [255, 255]
+    logits, target = random_case(11)
+    target[0, 0, 0] = 255
+    assert torch.isfinite(loss(logits, target))

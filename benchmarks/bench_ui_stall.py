@@ -1,0 +1,72 @@
+"""How long does napari's event loop stall while the Fine-tune widget trains? (run under a screen:
+``xvfb-run -a python benchmarks/bench_ui_stall.py [--weights W] [--steps N]``)
+
+A QTimer fires every 10 ms and records how late it fires: the largest lateness is the longest time the
+interface could not react. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import napari
+import numpy as np
+from qtpy.QtCore import QTimer
+
+from napari_octfluid._qt.finetune import CHECKPOINT
+from napari_octfluid.model import MODEL_CONFIGS, TransUNet, save_checkpoint
+
+INTERVAL_MS = 10
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--weights", help="checkpoint to fine-tune (default: an untrained paper-config model)")
+    parser.add_argument("--steps", type=int, default=30)
+    args = parser.parse_args()
+    weights = args.weights or save_checkpoint(Path(tempfile.mkdtemp()) / "untrained.pt", TransUNet(MODEL_CONFIGS["paper"]))
+    viewer = napari.Viewer()
+    viewer.open_sample("octfluid", "duke_subject01")
+    _, widget = viewer.window.add_plugin_dock_widget("octfluid", "Fine-tune")
+    widget.start_from.value, widget.checkpoint.value = CHECKPOINT, weights
+    widget.epochs.value, widget.steps_per_epoch.value, widget.batch_size.value = 2, args.steps // 2, 4
+    widget.val_bscans.value = "5"
+    lateness: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick():
+        now = time.perf_counter()
+        lateness.append((now - last[0]) * 1000 - INTERVAL_MS)
+        last[0] = now
+
+    timer = QTimer()
+    timer.timeout.connect(tick)
+
+    def finish():
+        if widget.worker is not None:
+            return
+        timer.stop()
+        poll.stop()
+        late = np.array(lateness[5:])
+        print(f"training {args.steps} steps of batch 4 at 256x256 in the Fine-tune widget: "
+              f"event-loop lateness max {late.max():.0f} ms, 99th percentile {np.percentile(late, 99):.0f} ms, "
+              f"median {np.median(late):.1f} ms over {len(late)} ticks; {widget.status.value}")
+        viewer.close()
+
+    def start():
+        last[0] = time.perf_counter()
+        timer.start(INTERVAL_MS)
+        widget.start()
+        poll.start(200)
+
+    poll = QTimer()
+    poll.timeout.connect(finish)
+    QTimer.singleShot(1000, start)
+    napari.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Evaluation of a model against expert labels, on clean images and with Gaussian noise added (the paper's
+robustness test, seed 000 Table 4), and of a second grader against the first."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .inference import predict, run_to_end
+from .metrics import Agreement, Confusion, confusion
+from .model import TransUNet
+
+IGNORE = 255
+
+
+@dataclass(frozen=True)
+class EvaluationRow:
+    group: str  # which volumes: a dataset, "all", or a subject
+    rater: str  # "model" or "grader 2"
+    noise_sigma: float  # Gaussian noise added to the images, in their own grey levels
+    agreement: Agreement
+
+    def as_dict(self) -> dict:
+        return {"group": self.group, "rater": self.rater, "noise_sigma": self.noise_sigma, **asdict(self.agreement)}
+
+
+def add_noise(images: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    """Images plus N(0, sigma^2) noise in their own intensity units, clipped to the type's range."""
+    if sigma <= 0:
+        return images
+    noisy = images.astype(np.float32) + np.random.default_rng(seed).normal(0, sigma, images.shape).astype(np.float32)
+    if np.issubdtype(images.dtype, np.integer):
+        info = np.iinfo(images.dtype)
+        return np.clip(np.rint(noisy), info.min, info.max).astype(images.dtype)
+    return noisy
+
+
+def counts_against(prediction: np.ndarray, labels: np.ndarray) -> Confusion:
+    return confusion(prediction, labels == 1, valid=labels != IGNORE)
+
+
+def _concat(parts: list[Confusion]) -> Confusion:
+    return Confusion(*(np.concatenate([getattr(c, name) for c in parts]) for name in ("tp", "fp", "fn")))
+
+
+def evaluate(model: TransUNet, volumes: Iterable[tuple[str, str, np.ndarray, np.ndarray]],
+             noise_sigmas: Iterable[float] = (0.0,), device: str = "auto",
+             batch_size: int | None = None) -> list[EvaluationRow]:
+    """Rows of agreement for each group and noise level, and for all volumes together.
+
+    ``volumes`` yields (name, group, images[Z,Y,X], labels[Z,Y,X]); labels use 1 for fluid and 255 for unknown.
+    """
+    volumes = list(volumes)
+    rows = []
+    for sigma in noise_sigmas:
+        per_group: dict[str, list[Confusion]] = {}
+        for index, (_, group, images, labels) in enumerate(volumes):
+            _, result = run_to_end(predict(add_noise(images, sigma, seed=index), model, device, batch_size))
+            per_group.setdefault(group, []).append(counts_against(result.labels, labels))
+        for group, parts in sorted(per_group.items()):
+            rows.append(EvaluationRow(group, "model", float(sigma), Agreement.from_confusion(_concat(parts))))
+        if len(per_group) > 1:
+            everything = [c for parts in per_group.values() for c in parts]
+            rows.append(EvaluationRow("all", "model", float(sigma), Agreement.from_confusion(_concat(everything))))
+    return rows
+
+
+def grader_rows(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]]) -> list[EvaluationRow]:
+    """A second grader's agreement with the first, per group: the human level a model can be held to."""
+    per_group: dict[str, list[Confusion]] = {}
+    for group, second, first in pairs:
+        per_group.setdefault(group, []).append(counts_against(second == 1, np.where(second == IGNORE, IGNORE, first)))
+    return [EvaluationRow(group, "grader 2", 0.0, Agreement.from_confusion(_concat(parts)))
+            for group, parts in sorted(per_group.items())]
+
+
+def format_table(rows: list[EvaluationRow]) -> str:
+    header = f"{'group':<10} {'rater':<9} {'sigma':>6} {'pooled Dice':>11} {'Jaccard':>8} {'mean B-scan Dice':>16} " \
+             f"{'FP rate':>8} {'B-scans':>8}"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        a = row.agreement
+        lines.append(f"{row.group:<10} {row.rater:<9} {row.noise_sigma:>6g} {a.pooled_dice:>11.4f} "
+                     f"{a.pooled_jaccard:>8.4f} {a.mean_bscan_dice:>16.4f} {a.false_positive_rate:>8.3f} "
+                     f"{a.n_bscans:>8d}")
+    return "\n".join(lines)
+
+
+def write_csv(path: str | Path, rows: list[EvaluationRow]) -> Path:
+    path = Path(path)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0].as_dict()))
+        writer.writeheader()
+        writer.writerows(row.as_dict() for row in rows)
+    return path

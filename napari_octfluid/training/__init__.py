@@ -1,0 +1,1 @@
+"""Training: data, augmentation and the engine (a generator of progress events)."""

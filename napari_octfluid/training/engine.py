@@ -1,0 +1,212 @@
+"""The training engine: a generator that yields one event per step and per epoch and returns the result.
+
+Drive it directly (CLI, tests, benchmarks) or from napari's ``thread_worker`` (the Fine-tune widget). The
+model passed in is never modified: training works on a copy, so stopping a run leaves the old model usable.
+Stopping is simply not asking for the next event; pausing is asking later.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Generator
+
+import numpy as np
+import torch
+
+from .._malloc import tune_glibc_malloc
+from ..devices import resolve_device
+from ..inference import labels_and_fluid
+from ..losses import SegmentationLoss, build_loss
+from ..metrics import Confusion, confusion
+from ..model import TransUNet, save_checkpoint
+from .augment import AugmentConfig, augment
+from .data import BscanSet, random_crops
+
+IGNORE = 255
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run; saved inside its checkpoints."""
+
+    loss: str = "composite"
+    epochs: int = 20
+    steps_per_epoch: int = 50
+    batch_size: int = 8
+    crop: tuple[int, int] = (256, 256)
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    fluid_crop_fraction: float = 0.6
+    augment: AugmentConfig | None = field(default_factory=AugmentConfig)
+    early_stopping_patience: int | None = None  # epochs without a better validation Dice
+    replay_fraction: float = 0.5  # share of each batch drawn from ``replay_data`` when it is given
+    time_budget_s: float | None = None  # stop after this much training time (benchmarks, quick fine-tunes)
+    seed: int = 0
+    device: str = "auto"
+
+    def to_dict(self) -> dict:
+        values = asdict(self)
+        values["crop"] = list(self.crop)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        values = dict(values)
+        if "augment" in values and isinstance(values["augment"], dict):
+            values["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                                 for k, v in values["augment"].items()})
+        if "crop" in values:
+            values["crop"] = tuple(values["crop"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class StepEnd:
+    step: int
+    total_steps: int
+    epoch: int
+    loss: float
+    terms: dict
+    learning_rate: float
+    elapsed_s: float
+    eta_s: float
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    epoch: int
+    epochs: int
+    train_loss: float
+    train_dice: float
+    train_jaccard: float
+    val_dice: float | None
+    val_jaccard: float | None
+    learning_rate: float
+    elapsed_s: float
+    eta_s: float
+    improved: bool
+    loss_parameters: dict
+
+
+@dataclass
+class TrainResult:
+    model: TransUNet
+    loss: SegmentationLoss
+    history: list[EpochEnd]
+    best_checkpoint: Path | None
+    last_checkpoint: Path | None
+    stopped_early: bool
+
+
+def evaluate_model(model: TransUNet, data: BscanSet, device: torch.device) -> Confusion:
+    """Pooled confusion counts of the model on whole B-scans (labels == IGNORE do not count)."""
+    model.eval()
+    tp = fp = fn = 0
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        for image, label in zip(data.images, data.labels):
+            logits = model(torch.from_numpy(image)[None, None].to(device)).float()
+            predicted = labels_and_fluid(logits)[0][0].cpu().numpy()
+            counts = confusion(predicted, label == 1, valid=label != IGNORE)
+            tp, fp, fn = tp + int(counts.tp.sum()), fp + int(counts.fp.sum()), fn + int(counts.fn.sum())
+    return Confusion(np.array(tp), np.array(fp), np.array(fn))
+
+
+def _batch(train_data: BscanSet, replay_data: BscanSet | None, config: TrainConfig, rng: np.random.Generator):
+    replayed = int(round(config.batch_size * config.replay_fraction)) if replay_data is not None else 0
+    parts = [random_crops(train_data, config.batch_size - replayed, config.crop, config.fluid_crop_fraction,
+                          IGNORE, rng)]
+    if replayed:
+        parts.append(random_crops(replay_data, replayed, config.crop, config.fluid_crop_fraction, IGNORE, rng))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = None,
+          config: TrainConfig | None = None, out_dir: str | Path | None = None,
+          loss: SegmentationLoss | None = None,
+          replay_data: BscanSet | None = None) -> Generator[StepEnd | EpochEnd, None, TrainResult]:
+    """Train a copy of ``model`` on random crops of ``train_data``; validate on whole B-scans of ``val_data``.
+
+    ``replay_data`` (e.g. the data the starting weights were trained on) fills ``replay_fraction`` of every
+    batch, so that a few corrections do not make the model forget what it knew.
+
+    Checkpoints (``best.pt`` by validation Dice, ``last.pt`` every epoch) go to ``out_dir`` atomically, with the
+    model and training settings, the loss spec and its learnable parameters, the data summary and the history.
+    """
+    config = config or TrainConfig()
+    if len(train_data) == 0:
+        raise ValueError("No labelled B-scans to train on: correct or accept some B-scans first.")
+    device = resolve_device(config.device)
+    if device.type == "cpu":
+        tune_glibc_malloc()
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    model = copy.deepcopy(model).to(device)
+    loss = (loss or build_loss(config.loss, ignore_index=IGNORE)).to(device)
+    loss.ignore_index = IGNORE
+    optimiser = torch.optim.AdamW([*model.parameters(), *loss.parameters()], lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    total_steps = config.epochs * config.steps_per_epoch
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate, total_steps=total_steps,
+                                                   pct_start=0.1)
+    out = Path(out_dir) if out_dir else None
+    history: list[EpochEnd] = []
+    best_score, best_path, last_path, stale = -1.0, None, None, 0
+    start = time.perf_counter()
+    step = 0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        epoch_loss, counts, epoch_steps = 0.0, Confusion(np.array(0), np.array(0), np.array(0)), 0
+        for _ in range(config.steps_per_epoch):
+            images, labels = _batch(train_data, replay_data, config, rng)
+            x = torch.from_numpy(images).unsqueeze(1).to(device)
+            y = torch.from_numpy(labels).long().to(device)
+            if config.augment is not None:
+                x, y = augment(x, y, config.augment, IGNORE, generator)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model(x)
+            value = loss(logits.float(), y)
+            optimiser.zero_grad(set_to_none=True)
+            value.backward()
+            optimiser.step()
+            schedule.step()
+            step += 1
+            epoch_steps += 1
+            epoch_loss += float(value.detach())
+            predicted = logits.detach().argmax(dim=1).cpu().numpy()
+            batch = confusion(predicted, labels == 1, valid=labels != IGNORE).pooled()
+            counts = Confusion(counts.tp + batch.tp, counts.fp + batch.fp, counts.fn + batch.fn)
+            elapsed = time.perf_counter() - start
+            yield StepEnd(step, total_steps, epoch, float(value.detach()), loss.terms(),
+                          schedule.get_last_lr()[0], elapsed, elapsed / step * (total_steps - step))
+            if config.time_budget_s is not None and elapsed >= config.time_budget_s:
+                break
+        val = evaluate_model(model, val_data, device) if val_data is not None and len(val_data) else None
+        score = float(val.dice) if val is not None else float(counts.dice)
+        improved = score > best_score
+        if improved:
+            best_score, stale = score, 0
+        else:
+            stale += 1
+        elapsed = time.perf_counter() - start
+        event = EpochEnd(epoch, config.epochs, epoch_loss / epoch_steps, float(counts.dice),
+                         float(counts.jaccard), None if val is None else float(val.dice),
+                         None if val is None else float(val.jaccard), schedule.get_last_lr()[0], elapsed,
+                         elapsed / step * (total_steps - step), improved, loss.learnable_parameters())
+        history.append(event)
+        if out is not None:
+            extra = {"loss_spec": getattr(loss, "spec", config.loss), "loss_state": loss.state_dict(),
+                     "train_config": config.to_dict(), "data": {"train": train_data.summary(),
+                     "validation": val_data.summary() if val_data is not None else None},
+                     "history": [asdict(e) for e in history], "epoch": epoch}
+            last_path = save_checkpoint(out / "last.pt", model.eval(), **extra)
+            if improved:
+                best_path = save_checkpoint(out / "best.pt", model.eval(), **extra)
+        yield event
+        out_of_time = config.time_budget_s is not None and elapsed >= config.time_budget_s
+        if out_of_time or (config.early_stopping_patience is not None and stale >= config.early_stopping_patience):
+            return TrainResult(model.eval(), loss, history, best_path, last_path, True)
+    return TrainResult(model.eval(), loss, history, best_path, last_path, False)

@@ -1,0 +1,47 @@
+"""Training recipes: a TOML file that names the data, the model configuration and the training settings, so
+that one command rebuilds a model (``octfluid train --recipe FILE``)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..model import MODEL_CONFIGS, TransUNetConfig
+from .data import BscanSet
+from .engine import TrainConfig
+from .shared_data import load_subjects
+
+
+@dataclass
+class Recipe:
+    model_config: TransUNetConfig
+    train_config: TrainConfig
+    train_data: BscanSet
+    val_data: BscanSet | None
+    text: str
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    text = path.read_text()
+    try:
+        recipe = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path.name}: not valid TOML ({exc})") from exc
+    data = recipe.get("data", {})
+    root = (path.parent / data.get("shared_root", "../shared/data")).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{path.name}: the shared data folder {root} does not exist")
+
+    def subjects_set(names):
+        if not names:
+            return None
+        subjects = load_subjects(root, list(names))
+        return BscanSet.from_volumes([(s.images, s.labels, s.name) for s in subjects])
+
+    config_name = recipe.get("model", {}).get("config", "paper")
+    if config_name not in MODEL_CONFIGS:
+        raise ValueError(f"{path.name}: unknown model config {config_name!r}; choose from {sorted(MODEL_CONFIGS)}")
+    return Recipe(MODEL_CONFIGS[config_name], TrainConfig.from_dict(recipe.get("training", {})),
+                  subjects_set(data.get("train")), subjects_set(data.get("validation")), text)

@@ -1,0 +1,85 @@
+"""The Fine-tune widget trains from Labels layers in a worker, updates its plot, and can stop or revert."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_octfluid._qt.finetune import CHECKPOINT, FinetuneWidget, parse_bscan_list
+from napari_octfluid.model import load_model
+
+
+def test_bscan_lists():
+    assert parse_bscan_list("0, 3, 5-7", 10) == [0, 3, 5, 6, 7]
+    with pytest.raises(ValueError, match="outside"):
+        parse_bscan_list("9-12", 10)
+    with pytest.raises(ValueError, match="cannot read"):
+        parse_bscan_list("three", 10)
+
+
+@pytest.fixture
+def viewer_with_blobs(make_napari_viewer, tiny_checkpoint):
+    rng = np.random.default_rng(0)
+    images = rng.normal(150, 20, (4, 64, 64)).clip(0, 255).astype(np.uint8)
+    labels = np.zeros((4, 64, 64), np.uint8)
+    labels[:3, 20:36, 24:44] = 1
+    images[labels == 1] = 40
+    viewer = make_napari_viewer()
+    viewer.add_image(images, name="scan")
+    viewer.add_labels(labels, name="scan fluid")
+    _, widget = viewer.window.add_plugin_dock_widget("octfluid", "Fine-tune")
+    widget.start_from.value = CHECKPOINT
+    widget.checkpoint.value = tiny_checkpoint
+    widget.device.value = "cpu"
+    widget.epochs.value, widget.steps_per_epoch.value, widget.batch_size.value = 2, 3, 2
+    return viewer, widget
+
+
+def test_finetunes_from_layers_and_updates_plot_and_metrics(viewer_with_blobs, qtbot, tmp_path, tiny_checkpoint):
+    viewer, widget = viewer_with_blobs
+    assert widget.summary.value == "3 B-scans to train on: 0, 1, 2"
+    widget.val_bscans.value = "2"
+    widget.start()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120000)
+    assert widget.result is not None and len(widget.result.history) == 2
+    assert len(widget.plot.steps) == 6 and set(widget.plot.loss_series) == {"total", "dice", "focal_tversky", "wbce"}
+    assert len(widget.plot.metric_series["val Dice"]) == 2
+    assert widget.plot.metric_axis.lines and widget.plot.loss_axis.lines
+    assert widget.status.value.startswith("Done: training Dice")
+
+    widget.predict_with_new_model()
+    assert "scan fluid (fine-tuned)" in viewer.layers
+    assert len(widget.compare.data.to_list()) == 4
+    widget.save_path.value = tmp_path / "mine.pt"
+    widget.keep()
+    kept, payload = load_model(tmp_path / "mine.pt")
+    assert payload["fine_tuned_from"] == str(tiny_checkpoint)
+    widget.revert()
+    assert "scan fluid (fine-tuned)" not in viewer.layers
+
+
+def test_stop_leaves_the_starting_model_untouched(viewer_with_blobs, qtbot, tiny_checkpoint):
+    _, widget = viewer_with_blobs
+    before = tiny_checkpoint.read_bytes()
+    widget.epochs.value, widget.steps_per_epoch.value = 50, 50
+    widget.start()
+    qtbot.waitUntil(lambda: len(widget.plot.steps) >= 1 or widget.worker is None, timeout=60000)
+    widget.toggle_pause()
+    assert widget.pause_button.text == "Resume"
+    widget.stop()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
+    assert widget.result is None
+    assert widget.status.value == "Stopped: the model you started from is unchanged."
+    assert tiny_checkpoint.read_bytes() == before
+    original, _ = load_model(tiny_checkpoint)
+    assert all(torch.equal(a, b) for a, b in zip(original.state_dict().values(),
+                                                  widget._base_model.state_dict().values()))
+
+
+def test_loss_choices_come_from_the_registry(viewer_with_blobs):
+    from napari_octfluid.losses import LOSSES
+
+    _, widget = viewer_with_blobs
+    assert list(widget.loss.choices) == list(LOSSES)
+    widget.loss.value = "focal"
+    assert not any(box.visible for box in widget.weights.values())
+    assert widget.build_loss().name == "focal"

@@ -1,0 +1,63 @@
+"""Evaluation rows, noise, the second grader, and the evaluate and train commands."""
+
+import numpy as np
+import pytest
+
+from napari_octfluid.cli import main
+from napari_octfluid.evaluation import IGNORE, add_noise, evaluate, grader_rows
+from napari_octfluid.io import write_tiff
+from napari_octfluid.model import load_model
+
+
+def test_noise_is_added_in_grey_levels_and_clipped():
+    images = np.full((2, 50, 50), 250, np.uint8)
+    noisy = add_noise(images, 20.0)
+    assert noisy.dtype == np.uint8 and noisy.max() == 255
+    assert 15 < np.std(add_noise(np.full((2, 50, 50), 128, np.uint8), 20.0).astype(float)) < 25
+    assert add_noise(images, 0) is images
+
+
+def test_second_grader_rows_ignore_unlabelled_columns():
+    first = np.zeros((2, 4, 6), np.uint8)
+    second = first.copy()
+    first[:, 1, 1:3] = 1
+    second[:, 1, 1:4] = 1
+    first[:, :, 5] = second[:, :, 5] = IGNORE
+    [row] = grader_rows([("duke", second, first)])
+    assert row.rater == "grader 2" and row.agreement.pooled_dice == pytest.approx(2 * 4 / (4 + 6))
+
+
+def test_evaluate_gives_a_row_per_group_and_noise_level(tiny_checkpoint):
+    model, _ = load_model(tiny_checkpoint)
+    images = np.random.default_rng(0).integers(0, 255, (2, 40, 60), dtype=np.uint8)
+    labels = np.zeros((2, 40, 60), np.uint8)
+    labels[0, 10:20, 10:30] = 1
+    rows = evaluate(model, [("a", "duke", images, labels), ("b", "umn", images, labels)], [0, 10])
+    assert [(r.group, r.noise_sigma) for r in rows] == [("duke", 0), ("umn", 0), ("all", 0),
+                                                        ("duke", 10), ("umn", 10), ("all", 10)]
+    assert all(r.agreement.n_bscans == (4 if r.group == "all" else 2) for r in rows)
+
+
+def test_evaluate_and_train_commands(tiny_checkpoint, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    images = rng.normal(150, 20, (3, 64, 64)).clip(0, 255).astype(np.uint8)
+    labels = np.zeros((3, 64, 64), np.uint8)
+    labels[:, 20:36, 24:44] = 1
+    images[labels == 1] = 40
+    image_path = write_tiff(tmp_path / "scan.tif", images, kind="image")
+    label_path = write_tiff(tmp_path / "mask.tif", labels)
+    assert main(["evaluate", "--images", str(image_path), "--labels", str(label_path), "--weights",
+                 str(tiny_checkpoint), "--noise-sigma", "0", "20", "--csv", str(tmp_path / "e.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "pooled Dice" in out and (tmp_path / "e.csv").read_text().count("\n") == 3
+    assert main(["train", "--images", str(image_path), "--labels", str(label_path), "--init", str(tiny_checkpoint),
+                 "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--out", str(tmp_path / "run"),
+                 "--device", "cpu"]) == 0
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.pt", "last.pt"]
+
+
+def test_train_refuses_mismatched_inputs(tmp_path, capsys):
+    image_path = write_tiff(tmp_path / "scan.tif", np.zeros((3, 32, 32), np.uint8), kind="image")
+    label_path = write_tiff(tmp_path / "mask.tif", np.zeros((2, 32, 32), np.uint8))
+    assert main(["train", "--images", str(image_path), "--labels", str(label_path)]) == 1
+    assert "must match" in capsys.readouterr().err

@@ -1,0 +1,66 @@
+"""Training crops favour fluid and pad small B-scans as unknown; augmentation keeps labels consistent."""
+
+import numpy as np
+import torch
+
+from napari_octfluid.training.augment import AugmentConfig, augment
+from napari_octfluid.training.data import BscanSet, random_crops
+
+IGNORE = 255
+
+
+def one_blob_set():
+    images = np.random.default_rng(0).integers(0, 255, (3, 100, 120)).astype(np.uint8)
+    labels = np.zeros((3, 100, 120), np.uint8)
+    labels[:, 70:75, 100:110] = 1
+    return BscanSet.from_volumes([(images, labels, "vol")])
+
+
+def test_from_volumes_chooses_bscans_and_checks_shapes():
+    images, labels = np.zeros((4, 10, 10)), np.zeros((4, 10, 10), np.uint8)
+    data = BscanSet.from_volumes([(images, labels, "v")], [[1, 3]])
+    assert data.sources == ["v[1]", "v[3]"]
+    try:
+        BscanSet.from_volumes([(images, labels[:2], "v")])
+    except ValueError as error:
+        assert "differ in shape" in str(error)
+    else:
+        raise AssertionError("mismatched shapes were accepted")
+
+
+def test_fluid_crops_contain_fluid():
+    images, labels = random_crops(one_blob_set(), 16, (32, 32), 1.0, IGNORE, np.random.default_rng(1))
+    assert images.shape == (16, 32, 32) and all((label == 1).any() for label in labels)
+
+
+def test_small_bscans_are_padded_with_unknown_labels():
+    data = BscanSet.from_volumes([(np.ones((1, 20, 30)), np.zeros((1, 20, 30), np.uint8), "small")])
+    _, labels = random_crops(data, 2, (32, 40), 0.0, IGNORE, np.random.default_rng(0))
+    assert (labels[:, 20:, :] == IGNORE).all() and (labels[:, :, 30:] == IGNORE).all()
+    assert (labels[:, :20, :30] == 0).all()
+
+
+def test_augmentation_keeps_shapes_ranges_and_label_values():
+    images, labels = random_crops(one_blob_set(), 8, (64, 64), 1.0, IGNORE, np.random.default_rng(2))
+    x, y = augment(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long(), AugmentConfig(), IGNORE,
+                   torch.Generator().manual_seed(0))
+    assert x.shape == (8, 1, 64, 64) and y.shape == (8, 64, 64)
+    assert set(torch.unique(y).tolist()) <= {0, 1, IGNORE}
+    assert (y == 1).any()
+
+
+def test_rotation_marks_pixels_from_outside_as_unknown():
+    config = AugmentConfig(flip=False, max_rotation_deg=30, max_shift=0.0, contrast=(1, 1), brightness=0.0,
+                           gamma=(1, 1), noise_probability=0.0)
+    labels = torch.zeros(4, 64, 64, dtype=torch.long)
+    _, y = augment(torch.rand(4, 1, 64, 64), labels, config, IGNORE, torch.Generator().manual_seed(3))
+    assert (y[:, 0, 0] == IGNORE).any()  # a corner rotated in from outside
+    assert (y[:, 32, 32] == 0).all()  # the centre stays labelled
+
+
+def test_without_random_changes_augmentation_is_the_identity():
+    config = AugmentConfig(flip=False, max_rotation_deg=0, max_shift=0.0, contrast=(1, 1), brightness=0.0,
+                           gamma=(1, 1), noise_probability=0.0)
+    x, y = torch.rand(2, 1, 16, 16), torch.randint(0, 2, (2, 16, 16))
+    x2, y2 = augment(x, y, config, IGNORE)
+    assert torch.allclose(x2, x) and torch.equal(y2, y)

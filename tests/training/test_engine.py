@@ -1,0 +1,102 @@
+"""The training engine: events, learning, checkpoints, early stopping, and the old model left untouched."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_octfluid.model import MODEL_CONFIGS, TransUNet, load_model
+from napari_octfluid.training.data import BscanSet
+from napari_octfluid.training.engine import EpochEnd, StepEnd, TrainConfig, train
+
+
+def blob_data(n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.normal(150, 20, (n, 64, 64)).astype(np.float32)
+    labels = np.zeros((n, 64, 64), np.uint8)
+    for i in range(n):
+        top, left = rng.integers(5, 35, 2)
+        labels[i, top:top + 16, left:left + 20] = 1
+    images[labels == 1] = 40
+    return BscanSet.from_volumes([(images, labels, f"blobs{seed}")])
+
+
+def quick_config(**changes):
+    values = dict(epochs=3, steps_per_epoch=8, batch_size=4, crop=(64, 64), learning_rate=1e-2, device="cpu")
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def drain(generator):
+    events = []
+    while True:
+        try:
+            events.append(next(generator))
+        except StopIteration as stop:
+            return events, stop.value
+
+
+def test_events_metrics_and_learning(tmp_path):
+    torch.manual_seed(0)
+    model = TransUNet(MODEL_CONFIGS["tiny"])
+    events, result = drain(train(model, blob_data(), blob_data(seed=1), quick_config(epochs=4), tmp_path))
+    steps = [e for e in events if isinstance(e, StepEnd)]
+    epochs = [e for e in events if isinstance(e, EpochEnd)]
+    assert len(steps) == 32 and [e.epoch for e in epochs] == [1, 2, 3, 4]
+    assert set(steps[0].terms) == {"dice", "focal_tversky", "wbce"}  # the composite reports its parts
+    assert steps[-1].eta_s == 0 and steps[0].eta_s > steps[10].eta_s
+    assert all(0 <= e.val_dice <= 1 and 0 <= e.train_jaccard <= 1 for e in epochs)
+    assert epochs[-1].val_dice > epochs[0].val_dice  # it learns the blobs
+    assert result.history == epochs
+
+
+def test_the_model_passed_in_is_never_changed_even_when_stopped():
+    model = TransUNet(MODEL_CONFIGS["tiny"])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    generator = train(model, blob_data(), None, quick_config())
+    for _ in range(5):
+        next(generator)
+    generator.close()  # what Stop does
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_checkpoints_hold_what_reproduces_the_run(tmp_path):
+    events, result = drain(train(TransUNet(MODEL_CONFIGS["tiny"]), blob_data(), blob_data(seed=1),
+                                 quick_config(loss="adaptive_dual_focal"), tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
+    model, payload = load_model(result.last_checkpoint)
+    assert payload["loss_spec"] == "adaptive_dual_focal" and payload["epoch"] == 3
+    assert payload["train_config"]["crop"] == [64, 64]
+    assert payload["data"]["train"]["bscans"] == 6
+    assert len(payload["history"]) == 3
+    weights = payload["loss_state"]["class_weights"]
+    assert not torch.equal(weights, torch.ones(2))  # the ACW layer trained with the model and was saved
+    assert events[-1].loss_parameters["class_weights"] == pytest.approx(weights.tolist())
+
+
+def test_early_stopping_when_validation_stops_improving(tmp_path):
+    _, result = drain(train(TransUNet(MODEL_CONFIGS["tiny"]), blob_data(), blob_data(seed=1),
+                            quick_config(epochs=10, learning_rate=1e-9, early_stopping_patience=2)))
+    assert result.stopped_early and len(result.history) < 10
+
+
+def test_nothing_to_train_on_is_a_clear_error():
+    with pytest.raises(ValueError, match="No labelled B-scans"):
+        next(train(TransUNet(MODEL_CONFIGS["tiny"]), BscanSet([], [], [])))
+
+
+def test_train_config_round_trips():
+    config = quick_config(loss="1*dice + 0.5*wbce")
+    assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_replay_fills_part_of_every_batch_and_a_time_budget_stops_the_run(monkeypatch):
+    from napari_octfluid.training import engine
+
+    seen = []
+    real = engine.random_crops
+    monkeypatch.setattr(engine, "random_crops", lambda data, n, *a: seen.append((data.sources[0], n)) or real(data, n, *a))
+    replay = blob_data(seed=5)
+    events, result = drain(train(TransUNet(MODEL_CONFIGS["tiny"]), blob_data(), None,
+                                 quick_config(epochs=100, replay_fraction=0.5, time_budget_s=0.0), replay_data=replay))
+    assert seen[:2] == [("blobs0[0]", 2), ("blobs5[0]", 2)]
+    assert result.stopped_early and len(result.history) == 1 and len(events) == 2  # one step, then the epoch
