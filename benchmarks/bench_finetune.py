@@ -23,6 +23,7 @@ from napari_octfluid.inference import predict, run_to_end
 from napari_octfluid.model import load_model
 from napari_octfluid.training.data import BscanSet
 from napari_octfluid.training.engine import TrainConfig, train
+from napari_octfluid.training.recipe import recipe_subjects
 from napari_octfluid.training.shared_data import load_subjects
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "default_weights.toml"
@@ -48,12 +49,11 @@ def main() -> None:
     parser.add_argument("--no-replay", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    recipe = tomllib.loads(RECIPE.read_text())["data"]
-    root = (RECIPE.parent / recipe["shared_root"]).resolve()
+    root = (RECIPE.parent / tomllib.loads(RECIPE.read_text())["data"]["shared_root"]).resolve()
     [subject] = load_subjects(root, [args.subject])
     others = load_subjects(root, args.others)
     replay = None if args.no_replay else BscanSet.from_volumes(
-        [(s.images, s.labels, s.name) for s in load_subjects(root, recipe["train"])])
+        [(s.images, s.labels, s.name) for s in recipe_subjects(RECIPE, "train")])
     base, _ = load_model(args.weights)
     with_fluid = np.flatnonzero((subject.labels == 1).reshape(len(subject.labels), -1).any(1))
     print(f"base weights {args.weights}; subject {args.subject} ({len(subject.images)} B-scans, "

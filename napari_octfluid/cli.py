@@ -170,6 +170,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     minutes = (time.perf_counter() - started) / 60
     print(f"best checkpoint: {result.best_checkpoint}; last: {result.last_checkpoint} ({minutes:.1f} min"
           f"{', stopped early' if result.stopped_early else ''})")
+    if result.best_checkpoint is not None and result.model.config.num_classes == 2:
+        calibrate_checkpoint(result.best_checkpoint, train_data)
+    return 0
+
+
+def calibrate_checkpoint(path, train_data) -> float:
+    """Choose the fluid threshold on the training B-scans and store it in the checkpoint."""
+    from .model import load_model, save_checkpoint
+    from .training.calibrate import calibrate_threshold
+
+    model, payload = load_model(path)
+    threshold, dice = calibrate_threshold(model, train_data)
+    model.decision_threshold = threshold
+    extra = {k: v for k, v in payload.items()
+             if k not in ("format", "version", "model_config", "model_state", "decision_threshold")}
+    save_checkpoint(path, model, **extra, threshold_dice_on_training=dice)
+    print(f"decision threshold {threshold:.2f} (pooled Dice on the training B-scans {dice[threshold]:.4f}; "
+          f"argmax-equivalent 0.50: {dice[0.5]:.4f}) stored in {path}")
+    return threshold
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .training.recipe import load_recipe
+
+    calibrate_checkpoint(args.weights, load_recipe(args.recipe).train_data)
     return 0
 
 
@@ -182,13 +207,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if weights is None:
         raise CommandError(NO_WEIGHTS_MESSAGE)
     if args.recipe:
-        import tomllib
+        from .training.recipe import recipe_subjects
 
-        from .training.shared_data import load_subjects
-
-        recipe_path = Path(args.recipe)
-        data = tomllib.loads(recipe_path.read_text()).get("data", {})
-        subjects = load_subjects((recipe_path.parent / data.get("shared_root", "")).resolve(), data["validation"])
+        subjects = recipe_subjects(args.recipe, "validation")
         volumes = [(s.name, s.dataset, s.images, s.labels) for s in subjects]
         graders = [(s.dataset, s.second_grader, s.labels) for s in subjects if s.second_grader is not None]
     else:
@@ -300,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--seed", type=int)
     training.add_argument("--out", default="octfluid-training", help="folder for best.pt and last.pt")
     training.set_defaults(run=cmd_train)
+
+    calibrating = sub.add_parser("calibrate", help="choose a checkpoint's fluid threshold on a recipe's training data "
+                                                   "(octfluid train does this itself)")
+    calibrating.add_argument("--weights", required=True)
+    calibrating.add_argument("--recipe", required=True)
+    calibrating.set_defaults(run=cmd_calibrate)
 
     evaluating = sub.add_parser("evaluate", help="Dice and Jaccard of the model against expert labels, with noise")
     evaluating.add_argument("--images", nargs="+", default=[])

@@ -55,11 +55,15 @@ def _forward(model: TransUNet, bscans: np.ndarray, device: torch.device) -> tupl
     x = torch.from_numpy(normalize_bscans(bscans)).unsqueeze(1).to(device)
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         logits = model(x).float()
-        return tuple(t.cpu().numpy() for t in labels_and_fluid(logits))
+        labels, fluid = labels_and_fluid(logits, model.decision_threshold)
+        return labels.cpu().numpy(), fluid.cpu().numpy()
 
 
-def labels_and_fluid(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Argmax class (uint8) and fluid probability 1 - P(background) from logits ``[N, C, H, W]``.
+def labels_and_fluid(logits: torch.Tensor, threshold: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class per pixel (uint8) and fluid probability 1 - P(background) from logits ``[N, C, H, W]``.
+
+    The class is the most probable one, or, for a two-class model with a ``threshold``, fluid where its
+    probability exceeds the threshold.
 
     Written against the background channel rather than as softmax + argmax over the class axis, which is
     4-7x slower on a CPU at B-scan size; exp overflow gives P(background) = 0, the right limit.
@@ -68,6 +72,8 @@ def labels_and_fluid(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     best_fluid, best_class = logits[:, 1:].max(dim=1)
     labels = torch.where(best_fluid > background, best_class + 1, 0).to(torch.uint8)
     fluid = 1.0 - 1.0 / torch.exp(logits - background.unsqueeze(1)).sum(dim=1)
+    if threshold is not None and logits.shape[1] == 2:
+        labels = (fluid > threshold).to(torch.uint8)
     return labels, fluid
 
 

@@ -96,3 +96,16 @@ def test_fast_labels_and_probability_match_softmax_and_argmax():
     probabilities = logits.softmax(dim=1)
     np.testing.assert_array_equal(labels.numpy(), probabilities.argmax(dim=1).numpy())
     np.testing.assert_allclose(fluid.numpy(), 1 - probabilities[:, 0].numpy(), atol=1e-12)
+
+
+def test_a_stored_decision_threshold_decides_the_labels(tmp_path):
+    from napari_octfluid.model import save_checkpoint
+
+    model = TransUNet(MODEL_CONFIGS["tiny"]).eval()
+    image = np.random.default_rng(3).integers(0, 255, (2, 40, 60))
+    _, plain = run_to_end(predict(image, model))
+    model.decision_threshold = float(np.median(plain.fluid_probability))
+    loaded, _ = load_model(save_checkpoint(tmp_path / "t.pt", model))
+    assert loaded.decision_threshold == model.decision_threshold
+    _, thresholded = run_to_end(predict(image, loaded))
+    np.testing.assert_array_equal(thresholded.labels, plain.fluid_probability > model.decision_threshold)

@@ -26,6 +26,7 @@ def save_checkpoint(path: str | Path, model: TransUNet, **extra: Any) -> Path:
     """Write model weights, its config and ``extra`` (loss spec and state, metrics, data summary...)."""
     path = Path(path)
     payload = {"format": FORMAT, "version": VERSION, "model_config": model.config.to_dict(),
+               "decision_threshold": model.decision_threshold,
                "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra}
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -82,4 +83,6 @@ def load_model(path: str | Path, num_classes: int | None = None) -> tuple[TransU
     except (KeyError, RuntimeError) as exc:
         raise CheckpointError(f"{name}: its weights do not fit the TransUNet it describes "
                               f"({str(exc).splitlines()[0]}).") from exc
+    threshold = payload.get("decision_threshold")
+    model.decision_threshold = float(threshold) if threshold is not None else None
     return model.eval(), payload

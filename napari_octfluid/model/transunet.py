@@ -59,6 +59,9 @@ class TransUNet(nn.Module):
     def __init__(self, config: TransUNetConfig = TransUNetConfig()) -> None:
         super().__init__()
         self.config = config
+        # fluid when P(fluid) exceeds this (two-class models); None: the most probable class. Chosen on the
+        # training data after training (training/calibrate.py) and saved in the checkpoint.
+        self.decision_threshold: float | None = None
         filters = config.filter_num
         self.encoder = nn.ModuleList(
             conv_stack(config.in_channels if i == 0 else filters[i - 1], f, config.stack_num_down, stride=2)

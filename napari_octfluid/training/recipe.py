@@ -10,7 +10,7 @@ from pathlib import Path
 from ..model import MODEL_CONFIGS, TransUNetConfig
 from .data import BscanSet
 from .engine import TrainConfig
-from .shared_data import load_subjects
+from .shared_data import Subject, load_subjects
 
 
 @dataclass
@@ -22,26 +22,34 @@ class Recipe:
     text: str
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    path = Path(path)
-    text = path.read_text()
+def _read(path: Path) -> dict:
     try:
-        recipe = tomllib.loads(text)
+        return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path.name}: not valid TOML ({exc})") from exc
-    data = recipe.get("data", {})
+
+
+def recipe_subjects(path: str | Path, part: str) -> list[Subject]:
+    """The shared-data subjects a recipe names under ``[data] train`` or ``[data] validation``."""
+    path = Path(path)
+    data = _read(path).get("data", {})
     root = (path.parent / data.get("shared_root", "../shared/data")).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"{path.name}: the shared data folder {root} does not exist")
+    names = data.get(part) or []
+    return load_subjects(root, list(names)) if names else []
 
-    def subjects_set(names):
-        if not names:
-            return None
-        subjects = load_subjects(root, list(names))
-        return BscanSet.from_volumes([(s.images, s.labels, s.name) for s in subjects])
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    recipe = _read(path)
+
+    def subjects_set(part):
+        subjects = recipe_subjects(path, part)
+        return BscanSet.from_volumes([(s.images, s.labels, s.name) for s in subjects]) if subjects else None
 
     config_name = recipe.get("model", {}).get("config", "paper")
     if config_name not in MODEL_CONFIGS:
         raise ValueError(f"{path.name}: unknown model config {config_name!r}; choose from {sorted(MODEL_CONFIGS)}")
     return Recipe(MODEL_CONFIGS[config_name], TrainConfig.from_dict(recipe.get("training", {})),
-                  subjects_set(data.get("train")), subjects_set(data.get("validation")), text)
+                  subjects_set("train"), subjects_set("validation"), path.read_text())

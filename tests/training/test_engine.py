@@ -100,3 +100,12 @@ def test_replay_fills_part_of_every_batch_and_a_time_budget_stops_the_run(monkey
                                  quick_config(epochs=100, replay_fraction=0.5, time_budget_s=0.0), replay_data=replay))
     assert seen[:2] == [("blobs0[0]", 2), ("blobs5[0]", 2)]
     assert result.stopped_early and len(result.history) == 1 and len(events) == 2  # one step, then the epoch
+
+
+def test_calibration_picks_the_threshold_with_the_best_training_dice():
+    from napari_octfluid.training.calibrate import THRESHOLDS, calibrate_threshold
+
+    torch.manual_seed(0)
+    events, result = drain(train(TransUNet(MODEL_CONFIGS["tiny"]), blob_data(), None, quick_config(epochs=2)))
+    threshold, dice = calibrate_threshold(result.model, blob_data())
+    assert set(dice) == {float(t) for t in THRESHOLDS} and dice[threshold] == max(dice.values())
