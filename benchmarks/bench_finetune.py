@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from napari_octfluid.evaluation import counts_against
+from napari_octfluid.events import drive
 from napari_octfluid.inference import predict, run_to_end
 from napari_octfluid.model import load_model
 from napari_octfluid.training.data import BscanSet
@@ -67,13 +68,7 @@ def main() -> None:
         config = TrainConfig(epochs=1000, steps_per_epoch=10, batch_size=4, crop=(256, 256), learning_rate=3e-4,
                              device="cpu", time_budget_s=args.budget, augment=TrainConfig().augment)
         start = time.perf_counter()
-        generator = train(base, data, None, config, replay_data=replay)
-        while True:
-            try:
-                next(generator)
-            except StopIteration as stop:
-                result = stop.value
-                break
+        result = drive(train(base, data, None, config, replay_data=replay))
         wall = time.perf_counter() - start
         after = pooled_dice(result.model, [subject], skip=corrected)
         others_after = pooled_dice(result.model, others)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
+from .events import drive
 
 HEADLESS_RESULTS = Path("octfluid-results")
 
@@ -55,13 +56,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise CommandError("--batch-size must be at least 1.")
     model, _ = load_model(weights)
-    events = predict(volume.data, model, device=args.device, batch_size=args.batch_size)
-    while True:
-        try:
-            event = next(events)
-        except StopIteration as stop:
-            result = stop.value
-            break
+    def report(event) -> None:
         if isinstance(event, PredictStarted):
             print(f"octfluid predict: {event.n_bscans} B-scans on {event.device}, batch {event.batch_size}",
                   file=sys.stderr)
@@ -69,6 +64,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             _progress_line(event.done, event.total, event.elapsed_s)
         elif isinstance(event, PredictNotice):
             print(f"octfluid predict: {event.message}", file=sys.stderr)
+
+    result = drive(predict(volume.data, model, device=args.device, batch_size=args.batch_size), report)
     meta = {**volume.meta, "model": str(weights)}
     write_tiff(args.output, volume.as_source_shape(result.labels), volume.spacing_mm, meta, kind="labels")
     if args.probabilities:
@@ -153,13 +150,7 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{val_data.summary()['bscans'] if val_data else 0} validation B-scans, loss {config.loss}, "
           f"{config.epochs} x {config.steps_per_epoch} steps -> {out}/", file=sys.stderr)
     started = time.perf_counter()
-    events = train(model, train_data, val_data, config, out_dir=out)
-    while True:
-        try:
-            event = next(events)
-        except StopIteration as stop:
-            result = stop.value
-            break
+    def report(event) -> None:
         if isinstance(event, StepEnd):
             print(f"\rstep {event.step}/{event.total_steps} loss {event.loss:.4f} "
                   f"eta {event.eta_s / 60:.1f} min", end="", file=sys.stderr, flush=True)
@@ -167,6 +158,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             val = f" val Dice {event.val_dice:.4f} Jaccard {event.val_jaccard:.4f}" if event.val_dice is not None else ""
             print(f"\repoch {event.epoch}/{event.epochs} loss {event.train_loss:.4f} train Dice "
                   f"{event.train_dice:.4f}{val}{' *' if event.improved else ''}", file=sys.stderr, flush=True)
+
+    result = drive(train(model, train_data, val_data, config, out_dir=out), report)
     minutes = (time.perf_counter() - started) / 60
     print(f"best checkpoint: {result.best_checkpoint}; last: {result.last_checkpoint} ({minutes:.1f} min"
           f"{', stopped early' if result.stopped_early else ''})")

@@ -15,6 +15,7 @@ import torch
 
 from ._malloc import tune_glibc_malloc
 from .devices import default_batch_size, is_out_of_memory, resolve_device
+from .events import run_to_end  # noqa: F401  (kept importable from here)
 from .model import TransUNet
 from .preprocess import normalize_bscans
 
@@ -121,13 +122,3 @@ def predict(volume: np.ndarray, model: TransUNet, device: str = "auto",
         done = stop
         yield PredictProgress(done, len(data), time.perf_counter() - start)
     return PredictResult(labels, fluid, str(target), time.perf_counter() - start)
-
-
-def run_to_end(generator: Generator) -> tuple[list, object]:
-    """Drain an event generator; return its events and its result (for the CLI and tests)."""
-    events = []
-    while True:
-        try:
-            events.append(next(generator))
-        except StopIteration as stop:
-            return events, stop.value

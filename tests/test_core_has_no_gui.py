@@ -5,7 +5,9 @@ import sys
 
 CORE_MODULES = ["napari_octfluid", "napari_octfluid.io", "napari_octfluid.quantify", "napari_octfluid.overlay",
                 "napari_octfluid.weights", "napari_octfluid.cli", "napari_octfluid._layers",
-                "napari_octfluid.losses", "napari_octfluid.losses.explore"]
+                "napari_octfluid.losses", "napari_octfluid.losses.explore", "napari_octfluid.events",
+                "napari_octfluid.inference", "napari_octfluid.model", "napari_octfluid.training.engine",
+                "napari_octfluid.training.recipe", "napari_octfluid.evaluation", "napari_octfluid.metrics"]
 FORBIDDEN = ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "vispy")
 
 

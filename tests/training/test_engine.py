@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_octfluid.events import run_to_end as drain
 from napari_octfluid.model import MODEL_CONFIGS, TransUNet, load_model
 from napari_octfluid.training.data import BscanSet
 from napari_octfluid.training.engine import EpochEnd, StepEnd, TrainConfig, train
@@ -26,13 +27,6 @@ def quick_config(**changes):
     return TrainConfig(**values)
 
 
-def drain(generator):
-    events = []
-    while True:
-        try:
-            events.append(next(generator))
-        except StopIteration as stop:
-            return events, stop.value
 
 
 def test_events_metrics_and_learning(tmp_path):

@@ -1,0 +1,24 @@
+"""Running the long jobs (prediction, training), which are generators of typed progress events that return
+their result: the command line and tests drive them here, the widgets through napari's thread_worker."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Generator
+
+
+def drive(generator: Generator, on_event: Callable[[Any], None] | None = None) -> Any:
+    """Run ``generator`` to its end, handing each event to ``on_event``; return the generator's result."""
+    while True:
+        try:
+            event = next(generator)
+        except StopIteration as stop:
+            return stop.value
+        if on_event is not None:
+            on_event(event)
+
+
+def run_to_end(generator: Generator) -> tuple[list, Any]:
+    """The events and the result of ``generator``."""
+    events: list = []
+    result = drive(generator, events.append)
+    return events, result
