@@ -48,6 +48,9 @@ def main() -> None:
     parser.add_argument("--k", nargs="+", type=int, default=[1, 3, 5])
     parser.add_argument("--budget", type=float, default=120.0, help="seconds of fine-tuning per run")
     parser.add_argument("--no-replay", action="store_true")
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--loss", default="composite")
+    parser.add_argument("--train-batchnorm", action="store_true", help="let BatchNorm statistics change")
     args = parser.parse_args()
     torch.set_num_threads(2)
     root = (RECIPE.parent / tomllib.loads(RECIPE.read_text())["data"]["shared_root"]).resolve()
@@ -59,14 +62,16 @@ def main() -> None:
     with_fluid = np.flatnonzero((subject.labels == 1).reshape(len(subject.labels), -1).any(1))
     print(f"base weights {args.weights}; subject {args.subject} ({len(subject.images)} B-scans, "
           f"{len(with_fluid)} with fluid); others {', '.join(args.others)}; budget {args.budget:.0f} s; "
-          f"replay {'off' if replay is None else 'on'}")
+          f"replay {'off' if replay is None else 'on'}; lr {args.lr:g}; loss {args.loss}; "
+          f"BatchNorm {'trained' if args.train_batchnorm else 'frozen'}")
     others_before = pooled_dice(base, others)
     for k in args.k:
         corrected = [int(z) for z in with_fluid[np.linspace(0, len(with_fluid) - 1, k).round().astype(int)]]
         before = pooled_dice(base, [subject], skip=corrected)
         data = BscanSet.from_volumes([(subject.images, subject.labels, subject.name)], [corrected])
-        config = TrainConfig(epochs=1000, steps_per_epoch=10, batch_size=4, crop=(256, 256), learning_rate=3e-4,
-                             device="cpu", time_budget_s=args.budget, augment=TrainConfig().augment)
+        config = TrainConfig(epochs=1000, steps_per_epoch=10, batch_size=4, crop=(256, 256),
+                             learning_rate=args.lr, device="cpu", time_budget_s=args.budget,
+                             freeze_batchnorm=not args.train_batchnorm, loss=args.loss)
         start = time.perf_counter()
         result = drive(train(base, data, None, config, replay_data=replay))
         wall = time.perf_counter() - start

@@ -35,12 +35,16 @@ def main() -> None:
     widget.epochs.value, widget.steps_per_epoch.value, widget.batch_size.value = 2, args.steps // 2, 4
     widget.val_bscans.value = "5"
     lateness: list[float] = []
+    when: list[float] = []
     last = [time.perf_counter()]
 
     def tick():
         now = time.perf_counter()
         lateness.append((now - last[0]) * 1000 - INTERVAL_MS)
+        when.append(now - started[0])
         last[0] = now
+
+    started = [time.perf_counter()]
 
     timer = QTimer()
     timer.timeout.connect(tick)
@@ -51,13 +55,15 @@ def main() -> None:
         timer.stop()
         poll.stop()
         late = np.array(lateness[5:])
+        worst = np.argsort(late)[::-1][:3]
+        print("worst stalls (ms at s after Train):", ", ".join(f"{late[i]:.0f} at {when[5 + i]:.1f}" for i in worst))
         print(f"training {args.steps} steps of batch 4 at 256x256 in the Fine-tune widget: "
               f"event-loop lateness max {late.max():.0f} ms, 99th percentile {np.percentile(late, 99):.0f} ms, "
               f"median {np.median(late):.1f} ms over {len(late)} ticks; {widget.status.value}")
         viewer.close()
 
     def start():
-        last[0] = time.perf_counter()
+        last[0] = started[0] = time.perf_counter()
         timer.start(INTERVAL_MS)
         widget.start()
         poll.start(200)

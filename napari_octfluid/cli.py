@@ -178,7 +178,7 @@ def calibrate_checkpoint(path, train_data) -> float:
     model.decision_threshold = threshold
     extra = {k: v for k, v in payload.items()
              if k not in ("format", "version", "model_config", "model_state", "decision_threshold")}
-    save_checkpoint(path, model, **extra, threshold_dice_on_training=dice)
+    save_checkpoint(path, model, **{**extra, "threshold_dice_on_training": dice})
     print(f"decision threshold {threshold:.2f} (pooled Dice on the training B-scans {dice[threshold]:.4f}; "
           f"argmax-equivalent 0.50: {dice[0.5]:.4f}) stored in {path}")
     return threshold

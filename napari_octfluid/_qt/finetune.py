@@ -94,6 +94,7 @@ class FinetuneWidget(Container):
         self.worker = None
         self.result: TrainResult | None = None
         self._threads = ThreadBudget()
+        self._stop_requested = False
         self._progress: progress | None = None
         self._last_draw = 0.0
         self.refresh()
@@ -202,9 +203,12 @@ class FinetuneWidget(Container):
             if self.pause_button.text == "Resume":
                 self.worker.resume()  # a paused generator must run on to see the request to quit
             self.worker.quit()
+            self._stop_requested = True
             self.status.value = "Stopping..."
 
     def _on_event(self, event) -> None:
+        if self._stop_requested:  # events queued before the stop took effect change nothing any more
+            return
         if isinstance(event, StepEnd):
             self.plot.add_step(event)
             self._progress.update(1)
@@ -218,6 +222,8 @@ class FinetuneWidget(Container):
             self.plot.redraw()
 
     def _on_result(self, result: TrainResult) -> None:
+        if self._stop_requested:  # it finished before it saw the stop: the user asked for nothing to change
+            return
         self.result = result
         last = result.history[-1]
         val = f", validation Dice {last.val_dice:.3f}" if last.val_dice is not None else ""
@@ -225,8 +231,9 @@ class FinetuneWidget(Container):
         self.predict_button.enabled = self.keep_button.enabled = self.revert_button.enabled = True
 
     def _on_finished(self) -> None:
-        if self.worker is not None and self.worker.abort_requested:
+        if self._stop_requested:
             self.status.value = "Stopped: the model you started from is unchanged."
+        self._stop_requested = False
         self.worker = None
         self._set_running(False)
         self._threads.restore()

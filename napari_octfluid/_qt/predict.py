@@ -54,6 +54,7 @@ class PredictWidget(Container):
         self.cancel_button.changed.connect(self.cancel)
         self.worker = None
         self._threads = ThreadBudget()
+        self._stop_requested = False
         self._progress: progress | None = None
 
     def weights_path(self) -> Path | None:
@@ -101,9 +102,12 @@ class PredictWidget(Container):
     def cancel(self, *_) -> None:
         if self.worker is not None:
             self.worker.quit()  # stops at the next batch; the labels layer is left as it was
+            self._stop_requested = True
             self.status.value = "Cancelling..."
 
     def _on_event(self, event) -> None:
+        if self._stop_requested:  # events queued before the stop took effect change nothing any more
+            return
         if isinstance(event, PredictProgress):
             self._progress.update(event.done - self._progress.n)
             self.status.value = f"{event.done}/{event.total} B-scans"
@@ -115,8 +119,9 @@ class PredictWidget(Container):
         self.status.value = "Prediction failed."
 
     def _on_finished(self) -> None:
-        if self.worker is not None and self.worker.abort_requested:
+        if self._stop_requested:
             self.status.value = "Cancelled: nothing was changed."
+        self._stop_requested = False
         self.worker = None
         self.run_button.enabled, self.cancel_button.enabled = True, False
         self._threads.restore()
@@ -131,6 +136,8 @@ class PredictWidget(Container):
         return answer == QMessageBox.StandardButton.Yes
 
     def _on_result(self, result: PredictResult) -> None:
+        if self._stop_requested:  # it finished before it saw the stop: the user asked for nothing to change
+            return
         source = self._source
         labels = result.labels if np.asarray(source.data).ndim == 3 else result.labels[0]
         name = f"{source.name} fluid"

@@ -15,7 +15,7 @@ from ..inference import labels_and_fluid
 from ..model import TransUNet
 from .data import BscanSet
 
-THRESHOLDS = tuple(np.round(np.arange(0.3, 0.96, 0.05), 2))
+THRESHOLDS = tuple(np.round(np.arange(0.3, 0.96, 0.05), 2)) + (0.97, 0.98, 0.99)
 
 
 def fluid_probabilities(model: TransUNet, data: BscanSet, device: torch.device) -> list[np.ndarray]:

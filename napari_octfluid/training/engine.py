@@ -43,6 +43,7 @@ class TrainConfig:
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
     early_stopping_patience: int | None = None  # epochs without a better validation Dice
     replay_fraction: float = 0.5  # share of each batch drawn from ``replay_data`` when it is given
+    freeze_batchnorm: bool = False  # keep the starting model's normalisation statistics (fine-tuning on few B-scans)
     time_budget_s: float | None = None  # stop after this much training time (benchmarks, quick fine-tunes)
     seed: int = 0
     device: str = "auto"
@@ -159,6 +160,10 @@ def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = No
     step = 0
     for epoch in range(1, config.epochs + 1):
         model.train()
+        if config.freeze_batchnorm:  # batches of a few crops would re-estimate them badly
+            for module in model.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         epoch_loss, counts, epoch_steps = 0.0, Confusion(np.array(0), np.array(0), np.array(0)), 0
         for _ in range(config.steps_per_epoch):
             images, labels = _batch(train_data, replay_data, config, rng)
