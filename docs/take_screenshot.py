@@ -29,7 +29,16 @@ if len(viewer.layers) > 1:
     panel.tools["Quantify"].compute()
 
 
+predictor = panel.tools["Predict"] if tab == "Predict" else None
+if predictor is not None:  # run the shipped model, then take the picture
+    predictor.with_probability.value = False
+    predictor.run()
+
+
 def shoot():
+    if predictor is not None and predictor.worker is not None:
+        QTimer.singleShot(500, shoot)
+        return
     viewer.reset_view()  # now that the window has its final size
     viewer.screenshot(out, canvas_only=False)
     print("wrote", out)
