@@ -1,47 +1,71 @@
 """Screenshot of napari with a scan opened through octfluid's reader and all octfluid widgets docked.
 
-Run under a screen (xvfb-run -a python docs/take_screenshot.py [SCAN] [OUT.png] [TAB]); used for the docs and
-to look at what a user sees.
+Run under a screen, e.g.
+    xvfb-run -a python docs/take_screenshot.py SCAN docs/screenshot_review.png --tab Review --predict --review
+Used for the docs and to look at what a user sees.
 """
 
-import sys
+import argparse
 
 import napari
 from qtpy.QtCore import QTimer
 
-scan = sys.argv[1] if len(sys.argv) > 1 else None
-out = sys.argv[2] if len(sys.argv) > 2 else "docs/screenshot_napari.png"
+parser = argparse.ArgumentParser()
+parser.add_argument("scan", nargs="?", help="default: the bundled sample")
+parser.add_argument("out", nargs="?", default="docs/screenshot_napari.png")
+parser.add_argument("--tab", default="Quantify", help="which octfluid tab (or another widget) to show")
+parser.add_argument("--predict", action="store_true", help="run the shipped model first")
+parser.add_argument("--review", action="store_true", help="accept one B-scan, correct another, show probability")
+parser.add_argument("--bscan", type=int, default=5)
+args = parser.parse_args()
 
 viewer = napari.Viewer()
 viewer.window._qt_window.resize(1600, 1000)
-if scan:
-    viewer.open(scan, plugin="octfluid")
+if args.scan:
+    viewer.open(args.scan, plugin="octfluid")
 else:
     viewer.open_sample("octfluid", "duke_subject01")
-tab = sys.argv[3] if len(sys.argv) > 3 else "Quantify"
 _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
-if tab in panel.tools:
-    panel.setCurrentIndex(list(panel.tools).index(tab))
+if args.tab in panel.tools:
+    panel.setCurrentIndex(list(panel.tools).index(args.tab))
 else:  # another dock widget of the manifest, e.g. "Loss explorer"
-    viewer.window.add_plugin_dock_widget("octfluid", tab, tabify=True)
-viewer.dims.set_current_step(0, 5)
-if len(viewer.layers) > 1:
-    panel.tools["Quantify"].compute()
+    viewer.window.add_plugin_dock_widget("octfluid", args.tab, tabify=True)
+viewer.dims.set_current_step(0, args.bscan)
 
-
-predictor = panel.tools["Predict"] if tab == "Predict" else None
-if predictor is not None:  # run the shipped model, then take the picture
-    predictor.with_probability.value = False
+predictor = panel.tools["Predict"] if args.predict else None
+if predictor is not None:
     predictor.run()
+
+
+def after_prediction():
+    labels = [layer for layer in viewer.layers if layer._type_string == "labels"]
+    if labels and args.review:
+        review = panel.tools["Review"]
+        review.labels.value = labels[-1]
+        viewer.dims.set_current_step(0, args.bscan - 1)
+        review.toggle_accept()
+        viewer.dims.set_current_step(0, args.bscan)
+        labels[-1].brush_size = 20
+        labels[-1].paint((args.bscan, 40, 60), 2)  # a visible correction in the corner
+        review.show_probability.value = True
+    if labels:
+        quantify = panel.tools["Quantify"]
+        quantify.labels.value = labels[-1]
+        quantify.compute()
 
 
 def shoot():
     if predictor is not None and predictor.worker is not None:
         QTimer.singleShot(500, shoot)
         return
+    if not getattr(shoot, "prepared", False):
+        after_prediction()
+        shoot.prepared = True
+        QTimer.singleShot(800, shoot)  # let the statuses and the plots settle
+        return
     viewer.reset_view()  # now that the window has its final size
-    viewer.screenshot(out, canvas_only=False)
-    print("wrote", out)
+    viewer.screenshot(args.out, canvas_only=False)
+    print("wrote", args.out)
     viewer.close()
 
 

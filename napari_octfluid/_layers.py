@@ -13,6 +13,7 @@ import numpy as np
 from .io import OctVolume
 
 META_KEY = "octfluid"
+REVIEW_KEY = "octfluid_review"  # a labels layer's ReviewState (napari_octfluid.review)
 AXIS_LABELS = ("B-scan", "depth", "width")
 
 

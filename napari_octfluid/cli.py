@@ -98,9 +98,33 @@ def cmd_quantify(args: argparse.Namespace) -> int:
         print("fluid volume:       spacing unknown (give --spacing Z Y X in mm)")
     else:
         print(f"fluid volume:       {summary.volume_mm3:.5f} mm^3 = {summary.volume_nl:.2f} nL")
+        for label, pixels in summary.pixels_per_class.items():
+            print(f"  class {label}:          {pixels.sum() * summary.voxel_mm3:.5f} mm^3")
+    sectors = _etdrs(args, volume, spacing) if args.etdrs else None
     if args.csv:
-        print(f"wrote {write_summary_csv(args.csv, summary)}")
+        print(f"wrote {write_summary_csv(args.csv, summary, sectors)}")
     return 0
+
+
+def _etdrs(args: argparse.Namespace, labels, spacing) -> dict[str, float]:
+    """Fluid per ETDRS sector, around the fovea given, detected in --scan, or at the scan centre."""
+    from .etdrs import Fovea, etdrs_fluid_volumes, find_fovea
+    from .io import read_volume
+
+    if args.fovea:
+        fovea = Fovea(*args.fovea, "given")
+    elif args.scan:
+        fovea = find_fovea(read_volume(args.scan).data, spacing)
+    else:
+        z, _, x = labels.data.shape
+        fovea = Fovea((z - 1) / 2, (x - 1) / 2, "scan centre (give --fovea or --scan to place it)")
+    laterality = args.laterality or labels.meta.get("laterality") or None
+    volumes = etdrs_fluid_volumes(labels.data, spacing, fovea, laterality, args.first_bscan)
+    print(f"ETDRS grid around the fovea at B-scan {fovea.bscan:.1f}, A-scan {fovea.column:.1f} ({fovea.how}); "
+          f"eye {laterality or 'unknown'}; first B-scan {args.first_bscan}")
+    for sector, mm3 in volumes.items():
+        print(f"  {sector:<16} {mm3:.5f} mm^3 = {mm3 * 1000:.2f} nL")
+    return volumes
 
 
 def _volume_pairs(images: list[str], labels: list[str]) -> list:
@@ -120,12 +144,34 @@ def _volume_pairs(images: list[str], labels: list[str]) -> list:
     return pairs
 
 
+def _report_training(event) -> None:
+    """One progress line per training step (overwritten) and one per epoch, on stderr."""
+    from .training.engine import EpochEnd, StepEnd
+
+    if isinstance(event, StepEnd):
+        print(f"\rstep {event.step}/{event.total_steps} loss {event.loss:.4f} "
+              f"eta {event.eta_s / 60:.1f} min", end="", file=sys.stderr, flush=True)
+    elif isinstance(event, EpochEnd):
+        val = f" val Dice {event.val_dice:.4f} Jaccard {event.val_jaccard:.4f}" if event.val_dice is not None else ""
+        print(f"\repoch {event.epoch}/{event.epochs} loss {event.train_loss:.4f} train Dice "
+              f"{event.train_dice:.4f}{val}{' *' if event.improved else ''}", file=sys.stderr, flush=True)
+
+
+def _override(config, args: argparse.Namespace) -> None:
+    """Command-line settings win over the recipe's."""
+    overrides = {"loss": args.loss, "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
+                 "batch_size": args.batch_size, "learning_rate": args.lr, "device": args.device, "seed": args.seed}
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(config, key, value)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import time
 
     from .model import MODEL_CONFIGS, TransUNet, load_model
     from .training.data import BscanSet
-    from .training.engine import EpochEnd, StepEnd, TrainConfig, train
+    from .training.engine import TrainConfig, train
     from .training.recipe import load_recipe
 
     if args.recipe:
@@ -140,26 +186,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                     if args.val_images else None)
         model = load_model(args.init)[0] if args.init else TransUNet(MODEL_CONFIGS[args.model])
         config = TrainConfig()
-    overrides = {"loss": args.loss, "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
-                 "batch_size": args.batch_size, "learning_rate": args.lr, "device": args.device, "seed": args.seed}
-    for key, value in overrides.items():
-        if value is not None:
-            setattr(config, key, value)
+    _override(config, args)
     out = Path(args.out)
     print(f"octfluid train: {train_data.summary()['bscans']} training B-scans, "
           f"{val_data.summary()['bscans'] if val_data else 0} validation B-scans, loss {config.loss}, "
           f"{config.epochs} x {config.steps_per_epoch} steps -> {out}/", file=sys.stderr)
     started = time.perf_counter()
-    def report(event) -> None:
-        if isinstance(event, StepEnd):
-            print(f"\rstep {event.step}/{event.total_steps} loss {event.loss:.4f} "
-                  f"eta {event.eta_s / 60:.1f} min", end="", file=sys.stderr, flush=True)
-        elif isinstance(event, EpochEnd):
-            val = f" val Dice {event.val_dice:.4f} Jaccard {event.val_jaccard:.4f}" if event.val_dice is not None else ""
-            print(f"\repoch {event.epoch}/{event.epochs} loss {event.train_loss:.4f} train Dice "
-                  f"{event.train_dice:.4f}{val}{' *' if event.improved else ''}", file=sys.stderr, flush=True)
-
-    result = drive(train(model, train_data, val_data, config, out_dir=out), report)
+    result = drive(train(model, train_data, val_data, config, out_dir=out), _report_training)
     minutes = (time.perf_counter() - started) / 60
     print(f"best checkpoint: {result.best_checkpoint}; last: {result.last_checkpoint} ({minutes:.1f} min"
           f"{', stopped early' if result.stopped_early else ''})")
@@ -216,6 +249,40 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(format_table(rows))
     if args.csv:
         print(f"wrote {write_csv(args.csv, rows)}")
+    return 0
+
+
+def cmd_crossval(args: argparse.Namespace) -> int:
+    import torch
+
+    from .evaluation import format_table, write_csv
+    from .training.crossval import FoldEnd, FoldStarted, cross_validate
+    from .training.recipe import load_recipe, recipe_subjects
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recipe = load_recipe(args.recipe)
+    config = recipe.train_config
+    _override(config, args)
+    subjects = recipe_subjects(args.recipe, "train") + recipe_subjects(args.recipe, "validation")
+
+    def report(event) -> None:
+        if isinstance(event, FoldStarted):
+            print(f"fold {event.fold}/{event.folds}: holding out {', '.join(event.held_out)}", file=sys.stderr)
+        elif isinstance(event, FoldEnd):
+            print(f"fold {event.fold}/{event.folds}: {event.train_minutes:.1f} min, threshold {event.threshold:.2f}\n"
+                  f"{format_table(event.rows)}", file=sys.stderr, flush=True)
+        else:
+            _report_training(event)
+
+    print(f"octfluid crossval: {len(subjects)} subjects, {args.folds} folds, loss {config.loss}, "
+          f"{config.epochs} x {config.steps_per_epoch} steps of {config.batch_size} per fold", file=sys.stderr)
+    result = drive(cross_validate(subjects, args.folds, recipe.model_config, config, tuple(args.noise_sigma),
+                                  args.out), report)
+    print(format_table(result.rows))
+    print(f"training time per fold: {', '.join(f'{f.train_minutes:.1f}' for f in result.folds)} min")
+    if args.csv:
+        print(f"wrote {write_csv(args.csv, result.rows + [r for f in result.folds for r in f.rows])}")
     return 0
 
 
@@ -333,11 +400,31 @@ def build_parser() -> argparse.ArgumentParser:
     evaluating.add_argument("--csv", help="also write the table to this CSV file")
     evaluating.set_defaults(run=cmd_evaluate)
 
+    crossval = sub.add_parser("crossval", help="k-fold cross-validation by subject of a recipe (pooled held-out "
+                                               "Dice and Jaccard, with noise, and grader 2)")
+    crossval.add_argument("--recipe", required=True, help="its train and validation subjects are pooled and refolded")
+    crossval.add_argument("--folds", type=int, default=5)
+    for name, kind in (("--loss", str), ("--epochs", int), ("--steps-per-epoch", int), ("--batch-size", int),
+                       ("--lr", float), ("--seed", int), ("--threads", int)):
+        crossval.add_argument(name, type=kind)
+    crossval.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    crossval.add_argument("--noise-sigma", nargs="+", type=float, default=[0.0])
+    crossval.add_argument("--out", default="octfluid-crossval", help="folder for each fold's checkpoints")
+    crossval.add_argument("--csv", help="also write the table (pooled and per fold) to this CSV file")
+    crossval.set_defaults(run=cmd_crossval)
+
     quantify = sub.add_parser("quantify", help="fluid area per B-scan and fluid volume from a labels file")
     quantify.add_argument("labels")
     quantify.add_argument("--spacing", nargs=3, type=float, metavar=("Z", "Y", "X"),
                           help="spacing in mm between B-scans, along depth and along width")
-    quantify.add_argument("--csv", help="write fluid per B-scan and totals to this CSV file")
+    quantify.add_argument("--csv", help="write fluid per B-scan, per class, totals (and ETDRS) to this CSV file")
+    quantify.add_argument("--etdrs", action="store_true", help="fluid volume per ETDRS sector (needs the spacing)")
+    quantify.add_argument("--fovea", nargs=2, type=float, metavar=("BSCAN", "ASCAN"),
+                          help="the fovea's position (default: detected in --scan, else the scan centre)")
+    quantify.add_argument("--scan", help="the OCT scan of these labels, to detect the fovea in")
+    quantify.add_argument("--laterality", choices=["OD", "OS"], help="the eye (default: from the file)")
+    quantify.add_argument("--first-bscan", choices=["superior", "inferior"], default="superior",
+                          help="which edge of the macula the first B-scan crosses")
     quantify.set_defaults(run=cmd_quantify)
 
     view = sub.add_parser("view", help="open napari with a scan (default: the sample) and octfluid's widgets")
@@ -357,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     user_errors: tuple[type[BaseException], ...] = (CommandError, OctReadError, SpacingUnknownError,
                                                     FileNotFoundError, IsADirectoryError, PermissionError, MemoryError)
-    if args.command in ("predict", "train", "evaluate"):  # only these need torch; quantify/info stay light
+    if args.command in ("predict", "train", "evaluate", "crossval", "calibrate"):  # only these need torch; quantify/info stay light
         from .devices import DeviceUnavailableError
         from .model import CheckpointError
 

@@ -47,6 +47,28 @@ def _concat(parts: list[Confusion]) -> Confusion:
     return Confusion(*(np.concatenate([getattr(c, name) for c in parts]) for name in ("tp", "fp", "fn")))
 
 
+def model_confusions(model: TransUNet, volumes: Iterable[tuple[str, str, np.ndarray, np.ndarray]],
+                     noise_sigma: float = 0.0, device: str = "auto",
+                     batch_size: int | None = None) -> dict[str, list[Confusion]]:
+    """Per-B-scan counts of the model against the labels, per group, with noise of ``noise_sigma`` added."""
+    per_group: dict[str, list[Confusion]] = {}
+    for index, (_, group, images, labels) in enumerate(volumes):
+        _, result = run_to_end(predict(add_noise(images, noise_sigma, seed=index), model, device, batch_size))
+        per_group.setdefault(group, []).append(counts_against(result.labels, labels))
+    return per_group
+
+
+def agreement_rows(per_group: dict[str, list[Confusion]], noise_sigma: float,
+                   rater: str = "model") -> list[EvaluationRow]:
+    """One row per group and, where there are several groups, one for all of them pooled."""
+    rows = [EvaluationRow(group, rater, float(noise_sigma), Agreement.from_confusion(_concat(parts)))
+            for group, parts in sorted(per_group.items())]
+    if len(per_group) > 1:
+        everything = [c for parts in per_group.values() for c in parts]
+        rows.append(EvaluationRow("all", rater, float(noise_sigma), Agreement.from_confusion(_concat(everything))))
+    return rows
+
+
 def evaluate(model: TransUNet, volumes: Iterable[tuple[str, str, np.ndarray, np.ndarray]],
              noise_sigmas: Iterable[float] = (0.0,), device: str = "auto",
              batch_size: int | None = None) -> list[EvaluationRow]:
@@ -55,36 +77,30 @@ def evaluate(model: TransUNet, volumes: Iterable[tuple[str, str, np.ndarray, np.
     ``volumes`` yields (name, group, images[Z,Y,X], labels[Z,Y,X]); labels use 1 for fluid and 255 for unknown.
     """
     volumes = list(volumes)
-    rows = []
-    for sigma in noise_sigmas:
-        per_group: dict[str, list[Confusion]] = {}
-        for index, (_, group, images, labels) in enumerate(volumes):
-            _, result = run_to_end(predict(add_noise(images, sigma, seed=index), model, device, batch_size))
-            per_group.setdefault(group, []).append(counts_against(result.labels, labels))
-        for group, parts in sorted(per_group.items()):
-            rows.append(EvaluationRow(group, "model", float(sigma), Agreement.from_confusion(_concat(parts))))
-        if len(per_group) > 1:
-            everything = [c for parts in per_group.values() for c in parts]
-            rows.append(EvaluationRow("all", "model", float(sigma), Agreement.from_confusion(_concat(everything))))
-    return rows
+    return [row for sigma in noise_sigmas
+            for row in agreement_rows(model_confusions(model, volumes, sigma, device, batch_size), sigma)]
+
+
+def grader_confusions(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, list[Confusion]]:
+    """A second grader's counts against the first, per group (unknown for either grader does not count)."""
+    per_group: dict[str, list[Confusion]] = {}
+    for group, second, first in pairs:
+        per_group.setdefault(group, []).append(counts_against(second == 1, np.where(second == IGNORE, IGNORE, first)))
+    return per_group
 
 
 def grader_rows(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]]) -> list[EvaluationRow]:
     """A second grader's agreement with the first, per group: the human level a model can be held to."""
-    per_group: dict[str, list[Confusion]] = {}
-    for group, second, first in pairs:
-        per_group.setdefault(group, []).append(counts_against(second == 1, np.where(second == IGNORE, IGNORE, first)))
-    return [EvaluationRow(group, "grader 2", 0.0, Agreement.from_confusion(_concat(parts)))
-            for group, parts in sorted(per_group.items())]
+    return agreement_rows(grader_confusions(pairs), 0.0, rater="grader 2")
 
 
 def format_table(rows: list[EvaluationRow]) -> str:
-    header = f"{'group':<10} {'rater':<9} {'sigma':>6} {'pooled Dice':>11} {'Jaccard':>8} {'mean B-scan Dice':>16} " \
+    header = f"{'group':<13} {'rater':<9} {'sigma':>6} {'pooled Dice':>11} {'Jaccard':>8} {'mean B-scan Dice':>16} " \
              f"{'FP rate':>8} {'B-scans':>8}"
     lines = [header, "-" * len(header)]
     for row in rows:
         a = row.agreement
-        lines.append(f"{row.group:<10} {row.rater:<9} {row.noise_sigma:>6g} {a.pooled_dice:>11.4f} "
+        lines.append(f"{row.group:<13} {row.rater:<9} {row.noise_sigma:>6g} {a.pooled_dice:>11.4f} "
                      f"{a.pooled_jaccard:>8.4f} {a.mean_bscan_dice:>16.4f} {a.false_positive_rate:>8.3f} "
                      f"{a.n_bscans:>8d}")
     return "\n".join(lines)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,9 @@ class FluidSummary:
     pixels_per_bscan: np.ndarray
     area_mm2_per_bscan: np.ndarray | None
     volume_mm3: float | None
+    pixels_per_class: dict[int, np.ndarray] = field(default_factory=dict)  # label value -> pixels per B-scan
+    pixel_area_mm2: float | None = None
+    voxel_mm3: float | None = None
 
     @property
     def volume_nl(self) -> float | None:
@@ -46,11 +49,16 @@ def fluid_pixels_per_bscan(labels: np.ndarray, fluid_classes: tuple[int, ...] | 
 def summarize_fluid(labels: np.ndarray, spacing_mm: tuple[float | None, float | None, float | None]) -> FluidSummary:
     """Fluid per B-scan (pixels, and mm^2 when depth and width spacing are known) and volume (mm^3 when the
     B-scan distance is known too). Unknown spacing gives ``None``, never a guess."""
+    labels = np.asarray(labels)
     pixels = fluid_pixels_per_bscan(labels)
-    _, dy, dx = spacing_mm
+    dz, dy, dx = spacing_mm
     areas = pixels * (dy * dx) if dy is not None and dx is not None else None
-    volume = fluid_volume_mm3(labels, spacing_mm) if areas is not None and spacing_mm[0] is not None else None
-    return FluidSummary(pixels, areas, volume)
+    known = areas is not None and dz is not None
+    volume = fluid_volume_mm3(labels, spacing_mm) if known else None
+    classes = [int(c) for c in np.unique(labels) if c > 0]
+    per_class = {c: fluid_pixels_per_bscan(labels, (c,)) for c in classes} if len(classes) > 1 else {}
+    return FluidSummary(pixels, areas, volume, per_class, dy * dx if areas is not None else None,
+                        dz * dy * dx if known else None)
 
 
 def fluid_volume_mm3(labels: np.ndarray, spacing_mm: tuple[float | None, float | None, float | None]) -> float:
@@ -67,17 +75,33 @@ def fluid_volume_mm3(labels: np.ndarray, spacing_mm: tuple[float | None, float |
     return float(fluid_pixels_per_bscan(labels).sum()) * dz * dy * dx
 
 
-def write_summary_csv(path: str | Path, summary: FluidSummary) -> Path:
-    """One row per B-scan and a total row; physical columns are empty where the spacing is unknown."""
+def write_summary_csv(path: str | Path, summary: FluidSummary, sectors_mm3: dict[str, float] | None = None) -> Path:
+    """One row per B-scan and a total row (fluid pixels, area, and pixels of each class when there are several),
+    the volume, and the fluid volume per ETDRS sector when given. Physical columns are empty where the spacing
+    is unknown, never filled with a guess."""
     path = Path(path)
+    classes = sorted(summary.pixels_per_class)
+
+    def area(pixels) -> str:
+        return "" if summary.pixel_area_mm2 is None else f"{pixels * summary.pixel_area_mm2:.6g}"
+
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["bscan", "fluid_pixels", "fluid_area_mm2"])
+        writer.writerow(["bscan", "fluid_pixels", "fluid_area_mm2", *(f"class_{c}_pixels" for c in classes),
+                         *(f"class_{c}_area_mm2" for c in classes)])
         for index, pixels in enumerate(summary.pixels_per_bscan):
-            area = "" if summary.area_mm2_per_bscan is None else f"{summary.area_mm2_per_bscan[index]:.6g}"
-            writer.writerow([index, int(pixels), area])
-        total_area = "" if summary.area_mm2_per_bscan is None else f"{summary.area_mm2_per_bscan.sum():.6g}"
-        writer.writerow(["total", summary.total_pixels, total_area])
-        volume = "" if summary.volume_mm3 is None else f"{summary.volume_mm3:.6g}"
-        writer.writerow(["volume_mm3", volume, ""])
+            per_class = [int(summary.pixels_per_class[c][index]) for c in classes]
+            writer.writerow([index, int(pixels), area(pixels), *per_class, *(area(p) for p in per_class)])
+        totals = [int(summary.pixels_per_class[c].sum()) for c in classes]
+        writer.writerow(["total", summary.total_pixels, area(summary.total_pixels), *totals,
+                         *(area(p) for p in totals)])
+        writer.writerow([])
+        writer.writerow(["measure", "value", "unit"])
+        writer.writerow(["fluid volume", "" if summary.volume_mm3 is None else f"{summary.volume_mm3:.6g}", "mm3"])
+        writer.writerow(["fluid volume", "" if summary.volume_nl is None else f"{summary.volume_nl:.6g}", "nL"])
+        for c, pixels in zip(classes, totals):
+            volume = "" if summary.voxel_mm3 is None else f"{pixels * summary.voxel_mm3:.6g}"
+            writer.writerow([f"class {c} volume", volume, "mm3"])
+        for sector, volume in (sectors_mm3 or {}).items():
+            writer.writerow([f"ETDRS {sector}", f"{volume:.6g}", "mm3"])
     return path

@@ -39,7 +39,19 @@ def test_quantify_with_given_spacing_matches_the_mask(capsys, tmp_path):
     out = capsys.readouterr().out
     expected = int(np.count_nonzero(mask)) * 0.12 * 0.004 * 0.012
     assert f"{expected:.5f} mm^3" in out
-    assert (tmp_path / "q.csv").read_text().count("\n") == 11 + 3
+    rows = (tmp_path / "q.csv").read_text().splitlines()
+    assert len([r for r in rows if r[:1].isdigit()]) == 11 and rows[12].startswith("total,")
+
+
+def test_quantify_etdrs_sectors_add_up_to_the_volume(capsys, tmp_path):
+    assert main(["quantify", str(SAMPLE_MASK), "--spacing", "0.12", "0.004", "0.012", "--etdrs", "--fovea", "5",
+                 "380", "--laterality", "OS", "--csv", str(tmp_path / "q.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "around the fovea at B-scan 5.0, A-scan 380.0 (given); eye OS" in out
+    rows = [line.split(",") for line in (tmp_path / "q.csv").read_text().splitlines()]
+    sectors = [float(r[1]) for r in rows if r[0].startswith("ETDRS ")]
+    [volume] = [float(r[1]) for r in rows if r[0] == "fluid volume" and r[2] == "mm3"]
+    assert len(sectors) == 10 and sum(sectors) == pytest.approx(volume, rel=1e-4)
 
 
 def test_quantify_without_spacing_says_so(capsys):

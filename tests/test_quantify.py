@@ -55,5 +55,32 @@ def test_csv_has_a_row_per_bscan_and_totals(tmp_path):
     rows = path.read_text().splitlines()
     assert rows[0] == "bscan,fluid_pixels,fluid_area_mm2"
     assert rows[2] == "1,800,0.032"
-    assert rows[-2] == "total,2400,0.096"
-    assert rows[-1] == "volume_mm3,,"
+    assert rows[7] == "total,2400,0.096"
+    assert "fluid volume,,mm3" in rows and "fluid volume,,nL" in rows  # unknown B-scan distance: left empty
+
+
+def test_csv_reports_each_class_and_the_etdrs_sectors(tmp_path):
+    labels = box_phantom()
+    labels[2, 10:20, 20:60] = 2  # half of B-scan 2's box becomes class 2
+    summary = summarize_fluid(labels, (0.1, 0.004, 0.01))
+    assert summary.pixels_per_class[2].tolist() == [0, 0, 400, 0, 0, 0]
+    rows = write_summary_csv(tmp_path / "f.csv", summary, {"central": 0.25, "outside grid": 0.5}).read_text()
+    lines = rows.splitlines()
+    assert lines[0] == "bscan,fluid_pixels,fluid_area_mm2,class_1_pixels,class_2_pixels,class_1_area_mm2,class_2_area_mm2"
+    assert lines[3] == "2,800,0.032,400,400,0.016,0.016"
+    assert "class 2 volume,0.0016,mm3" in lines and "fluid volume,9.6,nL" in lines
+    assert "ETDRS central,0.25,mm3" in lines
+
+
+def ellipsoid_phantom(semi_axes_mm, spacing_mm, shape):
+    """Voxels whose centres lie inside an ellipsoid centred in the volume."""
+    grids = np.meshgrid(*[(np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, spacing_mm)], indexing="ij")
+    inside = sum((g / a) ** 2 for g, a in zip(grids, semi_axes_mm)) <= 1
+    return inside.astype(np.uint8)
+
+
+def test_ellipsoid_volume_is_within_one_percent_of_the_analytic_value():
+    spacing, semi_axes = (0.05, 0.0039, 0.0118), (1.2, 0.15, 0.9)  # a flattened cyst-like ellipsoid
+    labels = ellipsoid_phantom(semi_axes, spacing, (60, 100, 180))
+    analytic = 4 / 3 * np.pi * np.prod(semi_axes)
+    assert fluid_volume_mm3(labels, spacing) == pytest.approx(analytic, rel=0.01)

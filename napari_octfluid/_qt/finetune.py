@@ -25,6 +25,7 @@ from ..training.engine import EpochEnd, StepEnd, TrainConfig, TrainResult, train
 from ..weights import default_weights_path
 from ._threads import ThreadBudget
 from ._layer_pick import image_picker, labels_picker
+from .review_tracking import review_state
 from .live_plot import LivePlot
 
 SHIPPED = "shipped default"
@@ -59,7 +60,8 @@ class FinetuneWidget(Container):
         self._viewer = napari_viewer
         self.scan = image_picker()
         self.labels = labels_picker("Corrected labels")
-        self.bscans = LineEdit(label="Train on B-scans", value="", tooltip="empty: every B-scan with labels")
+        self.bscans = LineEdit(label="Train on B-scans", value="",
+                               tooltip="empty: the B-scans you corrected or accepted in Review")
         self.val_bscans = LineEdit(label="Validate on B-scans", value="", tooltip="held out from training")
         self.summary = Label(value="")
         self.start_from = ComboBox(label="Start from", choices=[SHIPPED, CHECKPOINT])
@@ -112,12 +114,17 @@ class FinetuneWidget(Container):
             box.visible = name == "composite"
 
     def chosen_bscans(self) -> tuple[list[int], list[int]]:
-        """Training and validation B-scans: the explicit lists, else every B-scan with labels."""
-        labels = np.asarray(self.labels.value.data)
+        """Training and validation B-scans: the explicit list; else the B-scans corrected or accepted in Review;
+        else, for labels octfluid did not predict (an expert's mask file), every B-scan with labels."""
+        layer = self.labels.value
+        labels = np.asarray(layer.data)
         n = labels.shape[0] if labels.ndim == 3 else 1
         validation = parse_bscan_list(self.val_bscans.value, n)
+        state = review_state(layer)
         if self.bscans.value.strip():
             chosen = parse_bscan_list(self.bscans.value, n)
+        elif state is not None and (state.model or state.reviewed.any()):
+            chosen = [int(z) for z in np.flatnonzero(state.reviewed)]
         else:
             chosen = [int(z) for z in np.flatnonzero(fluid_pixels_per_bscan(labels) > 0)]
         return [z for z in chosen if z not in validation], validation

@@ -16,13 +16,15 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QMessageBox
 
-from .._layers import META_KEY
+from .._layers import META_KEY, REVIEW_KEY
 from ..devices import DEVICE_CHOICES
 from ..inference import PredictNotice, PredictProgress, PredictResult, predict
 from ..model import CheckpointError, load_model
+from ..review import ReviewState, bscan_uncertainty
 from ..weights import NO_WEIGHTS_MESSAGE, default_weights_path
 from ._threads import ThreadBudget
 from ._layer_pick import image_picker
+from .review_tracking import as_volume, review_state, tracker_for
 
 DEFAULT_WEIGHTS_CHOICE = "shipped default"
 CHECKPOINT_CHOICE = "checkpoint file..."
@@ -43,7 +45,7 @@ class PredictWidget(Container):
         self.checkpoint = FileEdit(label="Checkpoint", filter="*.pt *.pth", visible=False)
         self.device = ComboBox(label="Device", choices=list(DEVICE_CHOICES))
         self.batch_size = SpinBox(label="Batch size (0 = auto)", value=AUTO, min=0, max=512)
-        self.with_probability = CheckBox(text="Add the fluid probability as an image layer", value=False)
+        self.with_probability = CheckBox(text="Show the fluid probability layer", value=False)
         self.run_button = PushButton(text="Predict fluid")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
@@ -139,29 +141,49 @@ class PredictWidget(Container):
         if self._stop_requested:  # it finished before it saw the stop: the user asked for nothing to change
             return
         source = self._source
-        labels = result.labels if np.asarray(source.data).ndim == 3 else result.labels[0]
-        name = f"{source.name} fluid"
+        single = np.asarray(source.data).ndim == 2
+        labels = result.labels[0] if single else result.labels
+        probability = result.fluid_probability[0] if single else result.fluid_probability
+        uncertainty = bscan_uncertainty(result.fluid_probability)
+        name, prob_name = f"{source.name} fluid", f"{source.name} fluid probability"
         meta = {META_KEY: {**source.metadata.get(META_KEY, {}), "model": str(self._weights),
-                           "predicted_checksum": checksum(labels)}}
+                           "predicted_checksum": checksum(labels), "probability_layer": prob_name}}
         if name in self._viewer.layers:
-            existing = self._viewer.layers[name]
-            edited = existing.metadata.get(META_KEY, {}).get("predicted_checksum") != checksum(existing.data)
-            if edited and not self.confirm_replace(name):
-                self.status.value = "Kept your edited labels."
+            if not self._update_labels(self._viewer.layers[name], labels, meta, uncertainty):
                 return
-            existing.data = labels
-            existing.metadata = meta
         else:
-            self._viewer.add_labels(labels, name=name, scale=source.scale, units=source.units,
-                                    axis_labels=source.axis_labels, metadata=meta)
-        if self.with_probability.value:
-            probability = result.fluid_probability if labels.ndim == 3 else result.fluid_probability[0]
-            prob_name = f"{source.name} fluid probability"
-            if prob_name in self._viewer.layers:
-                self._viewer.layers[prob_name].data = probability
-            else:
-                self._viewer.add_image(probability, name=prob_name, scale=source.scale, units=source.units,
-                                       axis_labels=source.axis_labels, colormap="magma", blending="additive",
-                                       opacity=0.5, contrast_limits=(0.0, 1.0))
+            layer = self._viewer.add_labels(labels, name=name, scale=source.scale, units=source.units,
+                                            axis_labels=source.axis_labels, metadata=meta)
+            layer.metadata[REVIEW_KEY] = ReviewState.start(as_volume(labels), str(self._weights), uncertainty)
+            tracker_for(layer, self._viewer)
+        if prob_name in self._viewer.layers:
+            self._viewer.layers[prob_name].data = probability
+        else:
+            self._viewer.add_image(probability, name=prob_name, scale=source.scale, units=source.units,
+                                   axis_labels=source.axis_labels, colormap="magma", blending="additive",
+                                   opacity=0.5, contrast_limits=(0.0, 1.0), visible=self.with_probability.value)
+        self._viewer.layers.selection.active = self._viewer.layers[name]  # ready for the brush
         self.status.value = f"Done in {result.seconds:.1f} s on {result.device}."
         show_info(f"octfluid: fluid predicted for {source.name} on {result.device}")
+
+    def _update_labels(self, existing, labels: np.ndarray, meta: dict, uncertainty: np.ndarray) -> bool:
+        """Put a new prediction into existing labels: B-scans the user corrected or accepted are kept; labels
+        without a review state are replaced only if the user agrees. False if nothing was changed."""
+        state = review_state(existing)
+        if state is not None and state.baseline.shape == as_volume(labels).shape:
+            merged = state.merge_prediction(as_volume(existing.data), as_volume(labels), meta[META_KEY]["model"],
+                                            uncertainty)
+            kept = int(state.reviewed.sum())
+            existing.metadata[META_KEY] = {**existing.metadata.get(META_KEY, {}), **meta[META_KEY]}
+            existing.data = merged if np.ndim(existing.data) == 3 else merged[0]
+            if kept:
+                show_info(f"octfluid kept your {kept} reviewed B-scan(s) as they were.")
+            return True
+        edited = existing.metadata.get(META_KEY, {}).get("predicted_checksum") != checksum(existing.data)
+        if edited and not self.confirm_replace(existing.name):
+            self.status.value = "Kept your edited labels."
+            return False
+        existing.data = labels
+        existing.metadata = {**meta, REVIEW_KEY: ReviewState.start(as_volume(labels), meta[META_KEY]["model"],
+                                                                   uncertainty)}
+        return True

@@ -1,12 +1,19 @@
-"""Review dock widget: the B-scans of a labels layer with their fluid, and a jump to the next one with fluid."""
+"""Review dock widget: every B-scan with its status (unreviewed, corrected, accepted), its fluid and the model's
+uncertainty; jumps to the next unreviewed, the next with fluid or the most uncertain B-scan; Accept; the
+probability overlay; and the autosave state of the corrections."""
 
 from __future__ import annotations
 
-import numpy as np
-from magicgui.widgets import Container, Label, PushButton, Table
+import time
 
+import numpy as np
+from magicgui.widgets import CheckBox, Container, Label, PushButton, Table
+
+from .._layers import META_KEY, REVIEW_KEY
 from ..quantify import fluid_pixels_per_bscan
+from ..review import Status
 from ._layer_pick import labels_picker
+from .review_tracking import ReviewTracker, as_volume, tracker_for
 
 
 class ReviewWidget(Container):
@@ -14,32 +21,134 @@ class ReviewWidget(Container):
         super().__init__()
         self._viewer = napari_viewer
         self.labels = labels_picker()
-        self.table = Table(value={"B-scan": [], "fluid pixels": []})
-        self.next_with_fluid = PushButton(text="Next B-scan with fluid")
+        self.table = Table(value={"B-scan": [], "status": [], "fluid pixels": [], "uncertainty": []})
+        self.accept_button = PushButton(text="Accept this B-scan")
+        self.next_unreviewed = PushButton(text="Next unreviewed")
+        self.next_with_fluid = PushButton(text="Next with fluid")
+        self.most_uncertain = PushButton(text="Most uncertain unreviewed")
+        self.show_probability = CheckBox(text="Show the fluid probability overlay", value=False)
         self.status = Label(value="")
-        self.extend([self.labels, self.table, self.next_with_fluid, self.status])
-        self.labels.changed.connect(self.refresh)
-        self.next_with_fluid.changed.connect(self.go_to_next_with_fluid)
-        self.refresh()
+        self.saved = Label(value="")
+        buttons = Container(layout="horizontal", widgets=[self.accept_button, self.next_unreviewed], labels=False)
+        jumps = Container(layout="horizontal", widgets=[self.next_with_fluid, self.most_uncertain], labels=False)
+        self.extend([self.labels, self.table, buttons, jumps, self.show_probability, self.status, self.saved])
+        self.labels.changed.connect(self._track)
+        self.accept_button.changed.connect(self.toggle_accept)
+        self.next_unreviewed.changed.connect(lambda *_: self.go_to("unreviewed"))
+        self.next_with_fluid.changed.connect(lambda *_: self.go_to("fluid"))
+        self.most_uncertain.changed.connect(lambda *_: self.go_to("uncertain"))
+        self.show_probability.changed.connect(self._toggle_probability)
+        self.table.native.cellDoubleClicked.connect(lambda row, _column: self._go(row))
+        napari_viewer.layers.events.inserted.connect(self._on_layer_inserted)
+        napari_viewer.dims.events.current_step.connect(self._update_accept_text)
+        self.tracker: ReviewTracker | None = None
+        self._track()
 
-    def _fluid_per_bscan(self) -> np.ndarray:
+    # --- which layer is reviewed
+    def _on_layer_inserted(self, event) -> None:
+        """Restored corrections (the reader found a sidecar) are tracked and autosaved from the start."""
+        if REVIEW_KEY in getattr(event.value, "metadata", {}):
+            tracker_for(event.value, self._viewer)
+
+    def _track(self, *_) -> None:
+        if self.tracker is not None and self._refresh in self.tracker.listeners:
+            self.tracker.listeners.remove(self._refresh)
+            self.tracker.save_listeners.remove(self._update_saved)
         layer = self.labels.value
-        return np.zeros(0, int) if layer is None else fluid_pixels_per_bscan(np.asarray(layer.data))
+        self.tracker = None if layer is None else tracker_for(layer, self._viewer)
+        if self.tracker is not None:
+            self.tracker.listeners.append(self._refresh)
+            self.tracker.save_listeners.append(self._update_saved)
+        self._refresh()
 
-    def refresh(self, *_) -> None:
-        pixels = self._fluid_per_bscan()
-        self.table.value = {"B-scan": list(range(len(pixels))), "fluid pixels": [int(p) for p in pixels]}
-        self.status.value = f"{int((pixels > 0).sum())} of {len(pixels)} B-scans hold fluid" if len(pixels) else ""
+    # --- display
+    def _refresh(self) -> None:
+        if self.tracker is None:
+            self.table.value = {"B-scan": [], "status": [], "fluid pixels": [], "uncertainty": []}
+            self.status.value = "Choose the fluid labels to review."
+            return
+        state = self.tracker.state
+        statuses = state.statuses()
+        pixels = fluid_pixels_per_bscan(as_volume(self.tracker.layer.data))
+        uncertainty = state.uncertainty
+        self.table.value = {
+            "B-scan": list(range(state.n_bscans)),
+            "status": [Status(int(s)).label for s in statuses],
+            "fluid pixels": [int(p) for p in pixels],
+            "uncertainty": ([f"{u:.4f}" for u in uncertainty] if uncertainty is not None
+                            else [""] * state.n_bscans),
+        }
+        counts = {status: int((statuses == status).sum()) for status in Status}
+        self.status.value = (f"{counts[Status.CORRECTED] + counts[Status.ACCEPTED]} of {state.n_bscans} reviewed "
+                             f"({counts[Status.CORRECTED]} corrected, {counts[Status.ACCEPTED]} accepted); "
+                             f"{int((pixels > 0).sum())} hold fluid")
+        self._update_accept_text()
+        self._update_saved()
+
+    def _update_saved(self) -> None:
+        tracker = self.tracker
+        if tracker is None or tracker.sidecar is None:
+            self.saved.value = "Not autosaved: these labels have no scan file to sit beside."
+        elif tracker.save_error:
+            self.saved.value = f"Autosave FAILED: {tracker.save_error}"
+        elif tracker.last_saved is None:
+            self.saved.value = f"Autosaves to {tracker.sidecar.name}"
+        else:
+            self.saved.value = f"Autosaved {time.strftime('%H:%M:%S', time.localtime(tracker.last_saved))} " \
+                               f"to {tracker.sidecar.name}"
+
+    def _update_accept_text(self, *_) -> None:
+        if self.tracker is not None:
+            accepted = self.tracker.state.accepted[self.tracker.current_bscan()]
+            self.accept_button.text = "Un-accept this B-scan" if accepted else "Accept this B-scan"
+
+    # --- actions
+    def toggle_accept(self, *_) -> None:
+        if self.tracker is None:
+            return
+        z = self.tracker.current_bscan()
+        self.tracker.accept(z, not self.tracker.state.accepted[z])
+
+    def _go(self, z: int) -> None:
+        if np.ndim(self.tracker.layer.data) == 3:
+            self._viewer.dims.set_current_step(0, z)
+        self._update_accept_text()
+
+    def go_to(self, what: str) -> int | None:
+        """Move to the next unreviewed B-scan, the next with fluid, or the most uncertain unreviewed one."""
+        if self.tracker is None:
+            self.status.value = "Choose the fluid labels to review."
+            return None
+        state, current = self.tracker.state, self.tracker.current_bscan()
+        if what == "uncertain":
+            target = state.most_uncertain_unreviewed()
+            empty = ("No uncertainty: predict with octfluid first." if state.uncertainty is None
+                     else "Every B-scan is reviewed.")
+        elif what == "fluid":
+            target = state.next_bscan(current, fluid_pixels_per_bscan(as_volume(self.tracker.layer.data)) > 0)
+            empty = "No B-scan with fluid."
+        else:
+            target = state.next_bscan(current, ~state.reviewed)
+            empty = "Every B-scan is reviewed."
+        if target is None:
+            self.status.value = empty
+            return None
+        self._go(target)
+        return target
 
     def go_to_next_with_fluid(self, *_) -> int | None:
-        """Move the viewer to the next B-scan (after the current one, wrapping) whose labels hold fluid."""
-        pixels = self._fluid_per_bscan()
-        if not pixels.any():
-            self.status.value = "No B-scan with fluid."
+        return self.go_to("fluid")
+
+    def _probability_layer(self):
+        if self.tracker is None:
             return None
-        current = int(self._viewer.dims.current_step[0])
-        order = np.roll(np.arange(len(pixels)), -(current + 1))
-        target = int(next(i for i in order if pixels[i] > 0))
-        self._viewer.dims.set_current_step(0, target)
-        self.status.value = f"B-scan {target}: {int(pixels[target])} fluid pixels"
-        return target
+        name = self.tracker.layer.metadata.get(META_KEY, {}).get("probability_layer")
+        return self._viewer.layers[name] if name and name in self._viewer.layers else None
+
+    def _toggle_probability(self, show: bool) -> None:
+        layer = self._probability_layer()
+        if layer is None:
+            if show:
+                self.status.value = "No probability layer: predict with octfluid first."
+            return
+        layer.visible = bool(show)

@@ -12,6 +12,7 @@ from xml.etree import ElementTree
 import numpy as np
 import tifffile
 
+from .._atomic import atomic_path
 from ._arrays import to_bscan_stack
 from .errors import OctReadError
 from .volume import OctVolume
@@ -139,11 +140,7 @@ def write_tiff(path: str | Path, data: np.ndarray, spacing_mm=(None, None, None)
     if z is not None and array.ndim == 3:
         ij_meta["spacing"] = z * 1e3
     resolution = (1.0 / (x * 1e3), 1.0 / (y * 1e3)) if x is not None and y is not None else None
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tifffile.imwrite(tmp, array, imagej=True, resolution=resolution, metadata=ij_meta,
+    with atomic_path(path) as temporary:  # a crash never leaves a half-written mask where the user saved one
+        tifffile.imwrite(temporary, array, imagej=True, resolution=resolution, metadata=ij_meta,
                          compression="zlib")
-        tmp.replace(path)  # atomic: a crash never leaves a half-written mask where the user saved one
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -3,14 +3,13 @@ opening one never runs code, and written atomically so a crash never leaves half
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .._atomic import atomic_path
 from .configs import TransUNetConfig
 from .transunet import TransUNet
 
@@ -29,14 +28,8 @@ def save_checkpoint(path: str | Path, model: TransUNet, **extra: Any) -> Path:
                "decision_threshold": model.decision_threshold,
                "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra}
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(payload, tmp_name)
-        os.replace(tmp_name, path)  # atomic on POSIX: the previous file stays whole until this moment
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+    with atomic_path(path) as temporary:  # the previous checkpoint stays whole until the new one is complete
+        torch.save(payload, temporary)
     return path
 
 

@@ -83,7 +83,8 @@ def test_all_widgets_dock_and_work_on_the_sample(make_napari_viewer, qtbot):
     expected = np.count_nonzero(viewer.layers[1].data.reshape(11, -1), axis=1)
 
     review = widgets["Review"]
-    assert review.table.data.to_list()[:3] == [[i, int(expected[i])] for i in range(3)]
+    assert [[row[0], row[1], row[2]] for row in review.table.data.to_list()[:3]] == \
+        [[i, "unreviewed", int(expected[i])] for i in range(3)]
     viewer.dims.set_current_step(0, 8)
     target = review.go_to_next_with_fluid()
     assert target == next(i for i in [9, 10, 0, 1, 2] if expected[i] > 0)

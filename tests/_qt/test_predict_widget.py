@@ -42,19 +42,26 @@ def test_prediction_becomes_an_editable_undoable_labels_layer(viewer_and_widget,
     np.testing.assert_array_equal(labels.data, before)
 
 
-def test_rerun_asks_before_replacing_edited_labels(viewer_and_widget, qtbot, monkeypatch):
+def test_rerun_keeps_edited_bscans_and_asks_only_for_untracked_labels(viewer_and_widget, qtbot, monkeypatch):
     viewer, widget = viewer_and_widget
     run_and_wait(widget, qtbot)
     labels = viewer.layers["duke_dme_subject01 fluid"]
     asked = []
     monkeypatch.setattr(PredictWidget, "confirm_replace", lambda self, name: asked.append(name) or False)
-    run_and_wait(widget, qtbot)  # unedited: replaced without asking
-    assert asked == []
     labels.paint((3, 50, 50), 2, refresh=True)
-    edited = labels.data.copy()
+    qtbot.wait(50)
+    edited = labels.data[3].copy()
+    run_and_wait(widget, qtbot)  # reviewed B-scans are protected: no need to ask
+    assert asked == []
+    np.testing.assert_array_equal(labels.data[3], edited)
+
+    viewer.layers.remove(labels)  # labels of the same name that octfluid did not make (e.g. a script's)
+    before = np.zeros_like(edited, shape=labels.data.shape)
+    before[4, 40:60, 40:60] = 2
+    viewer.add_labels(before.copy(), name="duke_dme_subject01 fluid")
     run_and_wait(widget, qtbot)
     assert asked == ["duke_dme_subject01 fluid"]
-    np.testing.assert_array_equal(labels.data, edited)  # the user said no: the edits stay
+    np.testing.assert_array_equal(viewer.layers["duke_dme_subject01 fluid"].data, before)  # the user said no
     assert widget.status.value == "Kept your edited labels."
 
 

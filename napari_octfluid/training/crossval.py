@@ -1,0 +1,104 @@
+"""Cross-validation by subject (seed 000 used 5 folds): train on k-1 folds, predict the held-out fold, and pool
+the held-out predictions of all folds into the figures of the model card.
+
+Each fold is trained exactly as a recipe says, from scratch, with no validation set: the held-out subjects must
+not choose the epoch or the threshold, so the last epoch is kept and the threshold is calibrated on the fold's
+training B-scans.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Generator
+
+from ..evaluation import EvaluationRow, agreement_rows, grader_confusions, model_confusions
+from ..metrics import Confusion
+from ..model import TransUNet, TransUNetConfig, save_checkpoint
+from .calibrate import calibrate_threshold
+from .data import BscanSet
+from .engine import EpochEnd, StepEnd, TrainConfig, train
+from .shared_data import Subject
+
+
+def subject_folds(names: list[str], k: int) -> list[list[str]]:
+    """``k`` folds of subject names, each dataset (the prefix before ``_``) dealt round-robin across the folds
+    so that every fold holds a share of every dataset; the deal continues where the previous dataset stopped,
+    which keeps fold sizes within one of each other."""
+    if not 2 <= k <= len(names):
+        raise ValueError(f"cannot make {k} folds of {len(names)} subjects: choose k between 2 and {len(names)}.")
+    folds: list[list[str]] = [[] for _ in range(k)]
+    position = 0
+    for dataset in sorted({name.split("_")[0] for name in names}):
+        for name in sorted(n for n in names if n.split("_")[0] == dataset):
+            folds[position % k].append(name)
+            position += 1
+    return folds
+
+
+@dataclass(frozen=True)
+class FoldStarted:
+    fold: int
+    folds: int
+    held_out: list[str]
+
+
+@dataclass(frozen=True)
+class FoldEnd:
+    fold: int
+    folds: int
+    held_out: list[str]
+    threshold: float
+    train_minutes: float
+    rows: list[EvaluationRow]  # this fold's held-out subjects, clean images
+
+
+@dataclass
+class CrossValidation:
+    rows: list[EvaluationRow]  # held-out predictions of all folds pooled, per dataset and noise level; grader 2
+    folds: list[FoldEnd]
+
+
+def _bscans(subjects: list[Subject]) -> BscanSet:
+    return BscanSet.from_volumes([(s.images, s.labels, s.name) for s in subjects])
+
+
+def cross_validate(subjects: list[Subject], k: int, model_config: TransUNetConfig, config: TrainConfig,
+                   noise_sigmas: tuple[float, ...] = (0.0,), out_dir: str | Path | None = None,
+                   batch_size: int | None = None,
+                   ) -> Generator[FoldStarted | StepEnd | EpochEnd | FoldEnd, None, CrossValidation]:
+    """Train and test ``k`` folds of ``subjects``; yields the training events of each fold between a
+    ``FoldStarted`` and a ``FoldEnd``, and returns the pooled held-out figures."""
+    by_name = {s.name: s for s in subjects}
+    folds = subject_folds(list(by_name), k)
+    pooled: dict[float, dict[str, list[Confusion]]] = {sigma: {} for sigma in noise_sigmas}
+    ends = []
+    for index, held_out in enumerate(folds, start=1):
+        yield FoldStarted(index, k, held_out)
+        training = _bscans([s for name, s in by_name.items() if name not in held_out])
+        started = time.perf_counter()
+        fold_dir = Path(out_dir) / f"fold_{index}" if out_dir else None
+        result = yield from train(TransUNet(model_config), training, None, replace(config, seed=config.seed + index),
+                                  out_dir=fold_dir)
+        model = result.model.cpu()
+        model.decision_threshold, _ = calibrate_threshold(model, training)
+        minutes = (time.perf_counter() - started) / 60
+        if fold_dir is not None:
+            save_checkpoint(fold_dir / "final.pt", model, held_out=held_out, train_minutes=minutes)
+        volumes = [(name, name.split("_")[0], by_name[name].images, by_name[name].labels) for name in held_out]
+        fold_rows = []
+        for sigma in noise_sigmas:
+            per_group = model_confusions(model, volumes, sigma, config.device, batch_size)
+            for group, parts in per_group.items():
+                pooled[sigma].setdefault(group, []).extend(parts)
+            if sigma == noise_sigmas[0]:
+                fold_rows = [replace(row, group=f"fold {index} {row.group}")
+                             for row in agreement_rows(per_group, sigma)]
+        end = FoldEnd(index, k, held_out, model.decision_threshold, minutes, fold_rows)
+        ends.append(end)
+        yield end
+    rows = [row for sigma in noise_sigmas for row in agreement_rows(pooled[sigma], sigma)]
+    graders = [(s.dataset, s.second_grader, s.labels) for s in subjects if s.second_grader is not None]
+    rows += agreement_rows(grader_confusions(graders), 0.0, rater="grader 2") if graders else []
+    return CrossValidation(rows, ends)

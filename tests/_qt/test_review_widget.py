@@ -1,0 +1,159 @@
+"""Review: statuses follow paint, fill, undo and data replacement; reviewed B-scans survive a new prediction;
+corrections autosave beside the scan and come back when it is reopened."""
+
+import numpy as np
+import pytest
+
+from napari_octfluid._qt.predict import CHECKPOINT_CHOICE
+from napari_octfluid._sample_data import SAMPLE_SCAN
+from napari_octfluid.io import read_volume, write_tiff
+from napari_octfluid.io.sidecar import load_sidecar, sidecar_path
+from napari_octfluid.review import Status
+
+SPACING = (0.12, 0.0039, 0.0118)
+
+
+@pytest.fixture
+def scan_file(tmp_path):
+    """The sample scan saved in a folder of the user's, with a spacing (the Duke export has none)."""
+    return write_tiff(tmp_path / "scan.tif", read_volume(SAMPLE_SCAN).data, SPACING, {"laterality": "OD"},
+                      kind="image")
+
+
+@pytest.fixture
+def predicted(make_napari_viewer, scan_file, tiny_checkpoint, qtbot):
+    viewer = make_napari_viewer()
+    viewer.open(scan_file, plugin="octfluid")
+    _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
+    predict = panel.tools["Predict"]
+    predict.weights.value = CHECKPOINT_CHOICE
+    predict.checkpoint.value = tiny_checkpoint
+    predict.device.value = "cpu"
+    predict.run()
+    qtbot.waitUntil(lambda: predict.worker is None, timeout=60000)
+    labels = viewer.layers["scan fluid"]
+    review = panel.tools["Review"]
+    review.labels.value = labels
+    return viewer, panel, labels
+
+
+def settle(qtbot):
+    qtbot.wait(50)  # statuses update once control returns to the event loop, as after a brush stroke
+
+
+def statuses(review):
+    return [row[1] for row in review.table.data.to_list()]
+
+
+def test_statuses_follow_paint_fill_undo_and_data_replacement(predicted, qtbot):
+    viewer, panel, labels = predicted
+    review, tracker = panel.tools["Review"], panel.tools["Review"].tracker
+    assert set(statuses(review)) == {"unreviewed"}
+    assert tracker.state.uncertainty is not None and len(tracker.state.uncertainty) == 11
+
+    labels.brush_size = 5
+    labels.paint((3, 100, 100), 2)  # the brush
+    settle(qtbot)
+    assert tracker.state.status(3) is Status.CORRECTED and statuses(review)[3] == "corrected"
+
+    viewer.dims.set_current_step(0, 3)
+    labels.undo()  # napari emits no event for undo: the tracker's timer catches it
+    tracker.tick()
+    assert tracker.state.status(3) is Status.UNREVIEWED
+
+    labels.selected_label = 2
+    labels.fill((6, 5, 5), 2)  # the bucket: B-scan 6's background becomes 2
+    settle(qtbot)
+    assert tracker.state.status(6) is Status.CORRECTED
+
+    viewer.dims.set_current_step(0, 8)
+    review.toggle_accept()
+    assert statuses(review)[8] == "accepted" and review.accept_button.text == "Un-accept this B-scan"
+
+    replaced = labels.data.copy()
+    replaced[0] = 7  # data replacement (e.g. a script or another plugin)
+    labels.data = replaced
+    assert tracker.state.status(0) is Status.CORRECTED
+    assert "3 of 11 reviewed (2 corrected, 1 accepted)" in review.status.value
+
+
+def test_navigation_jumps_to_unreviewed_fluid_and_uncertain_bscans(predicted):
+    viewer, panel, labels = predicted
+    review = panel.tools["Review"]
+    viewer.dims.set_current_step(0, 0)
+    review.toggle_accept()
+    assert review.go_to("unreviewed") == 1
+    uncertain = review.go_to("uncertain")
+    assert uncertain == int(np.argmax(review.tracker.state.uncertainty[1:]) + 1)
+    assert viewer.dims.current_step[0] == uncertain
+    fluid = review.go_to("fluid")
+    assert fluid is None or (labels.data[fluid] > 0).any()
+    review.show_probability.value = True
+    assert viewer.layers["scan fluid probability"].visible
+
+
+def test_a_new_prediction_leaves_reviewed_bscans_alone(predicted, qtbot):
+    viewer, panel, labels = predicted
+    review, predict = panel.tools["Review"], panel.tools["Predict"]
+    labels.paint((2, 200, 300), 3)
+    settle(qtbot)
+    viewer.dims.set_current_step(0, 5)
+    review.toggle_accept()
+    corrected, accepted = labels.data[2].copy(), labels.data[5].copy()
+    labels.data[7] = 0  # an edit napari does not announce, on an unreviewed B-scan... 
+    predict.run()
+    qtbot.waitUntil(lambda: predict.worker is None, timeout=60000)
+    np.testing.assert_array_equal(labels.data[2], corrected)
+    np.testing.assert_array_equal(labels.data[5], accepted)
+    state = review.tracker.state
+    assert state.status(2) is Status.CORRECTED and state.status(5) is Status.ACCEPTED
+    assert state.status(7) is Status.UNREVIEWED  # ...is overwritten: it was never marked as reviewed
+
+
+def test_corrections_autosave_and_come_back_when_the_scan_is_reopened(predicted, scan_file, make_napari_viewer,
+                                                                         qtbot):
+    viewer, panel, labels = predicted
+    review = panel.tools["Review"]
+    labels.paint((4, 120, 400), 5)
+    settle(qtbot)
+    viewer.dims.set_current_step(0, 9)
+    review.toggle_accept()
+    review.tracker.tick()  # the timer's work, now
+    qtbot.waitUntil(lambda: review.tracker.last_saved is not None, timeout=10000)
+    review.tracker.save_now()
+    saved_labels, state = load_sidecar(sidecar_path(scan_file))
+    np.testing.assert_array_equal(saved_labels, labels.data)
+    assert state.status(4) is Status.CORRECTED and state.status(9) is Status.ACCEPTED
+    assert "Autosaved" in review.saved.value
+
+    second = make_napari_viewer()
+    layers = second.open(scan_file, plugin="octfluid")
+    assert [layer.name for layer in layers] == ["scan", "scan fluid"]
+    restored = second.layers["scan fluid"]
+    np.testing.assert_array_equal(restored.data, labels.data)
+    assert tuple(restored.scale) == pytest.approx((120.0, 3.9, 11.8))
+    _, second_panel = second.window.add_plugin_dock_widget("octfluid", "octfluid")
+    second_review = second_panel.tools["Review"]
+    second_review.labels.value = restored
+    assert statuses(second_review)[4] == "corrected" and statuses(second_review)[9] == "accepted"
+
+
+def test_finetune_trains_on_exactly_the_reviewed_bscans(predicted, qtbot):
+    viewer, panel, labels = predicted
+    labels.paint((1, 100, 100), 2)
+    labels.paint((6, 100, 100), 2)
+    settle(qtbot)
+    viewer.dims.set_current_step(0, 10)
+    panel.tools["Review"].toggle_accept()
+    finetune = panel.tools["Fine-tune"]
+    finetune.labels.value = labels
+    assert finetune.chosen_bscans() == ([1, 6, 10], [])
+
+
+def test_sample_data_is_never_autosaved_into_the_installation(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("octfluid", "duke_subject01")
+    _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
+    review = panel.tools["Review"]
+    review.labels.value = viewer.layers[-1]
+    assert review.tracker.sidecar is None and "Not autosaved" in review.saved.value
