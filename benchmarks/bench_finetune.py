@@ -22,6 +22,7 @@ from napari_octfluid.evaluation import counts_against
 from napari_octfluid.events import drive
 from napari_octfluid.inference import predict, run_to_end
 from napari_octfluid.model import load_model
+from napari_octfluid.training.calibrate import calibrate_threshold
 from napari_octfluid.training.data import BscanSet
 from napari_octfluid.training.engine import TrainConfig, train
 from napari_octfluid.training.recipe import recipe_subjects
@@ -51,8 +52,11 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--loss", default="composite")
     parser.add_argument("--train-batchnorm", action="store_true", help="let BatchNorm statistics change")
+    parser.add_argument("--recalibrate", action="store_true",
+                        help="after fine-tuning, choose the fluid threshold on the corrected B-scans")
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     root = (RECIPE.parent / tomllib.loads(RECIPE.read_text())["data"]["shared_root"]).resolve()
     [subject] = load_subjects(root, [args.subject])
     others = load_subjects(root, args.others)
@@ -63,7 +67,8 @@ def main() -> None:
     print(f"base weights {args.weights}; subject {args.subject} ({len(subject.images)} B-scans, "
           f"{len(with_fluid)} with fluid); others {', '.join(args.others)}; budget {args.budget:.0f} s; "
           f"replay {'off' if replay is None else 'on'}; lr {args.lr:g}; loss {args.loss}; "
-          f"BatchNorm {'trained' if args.train_batchnorm else 'frozen'}")
+          f"BatchNorm {'trained' if args.train_batchnorm else 'frozen'}; threshold "
+          f"{'recalibrated on the corrections' if args.recalibrate else 'kept'}; {args.threads} threads")
     others_before = pooled_dice(base, others)
     for k in args.k:
         corrected = [int(z) for z in with_fluid[np.linspace(0, len(with_fluid) - 1, k).round().astype(int)]]
@@ -74,12 +79,16 @@ def main() -> None:
                              freeze_batchnorm=not args.train_batchnorm, loss=args.loss)
         start = time.perf_counter()
         result = drive(train(base, data, None, config, replay_data=replay))
+        model = result.model
+        if args.recalibrate:
+            model.decision_threshold, _ = calibrate_threshold(model, data)
         wall = time.perf_counter() - start
-        after = pooled_dice(result.model, [subject], skip=corrected)
-        others_after = pooled_dice(result.model, others)
+        after = pooled_dice(model, [subject], skip=corrected)
+        others_after = pooled_dice(model, others)
         print(f"k={k} corrected B-scans {corrected}: Dice on the other B-scans {before:.4f} -> {after:.4f} "
               f"({after - before:+.4f}); other subjects {others_before:.4f} -> {others_after:.4f} "
-              f"({others_after - others_before:+.4f}); fine-tuning {wall:.0f} s")
+              f"({others_after - others_before:+.4f}); fine-tuning {wall:.0f} s; threshold "
+              f"{base.decision_threshold:.2f} -> {model.decision_threshold:.2f}")
 
 
 if __name__ == "__main__":

@@ -5,14 +5,17 @@ revert it."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton, SpinBox, Table
 from napari.qt.threading import thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtWidgets import QSizePolicy
 
 from ..devices import DEVICE_CHOICES
 from ..inference import predict, run_to_end
@@ -30,7 +33,7 @@ from .live_plot import LivePlot
 
 SHIPPED = "shipped default"
 CHECKPOINT = "checkpoint file..."
-PLOT_INTERVAL_S = 2.0  # redraw the step plot at most this often: drawing is the main thread's work
+PLOT_INTERVAL_S = 1.0  # redraw the step plot at most this often (drawn in a background thread)
 
 
 def parse_bscan_list(text: str, n_bscans: int) -> list[int]:
@@ -45,6 +48,16 @@ def parse_bscan_list(text: str, n_bscans: int) -> list[int]:
             raise ValueError(f"{part!r} is outside B-scans 0..{n_bscans - 1}")
         chosen.extend(range(first, last + 1))
     return sorted(set(chosen))
+
+
+def _warm_up_training_imports(done: threading.Event) -> None:
+    """Import what the first training step imports (building an AdamW optimiser pulls in torch._dynamo, seconds
+    of imports that stalled the interface for ~0.3 s at the first step), while the user is still choosing."""
+    try:
+        parameter = torch.nn.Parameter(torch.zeros(1))
+        torch.optim.lr_scheduler.OneCycleLR(torch.optim.AdamW([parameter], lr=1e-3), max_lr=1e-3, total_steps=2)
+    finally:
+        done.set()
 
 
 def prepare_and_train(model, volume, chosen: list[int], validation: list[int], config: TrainConfig, loss):
@@ -87,6 +100,9 @@ class FinetuneWidget(Container):
                      self.checkpoint, self.loss, *self.weights.values(), self.epochs, self.steps_per_epoch,
                      self.learning_rate, self.batch_size, self.device, self.train_button, self.pause_button,
                      self.stop_button, self.status])
+        for label in (self.status, self.summary):  # text that changes must not resize the dock (see LivePlot)
+            label.native.setWordWrap(True)
+            label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.plot = LivePlot()
         self.native.layout().addWidget(self.plot)
         self.extend([self.predict_button, self.compare, self.save_path, self.keep_button, self.revert_button])
@@ -106,6 +122,9 @@ class FinetuneWidget(Container):
         self._stop_requested = False
         self._progress: progress | None = None
         self._last_draw = 0.0
+        self.warmed_up = threading.Event()
+        threading.Thread(target=_warm_up_training_imports, args=(self.warmed_up,), daemon=True,
+                         name="octfluid-warm-up").start()
         self.refresh()
 
     # --- choosing the data -------------------------------------------------------------------------------

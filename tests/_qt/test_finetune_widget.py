@@ -43,7 +43,11 @@ def test_finetunes_from_layers_and_updates_plot_and_metrics(viewer_with_blobs, q
     assert widget.result is not None and len(widget.result.history) == 2
     assert len(widget.plot.steps) == 6 and set(widget.plot.loss_series) == {"total", "dice", "focal_tversky", "wbce"}
     assert len(widget.plot.metric_series["val Dice"]) == 2
-    assert widget.plot.metric_axis.lines and widget.plot.loss_axis.lines
+    painted = widget.plot.paints
+    image = widget.plot.grab().toImage()  # paints the plot as Qt does on screen
+    assert widget.plot.paints == painted + 1
+    colours = {image.pixelColor(x, y).name() for x in range(0, image.width(), 3) for y in range(0, image.height(), 3)}
+    assert "#1f77b4" in colours and "#2ca02c" in colours  # the total loss and a metric line were drawn
     assert widget.status.value.startswith("Done: training Dice")
 
     widget.predict_with_new_model()
