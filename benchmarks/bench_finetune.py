@@ -60,9 +60,16 @@ def main() -> None:
     root = (RECIPE.parent / tomllib.loads(RECIPE.read_text())["data"]["shared_root"]).resolve()
     [subject] = load_subjects(root, [args.subject])
     others = load_subjects(root, args.others)
-    replay = None if args.no_replay else BscanSet.from_volumes(
-        [(s.images, s.labels, s.name) for s in recipe_subjects(RECIPE, "train")])
-    base, _ = load_model(args.weights)
+    base, payload = load_model(args.weights)
+    # replay what the base weights were trained on: a cross-validation fold's checkpoint (octfluid crossval) names
+    # the subjects it held out, the shipped weights were trained on the recipe's training subjects
+    if "held_out" in payload:
+        trained_on = [s for s in load_subjects(root) if s.name not in payload["held_out"]]
+    else:
+        trained_on = recipe_subjects(RECIPE, "train")
+    if args.subject in {s.name for s in trained_on}:
+        raise SystemExit(f"{args.weights} was trained on {args.subject}: choose a subject it never saw")
+    replay = None if args.no_replay else BscanSet.from_volumes([(s.images, s.labels, s.name) for s in trained_on])
     with_fluid = np.flatnonzero((subject.labels == 1).reshape(len(subject.labels), -1).any(1))
     print(f"base weights {args.weights}; subject {args.subject} ({len(subject.images)} B-scans, "
           f"{len(with_fluid)} with fluid); others {', '.join(args.others)}; budget {args.budget:.0f} s; "

@@ -20,6 +20,13 @@ class OctfluidPanel(QTabWidget):
         for name, tool in self.tools.items():
             tool.native.layout().setAlignment(Qt.AlignmentFlag.AlignTop)  # rows stay together, not spread out
             self.addTab(tool.native, name)
+        self.currentChanged.connect(self._on_tab_shown)
+
+    def _on_tab_shown(self, index: int) -> None:
+        """A tab shown again brings its summary up to date (e.g. Fine-tune's list of reviewed B-scans)."""
+        tool = list(self.tools.values())[index]
+        if hasattr(tool, "refresh"):
+            tool.refresh()
 
     def reset_choices(self, *_) -> None:
         """napari calls this when layers are added or removed, so every tab's layer lists stay current."""

@@ -157,3 +157,13 @@ def test_sample_data_is_never_autosaved_into_the_installation(make_napari_viewer
     review = panel.tools["Review"]
     review.labels.value = viewer.layers[-1]
     assert review.tracker.sidecar is None and "Not autosaved" in review.saved.value
+
+
+def test_showing_the_finetune_tab_lists_the_bscans_reviewed_meanwhile(predicted, qtbot):
+    viewer, panel, labels = predicted
+    finetune = panel.tools["Fine-tune"]
+    finetune.labels.value = labels
+    labels.paint((7, 100, 100), 2)
+    settle(qtbot)
+    panel.setCurrentIndex(list(panel.tools).index("Fine-tune"))
+    assert finetune.summary.value.startswith("1 B-scans to train on: 7")
