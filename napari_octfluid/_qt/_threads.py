@@ -30,3 +30,32 @@ class ThreadBudget:
         if self._saved is not None:
             torch.set_num_threads(self._saved)
             self._saved = None
+
+
+class WorkerHost:
+    """What the widgets that run a core generator in a worker share: the worker, the thread budget, the progress
+    bar, a stop flag, and what happens when napari closes the dock while the worker runs (the worker is asked to
+    stop, and events still queued for the deleted Qt widgets are ignored)."""
+
+    def _init_worker_host(self) -> None:
+        self.worker = None
+        self._threads = ThreadBudget()
+        self._stop_requested = False
+        self._closed = False
+        self._progress = None
+        self.native.destroyed.connect(self._on_destroyed)
+
+    def _on_destroyed(self, *_) -> None:
+        self._closed = self._stop_requested = True
+        if self.worker is not None:
+            self.worker.quit()
+
+    def _worker_done(self) -> bool:
+        """Common end of a run (call it from ``finished``); True if the run was stopped before its end."""
+        stopped, self._stop_requested = self._stop_requested, False
+        self.worker = None
+        self._threads.restore()
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+        return stopped

@@ -26,7 +26,7 @@ from ..quantify import fluid_pixels_per_bscan
 from ..training.data import BscanSet
 from ..training.engine import EpochEnd, StepEnd, TrainConfig, TrainResult, train
 from ..weights import default_weights_path
-from ._threads import ThreadBudget
+from ._threads import WorkerHost
 from ._layer_pick import image_picker, labels_picker
 from .review_tracking import review_state
 from .live_plot import LivePlot
@@ -67,7 +67,7 @@ def prepare_and_train(model, volume, chosen: list[int], validation: list[int], c
     return (yield from train(model, train_data, val_data, config, None, loss))
 
 
-class FinetuneWidget(Container):
+class FinetuneWidget(WorkerHost, Container):
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self._viewer = napari_viewer
@@ -116,11 +116,8 @@ class FinetuneWidget(Container):
         self.predict_button.changed.connect(self.predict_with_new_model)
         self.keep_button.changed.connect(self.keep)
         self.revert_button.changed.connect(self.revert)
-        self.worker = None
+        self._init_worker_host()
         self.result: TrainResult | None = None
-        self._threads = ThreadBudget()
-        self._stop_requested = False
-        self._progress: progress | None = None
         self._last_draw = 0.0
         self.warmed_up = threading.Event()
         threading.Thread(target=_warm_up_training_imports, args=(self.warmed_up,), daemon=True,
@@ -266,15 +263,12 @@ class FinetuneWidget(Container):
         self.predict_button.enabled = self.keep_button.enabled = self.revert_button.enabled = True
 
     def _on_finished(self) -> None:
-        if self._stop_requested:
+        stopped = self._worker_done()
+        if self._closed:
+            return
+        if stopped:
             self.status.value = "Stopped: the model you started from is unchanged."
-        self._stop_requested = False
-        self.worker = None
         self._set_running(False)
-        self._threads.restore()
-        if self._progress is not None:
-            self._progress.close()
-            self._progress = None
 
     # --- after training ----------------------------------------------------------------------------------
     def predict_with_new_model(self, *_) -> None:

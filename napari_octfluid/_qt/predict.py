@@ -22,7 +22,7 @@ from ..inference import PredictNotice, PredictProgress, PredictResult, predict
 from ..model import CheckpointError, load_model
 from ..review import ReviewState, bscan_uncertainty
 from ..weights import NO_WEIGHTS_MESSAGE, default_weights_path
-from ._threads import ThreadBudget
+from ._threads import WorkerHost
 from ._layer_pick import image_picker
 from .review_tracking import as_volume, review_state, tracker_for
 
@@ -36,7 +36,7 @@ def checksum(data: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(data).tobytes(), digest_size=16).hexdigest()
 
 
-class PredictWidget(Container):
+class PredictWidget(WorkerHost, Container):
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self._viewer = napari_viewer
@@ -54,10 +54,7 @@ class PredictWidget(Container):
         self.weights.changed.connect(lambda choice: setattr(self.checkpoint, "visible", choice == CHECKPOINT_CHOICE))
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
-        self.worker = None
-        self._threads = ThreadBudget()
-        self._stop_requested = False
-        self._progress: progress | None = None
+        self._init_worker_host()
 
     def weights_path(self) -> Path | None:
         if self.weights.value == DEFAULT_WEIGHTS_CHOICE:
@@ -121,15 +118,12 @@ class PredictWidget(Container):
         self.status.value = "Prediction failed."
 
     def _on_finished(self) -> None:
-        if self._stop_requested:
+        stopped = self._worker_done()
+        if self._closed:
+            return
+        if stopped:
             self.status.value = "Cancelled: nothing was changed."
-        self._stop_requested = False
-        self.worker = None
         self.run_button.enabled, self.cancel_button.enabled = True, False
-        self._threads.restore()
-        if self._progress is not None:
-            self._progress.close()
-            self._progress = None
 
     def confirm_replace(self, name: str) -> bool:
         """Ask before a new prediction overwrites labels the user edited (tests replace this method)."""

@@ -87,3 +87,16 @@ def test_loss_choices_come_from_the_registry(viewer_with_blobs):
     widget.loss.value = "focal"
     assert not any(box.visible for box in widget.weights.values())
     assert widget.build_loss().name == "focal"
+
+
+def test_closing_napari_during_training_stops_the_worker(viewer_with_blobs, qtbot):
+    viewer, widget = viewer_with_blobs
+    widget.epochs.value, widget.steps_per_epoch.value = 100, 100
+    widget.start()
+    worker = widget.worker
+    qtbot.waitUntil(lambda: len(widget.plot.steps) >= 1, timeout=60000)
+    finished = []
+    worker.finished.connect(lambda: finished.append(True))
+    viewer.close()  # napari cancels the tasks its thread_worker registered: our generator stops at the next step
+    qtbot.waitUntil(lambda: bool(finished), timeout=30000)
+    assert widget.result is None  # nothing half-trained is offered as a result
