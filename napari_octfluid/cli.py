@@ -140,8 +140,31 @@ def _volume_pairs(images: list[str], labels: list[str]) -> list:
                                f"{Path(image_path).name} has {image.data.shape}: they must match.")
         if not label.is_labels:
             raise CommandError(f"{Path(label_path).name} holds intensities, not labels.")
-        pairs.append((image.data, label.data, Path(image_path).stem))
+        pairs.append((image.data, _fluid_labels(label.data, Path(label_path).name), Path(image_path).stem))
     return pairs
+
+
+def _fluid_labels(data, name: str):
+    """Labels as the two-class model learns them: 0 background, 1 fluid (any other positive value: the model
+    does not separate fluid types), 255 unknown. Values that are not whole numbers from 0 to 255 are refused."""
+    import numpy as np
+
+    from .training.shared_data import IGNORE
+
+    if not np.issubdtype(data.dtype, np.integer):
+        if not np.isfinite(data).all() or not (data == np.round(data)).all():
+            raise CommandError(f"{name} holds values that are not whole numbers (NaN, Inf or fractions): labels "
+                               f"must be 0 for background and 1 for fluid.")
+    if data.min() < 0 or data.max() > IGNORE:
+        raise CommandError(f"{name} holds values outside 0..255 ({data.min()}..{data.max()}): labels must be 0 "
+                           f"for background, 1 for fluid, 255 for unknown.")
+    data = data.astype(np.uint8)
+    others = sorted(set(np.unique(data).tolist()) - {0, 1, IGNORE})
+    if others:
+        print(f"octfluid: {name} holds label values {others}: counted as fluid (the model has one fluid class).",
+              file=sys.stderr)
+        data = np.where((data > 0) & (data != IGNORE), 1, data).astype(np.uint8)
+    return data
 
 
 def _report_training(event) -> None:

@@ -133,3 +133,23 @@ def test_predict_with_a_bad_checkpoint_gives_one_line(tmp_path, weights_content,
                              str(tmp_path / "m.tif"), "--weights", str(weights)], capture_output=True, text=True)
     assert result.returncode == 1 and result.stderr.count("\n") == 1 and phrase in result.stderr
     assert not (tmp_path / "m.tif").exists()
+
+
+@pytest.mark.parametrize("values, outcome", [("seven", "counted as fluid"), ("nan", "not whole numbers"),
+                                             ("negative", "outside 0..255")])
+def test_train_checks_the_label_values(tmp_path, capsys, values, outcome):
+    from napari_octfluid.io import write_tiff
+
+    images = np.random.default_rng(0).integers(0, 255, (2, 64, 64), dtype=np.uint8)
+    labels = np.zeros((2, 64, 64), np.float32)
+    labels[:, 10:20, 10:20] = {"seven": 7, "nan": np.nan, "negative": -1}[values]
+    write_tiff(tmp_path / "img.tif", images, kind="image")
+    write_tiff(tmp_path / "lab.tif", labels if values != "seven" else labels.astype(np.uint8), kind="labels")
+    before = (tmp_path / "lab.tif").read_bytes()
+    code = main(["train", "--images", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lab.tif"),
+                 "--model", "tiny", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "1",
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert outcome in err
+    assert code == (0 if values == "seven" else 1)
+    assert (tmp_path / "lab.tif").read_bytes() == before  # the user's file is untouched
