@@ -25,6 +25,7 @@ _UNIT_MM = {
     "inch": 25.4, "in": 25.4,
 }
 _RESOLUTION_UNIT_MM = {2: 25.4, 3: 10.0}  # TIFF ResolutionUnit: 2 = inch, 3 = centimetre; 1 = none
+MEMMAP_BYTES = 256 * 2**20  # uncompressed scans larger than this are memory-mapped, not read into memory
 OCTFLUID_KEYS = ("octfluid_kind", "octfluid_spacing_mm", "laterality", "device", "source")
 
 
@@ -34,7 +35,8 @@ def read_tiff(path: str | Path) -> OctVolume:
     try:
         with _tifffile_errors() as complaints, tifffile.TiffFile(path) as tif:
             series = tif.series[0]
-            pixels = series.asarray()
+            mappable = series.dataoffset is not None and series.nbytes >= MEMMAP_BYTES
+            pixels = tifffile.memmap(path, series=0, mode="r") if mappable else series.asarray()
             axes = series.axes
             spacing, spacing_source, extra = _spacing_and_meta(tif, axes)
             file_format = "OME-TIFF" if tif.is_ome else "ImageJ TIFF" if tif.is_imagej else "TIFF"

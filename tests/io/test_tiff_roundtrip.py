@@ -79,3 +79,18 @@ def test_tiff_without_spacing_says_unknown(tmp_path):
     assert volume.spacing_mm == (None, None, None)
     assert volume.meta["spacing_source"] == "unknown"
     assert volume.scale_um() == (1.0, 1.0, 1.0)
+
+
+def test_a_volume_of_2000_bscans_is_memory_mapped_not_read(tmp_path, monkeypatch):
+    import napari_octfluid.io.tiff as tiff_module
+
+    volume = np.random.default_rng(0).integers(0, 255, (2000, 32, 48), dtype=np.uint8)
+    path = write_tiff(tmp_path / "long.tif", volume, (0.01, 0.004, 0.01), kind="image")
+    tifffile.imwrite(tmp_path / "plain.tif", volume, imagej=True)  # uncompressed, contiguous
+    monkeypatch.setattr(tiff_module, "MEMMAP_BYTES", volume.nbytes)
+    read = read_volume(tmp_path / "plain.tif")
+    assert read.data.shape == (2000, 32, 48)
+    assert isinstance(read.data, np.memmap) or isinstance(read.data.base, np.memmap)
+    assert not read.data.flags.writeable  # read-only: nothing can change the user's file through it
+    np.testing.assert_array_equal(read.data[1234], volume[1234])
+    assert read_volume(path).data.shape == (2000, 32, 48)  # compressed files are read as before
