@@ -100,3 +100,14 @@ def test_closing_napari_during_training_stops_the_worker(viewer_with_blobs, qtbo
     viewer.close()  # napari cancels the tasks its thread_worker registered: our generator stops at the next step
     qtbot.waitUntil(lambda: bool(finished), timeout=30000)
     assert widget.result is None  # nothing half-trained is offered as a result
+
+
+def test_a_second_training_is_refused_while_one_runs(viewer_with_blobs, qtbot):
+    _, widget = viewer_with_blobs
+    widget.epochs.value, widget.steps_per_epoch.value = 100, 100
+    widget.start()
+    first = widget.worker
+    widget.start()  # e.g. a second click, or a script
+    assert widget.worker is first  # refused: one worker, never two interleaved
+    widget.stop()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)

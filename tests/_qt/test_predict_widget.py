@@ -84,3 +84,14 @@ def test_without_weights_the_widget_says_so(make_napari_viewer, monkeypatch):
     widget.run()
     assert widget.status.value == "No trained weights installed."
     assert len(viewer.layers) == 2
+
+
+def test_a_second_prediction_is_refused_while_one_runs(viewer_and_widget, qtbot):
+    viewer, widget = viewer_and_widget
+    widget.batch_size.value = 1
+    widget.run()
+    first = widget.worker
+    widget.run()
+    assert widget.worker is first
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
+    assert len([layer for layer in viewer.layers if layer.name == "duke_dme_subject01 fluid"]) == 1
