@@ -248,7 +248,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate, format_table, grader_rows, write_csv
+    from .evaluation import evaluate, format_table, grader_rows, markdown_table, write_csv
     from .model import load_model
     from .weights import NO_WEIGHTS_MESSAGE, default_weights_path
 
@@ -269,7 +269,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model, _ = load_model(weights)
     rows = evaluate(model, volumes, args.noise_sigma, args.device, args.batch_size) + grader_rows(graders)
     print(f"weights: {weights}")
-    print(format_table(rows))
+    print(markdown_table(rows) if args.markdown else format_table(rows))
     if args.csv:
         print(f"wrote {write_csv(args.csv, rows)}")
     return 0
@@ -278,7 +278,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_crossval(args: argparse.Namespace) -> int:
     import torch
 
-    from .evaluation import format_table, write_csv
+    from .evaluation import format_table, markdown_table, write_csv
     from .training.crossval import FoldEnd, FoldStarted, cross_validate
     from .training.recipe import load_recipe, recipe_subjects
 
@@ -302,7 +302,8 @@ def cmd_crossval(args: argparse.Namespace) -> int:
           f"{config.epochs} x {config.steps_per_epoch} steps of {config.batch_size} per fold", file=sys.stderr)
     result = drive(cross_validate(subjects, args.folds, recipe.model_config, config, tuple(args.noise_sigma),
                                   args.out), report)
-    print(format_table(result.rows))
+    print(markdown_table(result.rows + [r for f in result.folds for r in f.rows]) if args.markdown
+          else format_table(result.rows))
     print(f"training time per fold: {', '.join(f'{f.train_minutes:.1f}' for f in result.folds)} min")
     if args.csv:
         print(f"wrote {write_csv(args.csv, result.rows + [r for f in result.folds for r in f.rows])}")
@@ -421,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluating.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     evaluating.add_argument("--batch-size", type=int)
     evaluating.add_argument("--csv", help="also write the table to this CSV file")
+    evaluating.add_argument("--markdown", action="store_true", help="print the table in Markdown (for a model card)")
     evaluating.set_defaults(run=cmd_evaluate)
 
     crossval = sub.add_parser("crossval", help="k-fold cross-validation by subject of a recipe (pooled held-out "
@@ -434,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     crossval.add_argument("--noise-sigma", nargs="+", type=float, default=[0.0])
     crossval.add_argument("--out", default="octfluid-crossval", help="folder for each fold's checkpoints")
     crossval.add_argument("--csv", help="also write the table (pooled and per fold) to this CSV file")
+    crossval.add_argument("--markdown", action="store_true", help="print the table in Markdown (for a model card)")
     crossval.set_defaults(run=cmd_crossval)
 
     quantify = sub.add_parser("quantify", help="fluid area per B-scan and fluid volume from a labels file")

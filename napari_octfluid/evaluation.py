@@ -106,6 +106,17 @@ def format_table(rows: list[EvaluationRow]) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(rows: list[EvaluationRow]) -> str:
+    """The same figures as a Markdown table (for model cards and reports)."""
+    lines = ["| data | rater | noise sigma | pooled Dice | pooled Jaccard | mean B-scan Dice | FP rate | B-scans |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        a = row.agreement
+        lines.append(f"| {row.group} | {row.rater} | {row.noise_sigma:g} | {a.pooled_dice:.3f} | "
+                     f"{a.pooled_jaccard:.3f} | {a.mean_bscan_dice:.3f} | {a.false_positive_rate:.2f} | {a.n_bscans} |")
+    return "\n".join(lines)
+
+
 def write_csv(path: str | Path, rows: list[EvaluationRow]) -> Path:
     path = Path(path)
     with open(path, "w", newline="") as handle:

@@ -61,3 +61,13 @@ def test_train_refuses_mismatched_inputs(tmp_path, capsys):
     label_path = write_tiff(tmp_path / "mask.tif", np.zeros((2, 32, 32), np.uint8))
     assert main(["train", "--images", str(image_path), "--labels", str(label_path)]) == 1
     assert "must match" in capsys.readouterr().err
+
+
+def test_markdown_table_has_a_row_per_result():
+    from napari_octfluid.evaluation import EvaluationRow, markdown_table
+    from napari_octfluid.metrics import Agreement
+
+    rows = [EvaluationRow("duke", "model", 0.0, Agreement(0.75, 0.6, 0.61, 0.0, 11)),
+            EvaluationRow("duke", "grader 2", 0.0, Agreement(0.706, 0.545, 0.56, 0.47, 55))]
+    lines = markdown_table(rows).splitlines()
+    assert len(lines) == 4 and lines[2] == "| duke | model | 0 | 0.750 | 0.600 | 0.610 | 0.00 | 11 |"
