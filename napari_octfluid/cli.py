@@ -301,7 +301,7 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     print(f"octfluid crossval: {len(subjects)} subjects, {args.folds} folds, loss {config.loss}, "
           f"{config.epochs} x {config.steps_per_epoch} steps of {config.batch_size} per fold", file=sys.stderr)
     result = drive(cross_validate(subjects, args.folds, recipe.model_config, config, tuple(args.noise_sigma),
-                                  args.out), report)
+                                  args.out, reuse=args.reuse), report)
     print(markdown_table(result.rows + [r for f in result.folds for r in f.rows]) if args.markdown
           else format_table(result.rows))
     print(f"training time per fold: {', '.join(f'{f.train_minutes:.1f}' for f in result.folds)} min")
@@ -437,6 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     crossval.add_argument("--out", default="octfluid-crossval", help="folder for each fold's checkpoints")
     crossval.add_argument("--csv", help="also write the table (pooled and per fold) to this CSV file")
     crossval.add_argument("--markdown", action="store_true", help="print the table in Markdown (for a model card)")
+    crossval.add_argument("--reuse", action="store_true",
+                          help="test folds already trained in --out again instead of training them (resume, re-evaluate)")
     crossval.set_defaults(run=cmd_crossval)
 
     quantify = sub.add_parser("quantify", help="fluid area per B-scan and fluid volume from a labels file")

@@ -17,7 +17,7 @@ from ._malloc import tune_glibc_malloc
 from .devices import default_batch_size, is_out_of_memory, resolve_device
 from .events import run_to_end  # noqa: F401  (kept importable from here)
 from .model import TransUNet
-from .preprocess import normalize_bscans
+from .preprocess import normalize_bscans, padding_mask
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,10 @@ def _forward(model: TransUNet, bscans: np.ndarray, device: torch.device) -> tupl
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         logits = model(x).float()
         labels, fluid = labels_and_fluid(logits, model.decision_threshold)
-        return labels.cpu().numpy(), fluid.cpu().numpy()
+    labels, fluid = labels.cpu().numpy(), fluid.cpu().numpy()
+    outside = padding_mask(bscans)  # export padding and blanked background are never fluid
+    labels[outside], fluid[outside] = 0, 0.0
+    return labels, fluid
 
 
 def labels_and_fluid(logits: torch.Tensor, threshold: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -109,3 +109,27 @@ def test_a_stored_decision_threshold_decides_the_labels(tmp_path):
     assert loaded.decision_threshold == model.decision_threshold
     _, thresholded = run_to_end(predict(image, loaded))
     np.testing.assert_array_equal(thresholded.labels, plain.fluid_probability > model.decision_threshold)
+
+
+def test_padding_is_what_touches_the_border_not_dark_cysts_inside():
+    from napari_octfluid.preprocess import padding_mask
+
+    bscan = np.full((40, 60), 120, np.uint8)
+    bscan[30:, :20] = 0  # a black wedge from the export, touching the border
+    bscan[:3, :] = 255  # a saturated band along the top edge
+    bscan[10:15, 30:35] = 0  # a dark cyst inside the tissue
+    mask = padding_mask(bscan)
+    assert mask[35, 5] and mask[1, 40] and not mask[12, 32] and not mask[20, 40]
+    floats = np.where(bscan == 255, 120, bscan).astype(np.float32)
+    floats[0, 0] = np.nan
+    assert padding_mask(floats)[35, 5] and padding_mask(floats)[0, 0] and not padding_mask(floats)[1, 40]
+
+
+def test_no_fluid_is_predicted_in_padding(tiny_checkpoint):
+    model, _ = load_model(tiny_checkpoint)
+    model.decision_threshold = 0.0  # a model that calls everything fluid
+    volume = np.full((1, 64, 64), 150, np.uint8)
+    volume[0, 40:, :24] = 0
+    _, result = run_to_end(predict(volume, model, "cpu"))
+    assert not result.labels[0, 40:, :24].any() and result.labels[0, :30].all()
+    assert (result.fluid_probability[0, 40:, :24] == 0).all()

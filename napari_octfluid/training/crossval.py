@@ -15,7 +15,7 @@ from typing import Generator
 
 from ..evaluation import EvaluationRow, agreement_rows, grader_confusions, model_confusions
 from ..metrics import Confusion
-from ..model import TransUNet, TransUNetConfig, save_checkpoint
+from ..model import TransUNet, TransUNetConfig, load_model, save_checkpoint
 from .calibrate import calibrate_threshold
 from .data import BscanSet
 from .engine import EpochEnd, StepEnd, TrainConfig, train
@@ -64,28 +64,46 @@ def _bscans(subjects: list[Subject]) -> BscanSet:
     return BscanSet.from_volumes([(s.images, s.labels, s.name) for s in subjects])
 
 
+def _previous_fold(fold_dir: Path | None, held_out: list[str]) -> tuple[TransUNet, float] | None:
+    """A fold already trained in ``fold_dir`` on the same split, with its training minutes."""
+    path = fold_dir / "final.pt" if fold_dir is not None else None
+    if path is None or not path.exists():
+        return None
+    model, payload = load_model(path)
+    if list(payload.get("held_out", [])) != list(held_out):
+        return None
+    return model, float(payload.get("train_minutes", float("nan")))
+
+
 def cross_validate(subjects: list[Subject], k: int, model_config: TransUNetConfig, config: TrainConfig,
                    noise_sigmas: tuple[float, ...] = (0.0,), out_dir: str | Path | None = None,
-                   batch_size: int | None = None,
+                   batch_size: int | None = None, reuse: bool = False,
                    ) -> Generator[FoldStarted | StepEnd | EpochEnd | FoldEnd, None, CrossValidation]:
     """Train and test ``k`` folds of ``subjects``; yields the training events of each fold between a
-    ``FoldStarted`` and a ``FoldEnd``, and returns the pooled held-out figures."""
+    ``FoldStarted`` and a ``FoldEnd``, and returns the pooled held-out figures.
+
+    With ``reuse``, a fold whose ``final.pt`` is already in ``out_dir`` (and held out the same subjects) is
+    tested again without training: an interrupted run resumes, and a finished one is re-evaluated."""
     by_name = {s.name: s for s in subjects}
     folds = subject_folds(list(by_name), k)
     pooled: dict[float, dict[str, list[Confusion]]] = {sigma: {} for sigma in noise_sigmas}
     ends = []
     for index, held_out in enumerate(folds, start=1):
         yield FoldStarted(index, k, held_out)
-        training = _bscans([s for name, s in by_name.items() if name not in held_out])
-        started = time.perf_counter()
         fold_dir = Path(out_dir) / f"fold_{index}" if out_dir else None
-        result = yield from train(TransUNet(model_config), training, None, replace(config, seed=config.seed + index),
-                                  out_dir=fold_dir)
-        model = result.model.cpu()
-        model.decision_threshold, _ = calibrate_threshold(model, training)
-        minutes = (time.perf_counter() - started) / 60
-        if fold_dir is not None:
-            save_checkpoint(fold_dir / "final.pt", model, held_out=held_out, train_minutes=minutes)
+        previous = _previous_fold(fold_dir, held_out) if reuse else None
+        if previous is not None:
+            model, minutes = previous
+        else:
+            training = _bscans([s for name, s in by_name.items() if name not in held_out])
+            started = time.perf_counter()
+            result = yield from train(TransUNet(model_config), training, None,
+                                      replace(config, seed=config.seed + index), out_dir=fold_dir)
+            model = result.model.cpu()
+            model.decision_threshold, _ = calibrate_threshold(model, training)
+            minutes = (time.perf_counter() - started) / 60
+            if fold_dir is not None:
+                save_checkpoint(fold_dir / "final.pt", model, held_out=held_out, train_minutes=minutes)
         volumes = [(name, name.split("_")[0], by_name[name].images, by_name[name].labels) for name in held_out]
         fold_rows = []
         for sigma in noise_sigmas:

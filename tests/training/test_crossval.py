@@ -49,3 +49,13 @@ def test_cross_validation_trains_each_fold_and_pools_the_held_out_predictions(tm
     assert pooled[("all", "model", 10.0)].n_bscans == 8
     assert pooled[("duke", "grader 2", 0.0)].pooled_dice == pytest.approx(1.0)  # identical graders here
     assert {row.group for e in ended for row in e.rows} >= {"fold 1 all", "fold 2 all"}
+
+
+def test_reuse_tests_trained_folds_again_without_training(tmp_path):
+    subjects = [synthetic_subject(name, i) for i, name in enumerate(["duke_01", "duke_02", "umn_00", "umn_01"])]
+    config = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=(64, 64), device="cpu")
+    _, first = run_to_end(cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], config, out_dir=tmp_path))
+    events, again = run_to_end(cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], config, out_dir=tmp_path,
+                                              reuse=True))
+    assert not [e for e in events if not isinstance(e, (FoldStarted, FoldEnd))]  # no training step this time
+    assert [r.agreement.pooled_dice for r in again.rows] == [r.agreement.pooled_dice for r in first.rows]
