@@ -75,6 +75,24 @@ def _previous_fold(fold_dir: Path | None, held_out: list[str]) -> tuple[TransUNe
     return model, float(payload.get("train_minutes", float("nan")))
 
 
+def train_fold(subjects: list[Subject], held_out: list[str], index: int, model_config: TransUNetConfig,
+               config: TrainConfig, fold_dir: Path | None = None
+               ) -> Generator[StepEnd | EpochEnd, None, tuple[TransUNet, float]]:
+    """Train fold ``index`` (1-based: its seed is the recipe's plus ``index``) on every subject not held out,
+    calibrate its threshold on its training B-scans, and save it as ``fold_dir/final.pt``; returns the model and
+    the minutes it took."""
+    training = _bscans([s for s in subjects if s.name not in held_out])
+    started = time.perf_counter()
+    result = yield from train(TransUNet(model_config), training, None, replace(config, seed=config.seed + index),
+                              out_dir=fold_dir)
+    model = result.model.cpu()
+    model.decision_threshold, _ = calibrate_threshold(model, training)
+    minutes = (time.perf_counter() - started) / 60
+    if fold_dir is not None:
+        save_checkpoint(fold_dir / "final.pt", model, held_out=held_out, train_minutes=minutes)
+    return model, minutes
+
+
 def cross_validate(subjects: list[Subject], k: int, model_config: TransUNetConfig, config: TrainConfig,
                    noise_sigmas: tuple[float, ...] = (0.0,), out_dir: str | Path | None = None,
                    batch_size: int | None = None, reuse: bool = False,
@@ -95,15 +113,7 @@ def cross_validate(subjects: list[Subject], k: int, model_config: TransUNetConfi
         if previous is not None:
             model, minutes = previous
         else:
-            training = _bscans([s for name, s in by_name.items() if name not in held_out])
-            started = time.perf_counter()
-            result = yield from train(TransUNet(model_config), training, None,
-                                      replace(config, seed=config.seed + index), out_dir=fold_dir)
-            model = result.model.cpu()
-            model.decision_threshold, _ = calibrate_threshold(model, training)
-            minutes = (time.perf_counter() - started) / 60
-            if fold_dir is not None:
-                save_checkpoint(fold_dir / "final.pt", model, held_out=held_out, train_minutes=minutes)
+            model, minutes = yield from train_fold(subjects, held_out, index, model_config, config, fold_dir)
         volumes = [(name, name.split("_")[0], by_name[name].images, by_name[name].labels) for name in held_out]
         fold_rows = []
         for sigma in noise_sigmas:
