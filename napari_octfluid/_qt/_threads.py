@@ -42,6 +42,7 @@ class WorkerHost:
         self._threads = ThreadBudget()
         self._stop_requested = False
         self._closed = False
+        self._has_result = False
         self._progress = None
         self.native.destroyed.connect(self._on_destroyed)
 
@@ -49,6 +50,11 @@ class WorkerHost:
         self._closed = self._stop_requested = True
         if self.worker is not None:
             self.worker.quit()
+
+    def _wants_events(self) -> bool:
+        """Whether a progress event from the worker should still show: not after a stop, nor after the result
+        (Qt may deliver a last queued progress event after it)."""
+        return not (self._stop_requested or self._has_result)
 
     def _worker_done(self) -> bool:
         """Common end of a run (call it from ``finished``); True if the run was stopped before its end."""

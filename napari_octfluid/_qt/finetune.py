@@ -215,6 +215,7 @@ class FinetuneWidget(WorkerHost, Container):
         self._set_running(True)
         self.status.value = "Training..."
         self._threads.lower()
+        self._has_result = False
         worker.start()
 
     def _set_running(self, running: bool) -> None:
@@ -242,10 +243,11 @@ class FinetuneWidget(WorkerHost, Container):
         if self._stop_requested:  # events queued before the stop took effect change nothing any more
             return
         if isinstance(event, StepEnd):
-            self.plot.add_step(event)
-            self._progress.update(1)
-            self.status.value = (f"step {event.step}/{event.total_steps}, loss {event.loss:.4f}, "
-                                 f"{event.eta_s / 60:.1f} min left")
+            self.plot.add_step(event)  # the plot keeps every step, even one Qt delivers after the result
+            if self._wants_events() and self._progress is not None:
+                self._progress.update(1)
+                self.status.value = (f"step {event.step}/{event.total_steps}, loss {event.loss:.4f}, "
+                                     f"{event.eta_s / 60:.1f} min left")
             if time.monotonic() - self._last_draw > PLOT_INTERVAL_S:
                 self.plot.redraw()
                 self._last_draw = time.monotonic()
@@ -254,6 +256,7 @@ class FinetuneWidget(WorkerHost, Container):
             self.plot.redraw()
 
     def _on_result(self, result: TrainResult) -> None:
+        self._has_result = True  # progress events still queued must not overwrite what it shows
         if self._stop_requested:  # it finished before it saw the stop: the user asked for nothing to change
             return
         self.result = result

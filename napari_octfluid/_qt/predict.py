@@ -96,6 +96,7 @@ class PredictWidget(WorkerHost, Container):
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.status.value = "Predicting..."
         self._threads.lower()
+        self._has_result = False
         worker.start()
 
     def cancel(self, *_) -> None:
@@ -105,9 +106,9 @@ class PredictWidget(WorkerHost, Container):
             self.status.value = "Cancelling..."
 
     def _on_event(self, event) -> None:
-        if self._stop_requested:  # events queued before the stop took effect change nothing any more
+        if not self._wants_events():
             return
-        if isinstance(event, PredictProgress):
+        if isinstance(event, PredictProgress) and self._progress is not None:
             self._progress.update(event.done - self._progress.n)
             self.status.value = f"{event.done}/{event.total} B-scans"
         elif isinstance(event, PredictNotice):
@@ -132,6 +133,7 @@ class PredictWidget(WorkerHost, Container):
         return answer == QMessageBox.StandardButton.Yes
 
     def _on_result(self, result: PredictResult) -> None:
+        self._has_result = True  # progress events still queued must not overwrite what it shows
         if self._stop_requested:  # it finished before it saw the stop: the user asked for nothing to change
             return
         source = self._source
