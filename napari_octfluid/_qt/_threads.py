@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 
 import torch
+from napari.qt.threading import thread_worker
+from napari.utils import progress
 
 
 def interface_friendly_threads() -> int:
@@ -45,6 +47,20 @@ class WorkerHost:
         self._has_result = False
         self._progress = None
         self.native.destroyed.connect(self._on_destroyed)
+
+    def _start_worker(self, job, args: tuple, total: int, description: str, on_error) -> None:
+        """Run the generator function ``job(*args)`` in a napari ``thread_worker``, with a progress bar of
+        ``total`` steps; its events, result, error and end go to ``_on_event``, ``_on_result``, ``on_error`` and
+        ``_on_finished`` in the main thread."""
+        self._progress = progress(total=total, desc=description)
+        worker = thread_worker(job, start_thread=False)(*args)
+        worker.yielded.connect(self._on_event)
+        worker.returned.connect(self._on_result)
+        worker.errored.connect(on_error)
+        worker.finished.connect(self._on_finished)
+        self.worker, self._has_result = worker, False
+        self._threads.lower()
+        worker.start()
 
     def _on_destroyed(self, *_) -> None:
         self._closed = self._stop_requested = True

@@ -12,8 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton, SpinBox, Table
-from napari.qt.threading import thread_worker
-from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QSizePolicy
 
@@ -33,7 +31,7 @@ from .live_plot import LivePlot
 
 SHIPPED = "shipped default"
 CHECKPOINT = "checkpoint file..."
-PLOT_INTERVAL_S = 1.0  # redraw the step plot at most this often (drawn in a background thread)
+PLOT_INTERVAL_S = 1.0  # repaint the step plot at most this often (cheap, but no need for more)
 
 
 def parse_bscan_list(text: str, n_bscans: int) -> list[int]:
@@ -203,20 +201,12 @@ class FinetuneWidget(WorkerHost, Container):
                              freeze_batchnorm=True)
         self.plot.reset()
         self.result = None
-        self._progress = progress(total=config.epochs * config.steps_per_epoch, desc="octfluid: fine-tuning")
-        volume = (images, labels, self.scan.value.name)
-        worker = thread_worker(prepare_and_train, start_thread=False)(self._base_model, volume, chosen, validation,
-                                                                      config, loss)
-        worker.yielded.connect(self._on_event)
-        worker.returned.connect(self._on_result)
-        worker.errored.connect(lambda error: show_error(f"Training failed: {error}"))
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
         self._set_running(True)
         self.status.value = "Training..."
-        self._threads.lower()
-        self._has_result = False
-        worker.start()
+        volume = (images, labels, self.scan.value.name)
+        self._start_worker(prepare_and_train, (self._base_model, volume, chosen, validation, config, loss),
+                           config.epochs * config.steps_per_epoch, "octfluid: fine-tuning",
+                           lambda error: show_error(f"Training failed: {error}"))
 
     def _set_running(self, running: bool) -> None:
         self.train_button.enabled = not running

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton, SpinBox
-from napari.qt.threading import thread_worker
-from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QMessageBox
 
@@ -85,19 +83,10 @@ class PredictWidget(WorkerHost, Container):
             return
         data = np.asarray(layer.data)
         self._source, self._weights = layer, weights
-        self._progress = progress(total=data.shape[0] if data.ndim == 3 else 1, desc="octfluid: predicting fluid")
-        worker = thread_worker(predict, start_thread=False)(data, model, self.device.value,
-                                                            self.batch_size.value or None)
-        worker.yielded.connect(self._on_event)
-        worker.returned.connect(self._on_result)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.status.value = "Predicting..."
-        self._threads.lower()
-        self._has_result = False
-        worker.start()
+        self._start_worker(predict, (data, model, self.device.value, self.batch_size.value or None),
+                           data.shape[0] if data.ndim == 3 else 1, "octfluid: predicting fluid", self._on_error)
 
     def cancel(self, *_) -> None:
         if self.worker is not None:
