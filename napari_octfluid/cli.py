@@ -47,9 +47,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import PredictNotice, PredictProgress, PredictStarted, predict
     from .io import read_volume, write_tiff
     from .model import load_model
+    from .preprocess import BscanError, check_bscans
     from .weights import NO_WEIGHTS_MESSAGE, default_weights_path
 
+    if Path(args.output).resolve() == Path(args.input).resolve():
+        raise CommandError(f"the output {args.output} is the scan itself: choose another file for the mask.")
     volume = read_volume(args.input)  # a bad input is reported before anything else
+    try:
+        check_bscans(volume.data)
+    except BscanError as error:
+        raise BscanError(f"{Path(args.input).name}: {error}") from None
     weights = args.weights or default_weights_path()
     if weights is None:
         raise CommandError(NO_WEIGHTS_MESSAGE)
@@ -169,9 +176,11 @@ def _fluid_labels(data, name: str):
 
 def _report_training(event) -> None:
     """One progress line per training step (overwritten) and one per epoch, on stderr."""
-    from .training.engine import EpochEnd, StepEnd
+    from .training.engine import EpochEnd, StepEnd, TrainNotice
 
-    if isinstance(event, StepEnd):
+    if isinstance(event, TrainNotice):
+        print(f"\noctfluid train: {event.message}", file=sys.stderr, flush=True)
+    elif isinstance(event, StepEnd):
         print(f"\rstep {event.step}/{event.total_steps} loss {event.loss:.4f} "
               f"eta {event.eta_s / 60:.1f} min", end="", file=sys.stderr, flush=True)
     elif isinstance(event, EpochEnd):
@@ -475,8 +484,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("predict", "train", "evaluate", "crossval", "calibrate"):  # only these need torch; quantify/info stay light
         from .devices import DeviceUnavailableError
         from .model import CheckpointError
+        from .preprocess import BscanError
+        from .training.engine import TrainingDataError
 
-        user_errors += (CheckpointError, DeviceUnavailableError)
+        user_errors += (BscanError, CheckpointError, DeviceUnavailableError, TrainingDataError)
     try:
         return args.run(args)
     except KeyboardInterrupt:

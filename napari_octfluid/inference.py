@@ -17,7 +17,7 @@ from ._malloc import tune_glibc_malloc
 from .devices import default_batch_size, is_out_of_memory, resolve_device
 from .events import run_to_end  # noqa: F401  (kept importable from here)
 from .model import TransUNet
-from .preprocess import normalize_bscans, padding_mask
+from .preprocess import check_bscans, nonfinite_bscans, normalize_bscans, padding_mask
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,7 @@ def predict(volume: np.ndarray, model: TransUNet, device: str = "auto",
     On CUDA it runs in bfloat16 autocast; when memory runs out the batch is halved and retried, and as a
     last resort the rest runs on the CPU, each announced by a :class:`PredictNotice`.
     """
-    data = np.asarray(volume)
-    if data.ndim == 2:
-        data = data[None]
-    if data.ndim != 3:
-        raise ValueError(f"predict needs B-scans [Z, Y, X], got shape {data.shape}")
+    data = check_bscans(volume)
     target = resolve_device(device)
     tune_glibc_malloc()  # helps the CPU path; harmless for the others
     batch = batch_size or default_batch_size(target)
@@ -101,6 +97,11 @@ def predict(volume: np.ndarray, model: TransUNet, device: str = "auto",
     fluid = np.zeros(data.shape, np.float32)
     start = time.perf_counter()
     yield PredictStarted(str(target), batch, len(data))
+    damaged = nonfinite_bscans(data)
+    if damaged:
+        shown = ", ".join(map(str, damaged[:10])) + (" ..." if len(damaged) > 10 else "")
+        yield PredictNotice(f"{len(damaged)} B-scan(s) hold NaN or infinite pixels ({shown}): those pixels are "
+                            "treated as background.")
     done = 0
     while done < len(data):
         try:

@@ -5,6 +5,42 @@ from __future__ import annotations
 import numpy as np
 
 LOW_PERCENTILE, HIGH_PERCENTILE = 0.5, 99.5
+MIN_BSCAN_PIXELS = 32  # each way; real B-scans are hundreds of pixels, and the network pools five times
+
+
+class BscanError(ValueError):
+    """Data that cannot be segmented as OCT B-scans; the message says why and what to do."""
+
+
+def check_bscans(data: np.ndarray, rgb: bool = False) -> np.ndarray:
+    """``data`` as B-scans ``[Z, Y, X]`` (a 2D B-scan gains a Z axis), or a :class:`BscanError` that says what
+    is wrong: colour, too many or too few dimensions, B-scans too small, a non-numeric type, no finite value.
+    NaN and inf pixels alone are allowed (they count as background; see :func:`nonfinite_bscans`)."""
+    array = np.asarray(data)
+    if rgb:
+        raise BscanError("this is a colour (RGB) image, but OCT B-scans are greyscale: open the scan itself, or "
+                         "convert the image to greyscale first.")
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3:
+        raise BscanError(f"the data has {array.ndim} dimensions (shape {array.shape}); octfluid segments one "
+                         "B-scan (2D) or a volume of B-scans (3D): save each volume or channel on its own.")
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise BscanError(f"the data type is {array.dtype}, not grey levels: is this a mask? Segment the scan itself.")
+    if min(array.shape[1:]) < MIN_BSCAN_PIXELS:
+        raise BscanError(f"the B-scans are {array.shape[1]} x {array.shape[2]} pixels; octfluid needs at least "
+                         f"{MIN_BSCAN_PIXELS} x {MIN_BSCAN_PIXELS} (is the volume's axis order right?).")
+    if array.size and np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).any():
+        raise BscanError("the data holds no finite value (only NaN or infinity): the file is damaged; export the "
+                         "scan again.")
+    return array
+
+
+def nonfinite_bscans(data: np.ndarray) -> list[int]:
+    """The B-scans of ``data[Z, Y, X]`` with NaN or inf pixels (damaged pixels, treated as background)."""
+    if not np.issubdtype(data.dtype, np.floating):
+        return []
+    return [z for z in range(len(data)) if not np.isfinite(data[z]).all()]
 
 
 def normalize_bscans(bscans: np.ndarray) -> np.ndarray:

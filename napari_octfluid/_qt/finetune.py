@@ -20,9 +20,10 @@ from ..inference import predict, run_to_end
 from ..losses import LOSSES, PAPER_TERMS, CompositeLoss
 from ..metrics import confusion
 from ..model import CheckpointError, load_model, save_checkpoint
+from ..preprocess import BscanError, check_bscans
 from ..quantify import fluid_pixels_per_bscan
 from ..training.data import BscanSet
-from ..training.engine import EpochEnd, StepEnd, TrainConfig, TrainResult, train
+from ..training.engine import EpochEnd, StepEnd, TrainConfig, TrainNotice, TrainResult, train
 from ..weights import default_weights_path
 from ._threads import WorkerHost
 from ._layer_pick import image_picker, labels_picker
@@ -187,6 +188,12 @@ class FinetuneWidget(WorkerHost, Container):
         if not chosen:
             self.status.value = "No labelled B-scans to train on."
             return
+        try:
+            check_bscans(self.scan.value.data, rgb=getattr(self.scan.value, "rgb", False))
+        except BscanError as error:
+            show_error(f"octfluid cannot train on {self.scan.value.name!r}: {error}")
+            self.status.value = "The scan layer is not a greyscale OCT scan."
+            return
         images = np.asarray(self.scan.value.data)
         labels = (np.asarray(self.labels.value.data) > 0).astype(np.uint8)
         if images.shape != labels.shape:
@@ -244,6 +251,8 @@ class FinetuneWidget(WorkerHost, Container):
         elif isinstance(event, EpochEnd):
             self.plot.add_epoch(event)
             self.plot.redraw()
+        elif isinstance(event, TrainNotice):
+            show_warning(event.message)
 
     def _on_result(self, result: TrainResult) -> None:
         self._has_result = True  # progress events still queued must not overwrite what it shows

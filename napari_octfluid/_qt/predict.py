@@ -18,6 +18,7 @@ from .._layers import META_KEY, REVIEW_KEY
 from ..devices import DEVICE_CHOICES
 from ..inference import PredictNotice, PredictProgress, PredictResult, predict
 from ..model import CheckpointError, load_model
+from ..preprocess import BscanError, check_bscans
 from ..review import ReviewState, bscan_uncertainty
 from ..weights import NO_WEIGHTS_MESSAGE, default_weights_path
 from ._threads import WorkerHost
@@ -80,6 +81,12 @@ class PredictWidget(WorkerHost, Container):
         except CheckpointError as error:
             show_error(str(error))
             self.status.value = "The checkpoint was refused."
+            return
+        try:
+            data = check_bscans(layer.data, rgb=getattr(layer, "rgb", False))
+        except BscanError as error:
+            show_error(f"octfluid cannot segment {layer.name!r}: {error}")
+            self.status.value = "This layer is not a greyscale OCT scan."
             return
         data = np.asarray(layer.data)
         self._source, self._weights = layer, weights

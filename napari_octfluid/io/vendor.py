@@ -29,7 +29,8 @@ def read_vendor(path: str | Path) -> OctVolume:
     except MemoryError:
         raise
     except Exception as exc:  # eyepy raises ValueError, construct errors, KeyError... for files it can't use
-        raise OctReadError(path, f"could not be read as a {file_format} file ({type(exc).__name__}: {exc}).",
+        detail = " ".join(str(exc).split())  # the parser's own message spans lines; the user sees one
+        raise OctReadError(path, f"could not be read as a {file_format} file ({type(exc).__name__}: {detail}).",
                            "octfluid reads macular volume and line scans; export other scan patterns as TIFF.") from exc
     data = eye_volume.data
     if eye_volume.scale_unit not in ("mm", None):

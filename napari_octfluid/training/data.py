@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..preprocess import normalize_bscans
+from ..preprocess import BscanError, check_bscans, normalize_bscans
 
 
 @dataclass
@@ -28,10 +28,14 @@ class BscanSet:
         images, labels, sources = [], [], []
         for index, (volume, mask, name) in enumerate(pairs):
             volume, mask = np.asarray(volume), np.asarray(mask)
-            if volume.ndim == 2:
+            if volume.ndim == 2 and mask.ndim == 2:
                 volume, mask = volume[None], mask[None]
             if volume.shape != mask.shape:
                 raise ValueError(f"{name}: images {volume.shape} and labels {mask.shape} differ in shape")
+            try:
+                volume = check_bscans(volume)
+            except BscanError as error:
+                raise BscanError(f"{name}: {error}") from None
             chosen = bscans[index] if bscans is not None and bscans[index] is not None else range(len(volume))
             normalised = normalize_bscans(volume)
             for z in chosen:

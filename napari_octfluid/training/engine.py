@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .._malloc import tune_glibc_malloc
-from ..devices import resolve_device
+from ..devices import is_out_of_memory, resolve_device
 from ..inference import labels_and_fluid
 from ..losses import SegmentationLoss, build_loss
 from ..metrics import Confusion, confusion
@@ -26,6 +26,14 @@ from .augment import AugmentConfig, augment
 from .data import BscanSet, random_crops
 
 IGNORE = 255
+
+
+class TrainingDataError(ValueError):
+    """Training data the model cannot learn from; the message says what to do."""
+
+
+def _has_fluid(data: BscanSet | None) -> bool:
+    return data is not None and any((label == 1).any() for label in data.labels)
 
 
 @dataclass
@@ -92,6 +100,13 @@ class EpochEnd:
     loss_parameters: dict
 
 
+@dataclass(frozen=True)
+class TrainNotice:
+    """Something the user should know, e.g. a smaller batch or a move to the CPU after running out of memory."""
+
+    message: str
+
+
 @dataclass
 class TrainResult:
     model: TransUNet
@@ -115,19 +130,57 @@ def evaluate_model(model: TransUNet, data: BscanSet, device: torch.device) -> Co
     return Confusion(np.array(tp), np.array(fp), np.array(fn))
 
 
-def _batch(train_data: BscanSet, replay_data: BscanSet | None, config: TrainConfig, rng: np.random.Generator):
-    replayed = int(round(config.batch_size * config.replay_fraction)) if replay_data is not None else 0
-    parts = [random_crops(train_data, config.batch_size - replayed, config.crop, config.fluid_crop_fraction,
+def _batch(train_data: BscanSet, replay_data: BscanSet | None, config: TrainConfig, rng: np.random.Generator,
+           batch_size: int):
+    replayed = int(round(batch_size * config.replay_fraction)) if replay_data is not None else 0
+    parts = [random_crops(train_data, batch_size - replayed, config.crop, config.fluid_crop_fraction,
                           IGNORE, rng)]
     if replayed:
         parts.append(random_crops(replay_data, replayed, config.crop, config.fluid_crop_fraction, IGNORE, rng))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+def _step(model, loss, optimiser, images: np.ndarray, labels: np.ndarray, device: torch.device,
+          augmentation: AugmentConfig | None, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """One optimisation step on a batch of crops; returns the loss, the logits and the (augmented) labels."""
+    x = torch.from_numpy(images).unsqueeze(1).to(device)
+    y = torch.from_numpy(labels).long().to(device)
+    if augmentation is not None:
+        x, y = augment(x, y, augmentation, IGNORE, generator)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        logits = model(x)
+    value = loss(logits.float(), y)
+    optimiser.zero_grad(set_to_none=True)
+    value.backward()
+    optimiser.step()
+    return value, logits, y
+
+
+def _optimiser_to(optimiser: torch.optim.Optimizer, device: torch.device) -> None:
+    for state in optimiser.state.values():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                state[key] = value.to(device)
+
+
+def _after_out_of_memory(error: BaseException, device: torch.device, batch_size: int) -> tuple[torch.device, int, str]:
+    """The next try after running out of memory: half the batch; at one crop, the CPU; on the CPU, give up."""
+    if not is_out_of_memory(error):
+        raise error
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    if batch_size > 1:
+        return device, batch_size // 2, f"Out of memory on {device}: training on with batch size {batch_size // 2}."
+    if device.type != "cpu":
+        return torch.device("cpu"), 1, "Out of memory even with one crop: training on on the CPU (slower)."
+    raise MemoryError("Not enough memory to train on even one crop on the CPU: close other programs or use a "
+                      "smaller crop size.") from error
+
+
 def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = None,
           config: TrainConfig | None = None, out_dir: str | Path | None = None,
           loss: SegmentationLoss | None = None,
-          replay_data: BscanSet | None = None) -> Generator[StepEnd | EpochEnd, None, TrainResult]:
+          replay_data: BscanSet | None = None) -> Generator[StepEnd | EpochEnd | TrainNotice, None, TrainResult]:
     """Train a copy of ``model`` on random crops of ``train_data``; validate on whole B-scans of ``val_data``.
 
     ``replay_data`` (e.g. the data the starting weights were trained on) fills ``replay_fraction`` of every
@@ -138,7 +191,12 @@ def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = No
     """
     config = config or TrainConfig()
     if len(train_data) == 0:
-        raise ValueError("No labelled B-scans to train on: correct or accept some B-scans first.")
+        raise TrainingDataError("No labelled B-scans to train on: correct or accept some B-scans first.")
+    if not _has_fluid(train_data) and not _has_fluid(replay_data):
+        # it would learn to find no fluid anywhere: a ruined model, not a fine-tuned one
+        raise TrainingDataError(f"None of the {len(train_data)} training B-scans holds any fluid label, so the model "
+                                "would learn to find no fluid at all. Label the fluid (label 1) on some B-scans, "
+                                "or train together with B-scans that have fluid.")
     device = resolve_device(config.device)
     if device.type == "cpu":
         tune_glibc_malloc()
@@ -156,6 +214,7 @@ def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = No
     out = Path(out_dir) if out_dir else None
     history: list[EpochEnd] = []
     best_score, best_path, last_path, stale = -1.0, None, None, 0
+    batch_size = config.batch_size  # halved when memory runs out
     start = time.perf_counter()
     step = 0
     for epoch in range(1, config.epochs + 1):
@@ -166,23 +225,24 @@ def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = No
                     module.eval()
         epoch_loss, counts, epoch_steps = 0.0, Confusion(np.array(0), np.array(0), np.array(0)), 0
         for _ in range(config.steps_per_epoch):
-            images, labels = _batch(train_data, replay_data, config, rng)
-            x = torch.from_numpy(images).unsqueeze(1).to(device)
-            y = torch.from_numpy(labels).long().to(device)
-            if config.augment is not None:
-                x, y = augment(x, y, config.augment, IGNORE, generator)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(x)
-            value = loss(logits.float(), y)
-            optimiser.zero_grad(set_to_none=True)
-            value.backward()
-            optimiser.step()
+            images, labels = _batch(train_data, replay_data, config, rng, batch_size)
+            while True:
+                try:
+                    value, logits, target = _step(model, loss, optimiser, images[:batch_size],
+                                                  labels[:batch_size], device, config.augment, generator)
+                    break
+                except (RuntimeError, torch.OutOfMemoryError) as error:
+                    optimiser.zero_grad(set_to_none=True)
+                    device, batch_size, message = _after_out_of_memory(error, device, batch_size)
+                    model.to(device), loss.to(device), _optimiser_to(optimiser, device)
+                    yield TrainNotice(message)
             schedule.step()
             step += 1
             epoch_steps += 1
             epoch_loss += float(value.detach())
-            predicted = logits.detach().argmax(dim=1).cpu().numpy()
-            batch = confusion(predicted, labels == 1, valid=labels != IGNORE).pooled()
+            predicted, target = logits.detach().argmax(dim=1).cpu().numpy(), target.cpu().numpy()
+            # against the augmented labels: a flipped or rotated crop is scored against its flipped labels
+            batch = confusion(predicted, target == 1, valid=target != IGNORE).pooled()
             counts = Confusion(counts.tp + batch.tp, counts.fp + batch.fp, counts.fn + batch.fn)
             elapsed = time.perf_counter() - start
             yield StepEnd(step, total_steps, epoch, float(value.detach()), loss.terms(),

@@ -1,9 +1,11 @@
 """Training crops favour fluid and pad small B-scans as unknown; augmentation keeps labels consistent."""
 
 import numpy as np
+import pytest
 import torch
 
 from napari_octfluid.training.augment import AugmentConfig, augment
+from napari_octfluid.preprocess import BscanError
 from napari_octfluid.training.data import BscanSet, random_crops
 
 IGNORE = 255
@@ -17,15 +19,13 @@ def one_blob_set():
 
 
 def test_from_volumes_chooses_bscans_and_checks_shapes():
-    images, labels = np.zeros((4, 10, 10)), np.zeros((4, 10, 10), np.uint8)
+    images, labels = np.zeros((4, 40, 40)), np.zeros((4, 40, 40), np.uint8)
     data = BscanSet.from_volumes([(images, labels, "v")], [[1, 3]])
     assert data.sources == ["v[1]", "v[3]"]
-    try:
+    with pytest.raises(ValueError, match="differ in shape"):
         BscanSet.from_volumes([(images, labels[:2], "v")])
-    except ValueError as error:
-        assert "differ in shape" in str(error)
-    else:
-        raise AssertionError("mismatched shapes were accepted")
+    with pytest.raises(BscanError, match="v: the B-scans are 10 x 10 pixels"):
+        BscanSet.from_volumes([(images[:, :10, :10], labels[:, :10, :10], "v")])
 
 
 def test_fluid_crops_contain_fluid():
@@ -34,10 +34,10 @@ def test_fluid_crops_contain_fluid():
 
 
 def test_small_bscans_are_padded_with_unknown_labels():
-    data = BscanSet.from_volumes([(np.ones((1, 20, 30)), np.zeros((1, 20, 30), np.uint8), "small")])
-    _, labels = random_crops(data, 2, (32, 40), 0.0, IGNORE, np.random.default_rng(0))
-    assert (labels[:, 20:, :] == IGNORE).all() and (labels[:, :, 30:] == IGNORE).all()
-    assert (labels[:, :20, :30] == 0).all()
+    data = BscanSet.from_volumes([(np.ones((1, 40, 50)), np.zeros((1, 40, 50), np.uint8), "small")])
+    _, labels = random_crops(data, 2, (48, 64), 0.0, IGNORE, np.random.default_rng(0))
+    assert (labels[:, 40:, :] == IGNORE).all() and (labels[:, :, 50:] == IGNORE).all()
+    assert (labels[:, :40, :50] == 0).all()
 
 
 def test_augmentation_keeps_shapes_ranges_and_label_values():

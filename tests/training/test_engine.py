@@ -7,7 +7,8 @@ import torch
 from napari_octfluid.events import run_to_end as drain
 from napari_octfluid.model import MODEL_CONFIGS, TransUNet, load_model
 from napari_octfluid.training.data import BscanSet
-from napari_octfluid.training.engine import EpochEnd, StepEnd, TrainConfig, train
+from napari_octfluid.training.engine import (EpochEnd, StepEnd, TrainConfig, TrainingDataError, TrainNotice,
+                                            _after_out_of_memory, train)
 
 
 def blob_data(n=6, seed=0):
@@ -103,3 +104,45 @@ def test_calibration_picks_the_threshold_with_the_best_training_dice():
     events, result = drain(train(TransUNet(MODEL_CONFIGS["tiny"]), blob_data(), None, quick_config(epochs=2)))
     threshold, dice = calibrate_threshold(result.model, blob_data())
     assert set(dice) == {float(t) for t in THRESHOLDS} and dice[threshold] == max(dice.values())
+
+
+class RunsOutOfMemoryAbove(torch.nn.Module):
+    """A tiny TransUNet that fails as CUDA does when a batch holds more than ``limit`` crops."""
+
+    def __init__(self, limit):
+        super().__init__()
+        self.inner, self.limit = TransUNet(MODEL_CONFIGS["tiny"]), limit
+
+    def forward(self, x):
+        if x.shape[0] > self.limit:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.inner(x)
+
+
+def test_running_out_of_memory_halves_the_batch_and_says_so():
+    events, result = drain(train(RunsOutOfMemoryAbove(1), blob_data(), None, quick_config(epochs=2, steps_per_epoch=3)))
+    notices = [e.message for e in events if isinstance(e, TrainNotice)]
+    assert notices == ["Out of memory on cpu: training on with batch size 2.",
+                       "Out of memory on cpu: training on with batch size 1."]
+    assert len([e for e in events if isinstance(e, StepEnd)]) == 6 and len(result.history) == 2
+
+
+def test_out_of_memory_with_one_crop_on_the_cpu_is_a_clear_memory_error():
+    with pytest.raises(MemoryError, match="Not enough memory to train on even one crop"):
+        drain(train(RunsOutOfMemoryAbove(0), blob_data(), None, quick_config(epochs=1, steps_per_epoch=1)))
+
+
+def test_out_of_memory_with_one_crop_on_the_gpu_moves_to_the_cpu():
+    device, batch, message = _after_out_of_memory(RuntimeError("CUDA out of memory"), torch.device("cuda"), 1)
+    assert (device.type, batch) == ("cpu", 1) and "on the CPU" in message
+    with pytest.raises(RuntimeError, match="shapes do not match"):  # other errors are not mistaken for memory
+        _after_out_of_memory(RuntimeError("shapes do not match"), torch.device("cpu"), 4)
+
+
+def test_labels_without_any_fluid_are_refused_unless_replay_brings_fluid():
+    empty = BscanSet.from_volumes([(np.full((2, 64, 64), 100, np.uint8), np.zeros((2, 64, 64), np.uint8), "e")])
+    with pytest.raises(TrainingDataError, match="would learn to find no fluid"):
+        next(train(TransUNet(MODEL_CONFIGS["tiny"]), empty, None, quick_config()))
+    events, _ = drain(train(TransUNet(MODEL_CONFIGS["tiny"]), empty, None, quick_config(epochs=1, steps_per_epoch=2),
+                            replay_data=blob_data()))
+    assert len([e for e in events if isinstance(e, StepEnd)]) == 2

@@ -1,0 +1,115 @@
+"""The bad-input corpus (tests/bad_files.py) through every route a user takes: ``octfluid predict``,
+``octfluid train`` (as images and as labels) and napari's reader. Each ends with one clear line and exit 1 (CLI)
+or a notification (napari), never a traceback, and leaves the user's files as they were."""
+
+import numpy as np
+import pytest
+from bad_files import BAD_INPUTS, ODD_BUT_VALID, UNSEGMENTABLE, fingerprint
+
+from napari_octfluid.cli import main
+from napari_octfluid.io import read_volume, write_tiff
+
+EVERY_BAD = BAD_INPUTS + UNSEGMENTABLE
+TRAIN_QUICK = ["--model", "tiny", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "1"]
+
+
+def _one_clear_line(err: str, phrase: str, command: str) -> None:
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"octfluid {command}: error:"), err
+    assert phrase in lines[0], err
+
+
+def _good_pair(folder, shape=(2, 64, 80)):
+    images = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
+    labels = np.zeros(shape, np.uint8)
+    labels[..., 20:30, 20:40] = 1
+    return (write_tiff(folder / "good_images.tif", images, kind="image"),
+            write_tiff(folder / "good_labels.tif", labels, kind="labels"))
+
+
+@pytest.mark.parametrize("name, make, phrase", EVERY_BAD, ids=[b[0] for b in EVERY_BAD])
+def test_predict_refuses_with_one_line_and_writes_nothing(tmp_path, capsys, name, make, phrase):
+    path = make(tmp_path / name)
+    before = fingerprint(path)
+    out = tmp_path / "predicted_fluid.tif"
+    assert main(["predict", str(path), "-o", str(out)]) == 1
+    _one_clear_line(capsys.readouterr().err, phrase, "predict")
+    assert not out.exists() and fingerprint(path) == before
+
+
+@pytest.mark.parametrize("name, make, phrase", EVERY_BAD, ids=[b[0] for b in EVERY_BAD])
+def test_train_refuses_a_bad_scan_with_one_line(tmp_path, capsys, name, make, phrase):
+    path = make(tmp_path / name)
+    before = fingerprint(path)
+    if (name, make, phrase) in UNSEGMENTABLE:  # readable: give it labels of its own shape
+        shape = read_volume(path).data.shape
+        labels = write_tiff(tmp_path / "labels.tif", np.ones(shape, np.uint8), kind="labels")
+    else:
+        labels = _good_pair(tmp_path)[1]
+    code = main(["train", "--images", str(path), "--labels", str(labels), *TRAIN_QUICK, "--out", str(tmp_path / "run")])
+    assert code == 1
+    _one_clear_line(capsys.readouterr().err, phrase, "train")
+    assert not (tmp_path / "run").exists() and fingerprint(path) == before
+
+
+@pytest.mark.parametrize("name, make, phrase", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_train_refuses_bad_labels_with_one_line(tmp_path, capsys, name, make, phrase):
+    path = make(tmp_path / name)
+    before = fingerprint(path)
+    images = _good_pair(tmp_path)[0]
+    code = main(["train", "--images", str(images), "--labels", str(path), *TRAIN_QUICK, "--out", str(tmp_path / "run")])
+    assert code == 1
+    _one_clear_line(capsys.readouterr().err, phrase, "train")
+    assert not (tmp_path / "run").exists() and fingerprint(path) == before
+
+
+@pytest.mark.parametrize("labels_shape, phrase", [((2, 64, 81), "must match"), ((3, 64, 80), "must match")])
+def test_train_refuses_labels_of_another_shape(tmp_path, capsys, labels_shape, phrase):
+    images, _ = _good_pair(tmp_path)
+    labels = write_tiff(tmp_path / "other.tif", np.zeros(labels_shape, np.uint8), kind="labels")
+    assert main(["train", "--images", str(images), "--labels", str(labels), *TRAIN_QUICK,
+                 "--out", str(tmp_path / "run")]) == 1
+    _one_clear_line(capsys.readouterr().err, phrase, "train")
+
+
+def test_train_refuses_labels_without_any_fluid(tmp_path, capsys):
+    images, _ = _good_pair(tmp_path)
+    empty = write_tiff(tmp_path / "empty.tif", np.zeros((2, 64, 80), np.uint8), kind="labels")
+    assert main(["train", "--images", str(images), "--labels", str(empty), *TRAIN_QUICK,
+                 "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert "would learn to find no fluid" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_predict_never_overwrites_the_scan(tmp_path, capsys):
+    images, _ = _good_pair(tmp_path)
+    before = fingerprint(images)
+    assert main(["predict", str(images), "-o", str(images)]) == 1
+    _one_clear_line(capsys.readouterr().err, "is the scan itself", "predict")
+    assert fingerprint(images) == before
+
+
+@pytest.mark.parametrize("name, make", ODD_BUT_VALID, ids=[b[0] for b in ODD_BUT_VALID])
+def test_unusual_but_valid_scans_are_segmented(tmp_path, capsys, tiny_checkpoint, name, make):
+    path = make(tmp_path / name)
+    out = tmp_path / "mask.tif"
+    assert main(["predict", str(path), "-o", str(out), "--weights", str(tiny_checkpoint)]) == 0
+    err = capsys.readouterr().err
+    assert read_volume(out).data.shape == read_volume(path).data.shape
+    assert ("NaN or infinite pixels" in err) == (name == "nan_and_inf.tif"), err
+
+
+@pytest.mark.parametrize("name, make, phrase", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_napari_reader_notifies_and_opens_nothing(tmp_path, monkeypatch, name, make, phrase):
+    pytest.importorskip("napari")
+    import napari_octfluid._reader as reader
+
+    shown = []
+    monkeypatch.setattr(reader, "show_error", shown.append)
+    path = make(tmp_path / name)
+    before = fingerprint(path)
+    assert reader.read_scan_layers(str(path)) == reader.NO_LAYERS
+    assert len(shown) == 1 and phrase in shown[0] and path.name in shown[0]
+    assert fingerprint(path) == before
