@@ -98,11 +98,11 @@ def _plot_curves(results: list[RunResult], path: Path) -> None:
 
     figure, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
     for arm, (steps, dice) in mean_curves(results).items():
-        network_arm = arm in NETWORK_ARMS or arm == "composite"
-        axis = axes[1] if network_arm else axes[0]
-        axis.plot(steps, dice, marker="o", markersize=3, label=arm)
         if arm == "composite":  # the TransUNet with the paper's loss belongs to both comparisons
-            axes[0].plot(steps, dice, marker="o", markersize=3, label=arm, color="black", linewidth=2)
+            for axis in axes:
+                axis.plot(steps, dice, marker="o", markersize=3, label=arm, color="black", linewidth=2)
+        else:
+            axes[1 if arm in NETWORK_ARMS else 0].plot(steps, dice, marker="o", markersize=3, label=arm)
     for axis, title in zip(axes, ("Losses (TransUNet)", "Networks (composite loss)")):
         axis.set_title(title)
         axis.set_xlabel("training step")
