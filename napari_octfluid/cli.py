@@ -47,16 +47,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import PredictNotice, PredictProgress, PredictStarted, predict
     from .io import read_volume, write_tiff
     from .model import load_model
-    from .preprocess import BscanError, check_bscans
+    from .preprocess import BscanError
     from .weights import NO_WEIGHTS_MESSAGE, default_weights_path
 
     if Path(args.output).resolve() == Path(args.input).resolve():
         raise CommandError(f"the output {args.output} is the scan itself: choose another file for the mask.")
     volume = read_volume(args.input)  # a bad input is reported before anything else
-    try:
-        check_bscans(volume.data)
-    except BscanError as error:
-        raise BscanError(f"{Path(args.input).name}: {error}") from None
     weights = args.weights or default_weights_path()
     if weights is None:
         raise CommandError(NO_WEIGHTS_MESSAGE)
@@ -72,7 +68,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         elif isinstance(event, PredictNotice):
             print(f"octfluid predict: {event.message}", file=sys.stderr)
 
-    result = drive(predict(volume.data, model, device=args.device, batch_size=args.batch_size), report)
+    try:  # predict() checks the B-scans before any work; the message gains the file's name
+        result = drive(predict(volume.data, model, device=args.device, batch_size=args.batch_size), report)
+    except BscanError as error:
+        raise BscanError(f"{Path(args.input).name}: {error}") from None
     meta = {**volume.meta, "model": str(weights)}
     write_tiff(args.output, volume.as_source_shape(result.labels), volume.spacing_mm, meta, kind="labels")
     if args.probabilities:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import napari.layers
 from magicgui.widgets import ComboBox, create_widget
+from napari.utils.notifications import show_error
+
+from ..preprocess import BscanError, check_bscans
 
 
 def image_picker(label: str = "Scan") -> ComboBox:
@@ -12,3 +15,14 @@ def image_picker(label: str = "Scan") -> ComboBox:
 
 def labels_picker(label: str = "Fluid labels") -> ComboBox:
     return create_widget(annotation=napari.layers.Labels, label=label)
+
+
+def is_segmentable(layer: napari.layers.Image, action: str) -> bool:
+    """Whether ``layer`` holds greyscale B-scans the model can use; if not, a notification says why (``action``:
+    e.g. "segment", "train on")."""
+    try:
+        check_bscans(layer.data, rgb=getattr(layer, "rgb", False))
+    except BscanError as error:
+        show_error(f"octfluid cannot {action} {layer.name!r}: {error}")
+        return False
+    return True

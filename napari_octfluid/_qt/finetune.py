@@ -20,13 +20,12 @@ from ..inference import predict, run_to_end
 from ..losses import LOSSES, PAPER_TERMS, CompositeLoss
 from ..metrics import confusion
 from ..model import CheckpointError, load_model, save_checkpoint
-from ..preprocess import BscanError, check_bscans
 from ..quantify import fluid_pixels_per_bscan
 from ..training.data import BscanSet
 from ..training.engine import EpochEnd, StepEnd, TrainConfig, TrainNotice, TrainResult, train
 from ..weights import default_weights_path
 from ._threads import WorkerHost
-from ._layer_pick import image_picker, labels_picker
+from ._layer_pick import image_picker, is_segmentable, labels_picker
 from .review_tracking import review_state
 from .live_plot import LivePlot
 
@@ -188,10 +187,7 @@ class FinetuneWidget(WorkerHost, Container):
         if not chosen:
             self.status.value = "No labelled B-scans to train on."
             return
-        try:
-            check_bscans(self.scan.value.data, rgb=getattr(self.scan.value, "rgb", False))
-        except BscanError as error:
-            show_error(f"octfluid cannot train on {self.scan.value.name!r}: {error}")
+        if not is_segmentable(self.scan.value, "train on"):
             self.status.value = "The scan layer is not a greyscale OCT scan."
             return
         images = np.asarray(self.scan.value.data)

@@ -18,11 +18,10 @@ from .._layers import META_KEY, REVIEW_KEY
 from ..devices import DEVICE_CHOICES
 from ..inference import PredictNotice, PredictProgress, PredictResult, predict
 from ..model import CheckpointError, load_model
-from ..preprocess import BscanError, check_bscans
 from ..review import ReviewState, bscan_uncertainty
 from ..weights import NO_WEIGHTS_MESSAGE, default_weights_path
 from ._threads import WorkerHost
-from ._layer_pick import image_picker
+from ._layer_pick import image_picker, is_segmentable
 from .review_tracking import as_volume, review_state, tracker_for
 
 DEFAULT_WEIGHTS_CHOICE = "shipped default"
@@ -82,10 +81,7 @@ class PredictWidget(WorkerHost, Container):
             show_error(str(error))
             self.status.value = "The checkpoint was refused."
             return
-        try:
-            data = check_bscans(layer.data, rgb=getattr(layer, "rgb", False))
-        except BscanError as error:
-            show_error(f"octfluid cannot segment {layer.name!r}: {error}")
+        if not is_segmentable(layer, "segment"):
             self.status.value = "This layer is not a greyscale OCT scan."
             return
         data = np.asarray(layer.data)

@@ -53,6 +53,10 @@ def attention_unet(num_classes: int = 2, channels: tuple[int, ...] = (16, 32, 64
 
 def swin_unetr(num_classes: int = 2, feature_size: int = 12) -> PaddedNetwork:
     """MONAI's SwinUNETR in 2D (needs the optional ``einops`` package)."""
+    try:
+        import einops  # noqa: F401  (MONAI imports it only when the network first runs; say so now)
+    except ImportError as error:
+        raise RuntimeError("SwinUNETR needs the einops package: pip install einops") from error
     from monai.networks.nets import SwinUNETR
 
     return PaddedNetwork(SwinUNETR(spatial_dims=2, in_channels=1, out_channels=num_classes,

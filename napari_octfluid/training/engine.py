@@ -234,7 +234,9 @@ def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = No
                 except (RuntimeError, torch.OutOfMemoryError) as error:
                     optimiser.zero_grad(set_to_none=True)
                     device, batch_size, message = _after_out_of_memory(error, device, batch_size)
-                    model.to(device), loss.to(device), _optimiser_to(optimiser, device)
+                    model.to(device)
+                    loss.to(device)
+                    _optimiser_to(optimiser, device)
                     yield TrainNotice(message)
             schedule.step()
             step += 1

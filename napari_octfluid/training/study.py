@@ -117,11 +117,6 @@ class RunResult:
 def build_network(arm: Arm, settings: StudySettings) -> torch.nn.Module:
     if arm.network == "transunet":
         return TransUNet(MODEL_CONFIGS[settings.model_config])
-    if arm.network == "swin_unetr":
-        try:
-            import einops  # noqa: F401  (MONAI's SwinUNETR needs it)
-        except ImportError as error:
-            raise RuntimeError("The swin_unetr arm needs the einops package: pip install einops") from error
     return BASELINES[arm.network](**(TINY_BASELINES[arm.network] if settings.tiny_baselines else {}))
 
 
@@ -165,8 +160,8 @@ def run_arm(arm: Arm, subjects: list[Subject], held_out: list[str], fold: int, s
     result = yield from train(network, train_set, _curve_set(testing, settings.curve_bscans), config)
     seconds = time.perf_counter() - started
     model = result.model
-    calibration = BscanSet([train_set.images[i] for i in _evenly(len(train_set), settings.calibration_bscans)],
-                           [train_set.labels[i] for i in _evenly(len(train_set), settings.calibration_bscans)], [])
+    chosen = _evenly(len(train_set), settings.calibration_bscans)
+    calibration = BscanSet([train_set.images[i] for i in chosen], [train_set.labels[i] for i in chosen], [])
     threshold, _ = calibrate_threshold(model, calibration, device=resolve_device(settings.device))
     position = {s.name: index for index, s in enumerate(subjects)}  # each subject's noise seed
     per_subject = [_held_out_counts(model, s, position[s.name], threshold, settings) for s in testing]

@@ -4,6 +4,7 @@ no layer is added, and the user's layers are left as they were."""
 import numpy as np
 import pytest
 
+import napari_octfluid._qt._layer_pick as layer_pick_module
 import napari_octfluid._qt.finetune as finetune_module
 import napari_octfluid._qt.predict as predict_module
 from napari_octfluid._qt.finetune import CHECKPOINT
@@ -26,6 +27,7 @@ def notifications(monkeypatch):
     shown = []
     monkeypatch.setattr(predict_module, "show_error", shown.append)
     monkeypatch.setattr(finetune_module, "show_error", shown.append)
+    monkeypatch.setattr(layer_pick_module, "show_error", shown.append)
     return shown
 
 
