@@ -1,11 +1,15 @@
 """Does correcting help? A simulated clinician on the shared data.
 
-    python benchmarks/bench_finetune.py --weights runs/default/best.pt --subject umn_13 --others duke_05 umn_12
+    python benchmarks/bench_finetune.py --weights napari_octfluid/weights/octfluid_default.pt --subjects umn_13
+    python benchmarks/bench_finetune.py --cv-dir runs/cv --subjects umn_10 umn_06 duke_04 --k 3 --lr 1e-3
 
-Starting from weights trained without ``--subject``, "correct" k of its B-scans (the expert mask stands in for
-the correction), fine-tune on the CPU for a fixed wall-time budget (with replay of the recipe's training data),
-and report Dice on the subject's other B-scans before and after, Dice on ``--others`` (forgetting), and wall time.
-Prints figures; asserts nothing.
+Starting from weights trained without the subject (``--weights``, or with ``--cv-dir`` the cross-validation fold
+that held it out), "correct" k of its B-scans (the expert mask stands in for the correction), fine-tune on the CPU
+for a fixed wall-time budget or number of steps (with replay of the base weights' training data; ``--shipped-replay``:
+the crops shipped beside the weights, as the Fine-tune widget does; ``--no-replay``: none), and report
+Dice on the subject's other B-scans before and after, Dice on other unseen subjects (forgetting: ``--others``, or
+the fold's other held-out subjects), and wall time; then the mean change over subjects. Prints figures; asserts
+nothing.
 """
 
 from __future__ import annotations
@@ -19,13 +23,13 @@ import numpy as np
 import torch
 
 from napari_octfluid.evaluation import counts_against
-from napari_octfluid.events import drive
 from napari_octfluid.inference import predict, run_to_end
 from napari_octfluid.model import load_model
 from napari_octfluid.training.calibrate import calibrate_threshold
 from napari_octfluid.training.data import BscanSet
-from napari_octfluid.training.engine import TrainConfig, train
+from napari_octfluid.training.engine import StepEnd, TrainConfig, train
 from napari_octfluid.training.recipe import recipe_subjects
+from napari_octfluid.training.replay import load_replay_crops
 from napari_octfluid.training.shared_data import load_subjects
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "default_weights.toml"
@@ -41,14 +45,30 @@ def pooled_dice(model, subjects, skip=None) -> float:
     return 2 * tp / (2 * tp + fp + fn)
 
 
+def fold_weights(cv_dir: Path, subject: str) -> tuple[Path, list[str]]:
+    """The cross-validation fold checkpoint that held ``subject`` out, and the fold's other held-out subjects."""
+    for path in sorted(cv_dir.glob("fold_*/final.pt")):
+        held_out = torch.load(path, map_location="cpu", weights_only=True).get("held_out", [])
+        if subject in held_out:
+            return path, [name for name in held_out if name != subject]
+    raise SystemExit(f"no fold in {cv_dir} held out {subject}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", required=True)
-    parser.add_argument("--subject", default="umn_13")
-    parser.add_argument("--others", nargs="+", default=["duke_05", "umn_12"])
+    parser.add_argument("--weights", help="base weights (trained without the subjects)")
+    parser.add_argument("--cv-dir", type=Path, help="octfluid crossval --out folder: each subject's fold is its base")
+    parser.add_argument("--subjects", nargs="+", default=["umn_13"])
+    parser.add_argument("--others", nargs="+", help="unseen subjects for forgetting (default: the other subjects "
+                                                    "the base weights held out)")
     parser.add_argument("--k", nargs="+", type=int, default=[1, 3, 5])
     parser.add_argument("--budget", type=float, default=120.0, help="seconds of fine-tuning per run")
+    parser.add_argument("--steps", type=int, help="a fixed number of steps instead of --budget (the Fine-tune "
+                                                   "widget's default is 5 epochs x 20 steps = 100)")
     parser.add_argument("--no-replay", action="store_true")
+    parser.add_argument("--shipped-replay", action="store_true",
+                        help="replay the crops shipped beside the weights (as the widget does) instead of every "
+                             "B-scan the base weights were trained on; crops of held-out subjects are left out")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--loss", default="composite")
     parser.add_argument("--train-batchnorm", action="store_true", help="let BatchNorm statistics change")
@@ -56,36 +76,64 @@ def main() -> None:
                         help="after fine-tuning, choose the fluid threshold on the corrected B-scans")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    if (args.weights is None) == (args.cv_dir is None):
+        parser.error("give one of --weights and --cv-dir")
     torch.set_num_threads(args.threads)
-    root = (RECIPE.parent / tomllib.loads(RECIPE.read_text())["data"]["shared_root"]).resolve()
-    [subject] = load_subjects(root, [args.subject])
-    others = load_subjects(root, args.others)
-    base, payload = load_model(args.weights)
+    recipe_data = tomllib.loads(RECIPE.read_text())["data"]
+    root = (RECIPE.parent / recipe_data["shared_root"]).resolve()
+    every = {s.name: s for s in load_subjects(root)}
+    print(f"{f'{args.steps} steps' if args.steps else f'budget {args.budget:.0f} s'}; replay {'off' if args.no_replay else 'shipped crops' if args.shipped_replay else 'training B-scans'}; lr {args.lr:g}; loss {args.loss}; "
+          f"BatchNorm {'trained' if args.train_batchnorm else 'frozen'}; threshold "
+          f"{'recalibrated on the corrections' if args.recalibrate else 'kept'}; {args.threads} threads")
+    changes: dict[int, list[tuple[float, float]]] = {k: [] for k in args.k}
+    for name in args.subjects:
+        if args.cv_dir is not None:
+            weights, fold_others = fold_weights(args.cv_dir, name)
+        else:
+            # the shipped weights held out the recipe's validation subjects
+            weights, fold_others = Path(args.weights), [n for n in recipe_data["validation"] if n != name]
+        for k, change in finetune_subject(every[name], [every[n] for n in (args.others or fold_others)],
+                                          weights, every, args).items():
+            changes[k].append(change)
+    for k, pairs in changes.items():
+        subject_gain, others_change = np.array(pairs).T
+        print(f"k={k}, {len(pairs)} subjects: mean change on the subject's other B-scans {subject_gain.mean():+.4f} "
+              f"(min {subject_gain.min():+.4f}, max {subject_gain.max():+.4f}); on other subjects "
+              f"{others_change.mean():+.4f} (min {others_change.min():+.4f})")
+
+
+def finetune_subject(subject, others, weights: Path, every: dict, args) -> dict[int, tuple[float, float]]:
+    base, payload = load_model(weights)
     # replay what the base weights were trained on: a cross-validation fold's checkpoint (octfluid crossval) names
     # the subjects it held out, the shipped weights were trained on the recipe's training subjects
     if "held_out" in payload:
-        trained_on = [s for s in load_subjects(root) if s.name not in payload["held_out"]]
+        trained_on = [s for s in every.values() if s.name not in payload["held_out"]]
     else:
         trained_on = recipe_subjects(RECIPE, "train")
-    if args.subject in {s.name for s in trained_on}:
-        raise SystemExit(f"{args.weights} was trained on {args.subject}: choose a subject it never saw")
-    replay = None if args.no_replay else BscanSet.from_volumes([(s.images, s.labels, s.name) for s in trained_on])
+    if subject.name in {s.name for s in trained_on}:
+        raise SystemExit(f"{weights} was trained on {subject.name}: choose a subject it never saw")
+    if args.no_replay:
+        replay = None
+    elif args.shipped_replay:
+        replay = load_replay_crops(exclude=tuple(n for n in every if n not in {s.name for s in trained_on}))
+    else:
+        replay = BscanSet.from_volumes([(s.images, s.labels, s.name) for s in trained_on])
     with_fluid = np.flatnonzero((subject.labels == 1).reshape(len(subject.labels), -1).any(1))
-    print(f"base weights {args.weights}; subject {args.subject} ({len(subject.images)} B-scans, "
-          f"{len(with_fluid)} with fluid); others {', '.join(args.others)}; budget {args.budget:.0f} s; "
-          f"replay {'off' if replay is None else 'on'}; lr {args.lr:g}; loss {args.loss}; "
-          f"BatchNorm {'trained' if args.train_batchnorm else 'frozen'}; threshold "
-          f"{'recalibrated on the corrections' if args.recalibrate else 'kept'}; {args.threads} threads")
+    print(f"base weights {weights}; subject {subject.name} ({len(subject.images)} B-scans, {len(with_fluid)} with "
+          f"fluid); others {', '.join(s.name for s in others)}")
     others_before = pooled_dice(base, others)
+    changes = {}
     for k in args.k:
         corrected = [int(z) for z in with_fluid[np.linspace(0, len(with_fluid) - 1, k).round().astype(int)]]
         before = pooled_dice(base, [subject], skip=corrected)
         data = BscanSet.from_volumes([(subject.images, subject.labels, subject.name)], [corrected])
-        config = TrainConfig(epochs=1000, steps_per_epoch=10, batch_size=4, crop=(256, 256),
-                             learning_rate=args.lr, device="cpu", time_budget_s=args.budget,
+        length = (dict(epochs=1, steps_per_epoch=args.steps) if args.steps else
+                  dict(epochs=1000, steps_per_epoch=10, time_budget_s=args.budget))
+        config = TrainConfig(**length, batch_size=4, crop=(256, 256), learning_rate=args.lr, device="cpu",
                              freeze_batchnorm=not args.train_batchnorm, loss=args.loss)
         start = time.perf_counter()
-        result = drive(train(base, data, None, config, replay_data=replay))
+        events, result = run_to_end(train(base, data, None, config, replay_data=replay))
+        steps = sum(isinstance(event, StepEnd) for event in events)
         model = result.model
         if args.recalibrate:
             model.decision_threshold, _ = calibrate_threshold(model, data)
@@ -94,8 +142,10 @@ def main() -> None:
         others_after = pooled_dice(model, others)
         print(f"k={k} corrected B-scans {corrected}: Dice on the other B-scans {before:.4f} -> {after:.4f} "
               f"({after - before:+.4f}); other subjects {others_before:.4f} -> {others_after:.4f} "
-              f"({others_after - others_before:+.4f}); fine-tuning {wall:.0f} s; threshold "
-              f"{base.decision_threshold:.2f} -> {model.decision_threshold:.2f}")
+              f"({others_after - others_before:+.4f}); fine-tuning {wall:.0f} s ({steps} steps); threshold "
+              f"{base.decision_threshold:.2f} -> {model.decision_threshold:.2f}", flush=True)
+        changes[k] = (after - before, others_after - others_before)
+    return changes
 
 
 if __name__ == "__main__":

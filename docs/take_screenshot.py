@@ -2,6 +2,8 @@
 
 Run under a screen, e.g.
     xvfb-run -a python docs/take_screenshot.py SCAN docs/screenshot_review.png --tab Review --predict --review
+    xvfb-run -a python docs/take_screenshot.py SCAN shot.png --tab Fine-tune --predict --finetune MASK \
+        --train-bscans 0,24 --val-bscans 15
 Used for the docs and to look at what a user sees.
 """
 
@@ -17,6 +19,10 @@ parser.add_argument("--tab", default="Quantify", help="which octfluid tab (or an
 parser.add_argument("--predict", action="store_true", help="run the shipped model first")
 parser.add_argument("--review", action="store_true", help="accept one B-scan, correct another, show probability")
 parser.add_argument("--bscan", type=int, default=5)
+parser.add_argument("--finetune", metavar="MASK", help="copy the expert MASK into the predicted labels of the "
+                                                        "train and validation B-scans, fine-tune, predict again")
+parser.add_argument("--train-bscans", default="0,24")
+parser.add_argument("--val-bscans", default="15")
 args = parser.parse_args()
 
 viewer = napari.Viewer()
@@ -41,16 +47,28 @@ def after_prediction():
     labels = [layer for layer in viewer.layers if layer._type_string == "labels"]
     if labels and args.review:
         review = panel.tools["Review"]
-        review.labels.value = labels[-1]
+        review.labels_layer.value = labels[-1]
         viewer.dims.set_current_step(0, args.bscan - 1)
         review.toggle_accept()
         viewer.dims.set_current_step(0, args.bscan)
         labels[-1].brush_size = 20
         labels[-1].paint((args.bscan, 40, 60), 2)  # a visible correction in the corner
         review.show_probability.value = True
+    if labels and args.finetune:
+        from napari_octfluid.io import read_volume
+
+        expert = read_volume(args.finetune).data
+        corrected = labels[-1].data.copy()
+        for z in map(int, f"{args.train_bscans},{args.val_bscans}".split(",")):
+            corrected[z] = expert[z] == 1  # the "correction": the expert's mask
+        labels[-1].data = corrected
+        tuner = panel.tools["Fine-tune"]
+        tuner.labels_layer.value = labels[-1]
+        tuner.bscans.value, tuner.val_bscans.value = args.train_bscans, args.val_bscans
+        tuner.start()
     if labels:
         quantify = panel.tools["Quantify"]
-        quantify.labels.value = labels[-1]
+        quantify.labels_layer.value = labels[-1]
         quantify.compute()
 
 
@@ -62,6 +80,15 @@ def shoot():
         after_prediction()
         shoot.prepared = True
         QTimer.singleShot(800, shoot)  # let the statuses and the plots settle
+        return
+    tuner = panel.tools["Fine-tune"]
+    if args.finetune and tuner.worker is not None:
+        QTimer.singleShot(500, shoot)
+        return
+    if args.finetune and not getattr(shoot, "compared", False):
+        tuner.predict_with_new_model()
+        shoot.compared = True
+        QTimer.singleShot(800, shoot)
         return
     viewer.reset_view()  # now that the window has its final size
     viewer.screenshot(args.out, canvas_only=False)

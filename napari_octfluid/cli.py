@@ -197,6 +197,15 @@ def _override(config, args: argparse.Namespace) -> None:
             setattr(config, key, value)
 
 
+def _shipped_replay():
+    from .training.replay import REPLAY_CROPS, load_replay_crops
+
+    replay = load_replay_crops()
+    if replay is None:
+        raise CommandError(f"--replay: this installation has no replay crops ({REPLAY_CROPS} is missing).")
+    return replay
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import time
 
@@ -218,12 +227,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         model = load_model(args.init)[0] if args.init else TransUNet(MODEL_CONFIGS[args.model])
         config = TrainConfig()
     _override(config, args)
+    replay_data = _shipped_replay() if args.replay else None
     out = Path(args.out)
     print(f"octfluid train: {train_data.summary()['bscans']} training B-scans, "
           f"{val_data.summary()['bscans'] if val_data else 0} validation B-scans, loss {config.loss}, "
           f"{config.epochs} x {config.steps_per_epoch} steps -> {out}/", file=sys.stderr)
     started = time.perf_counter()
-    result = drive(train(model, train_data, val_data, config, out_dir=out), _report_training)
+    result = drive(train(model, train_data, val_data, config, out_dir=out, replay_data=replay_data),
+                   _report_training)
     minutes = (time.perf_counter() - started) / 60
     print(f"best checkpoint: {result.best_checkpoint}; last: {result.last_checkpoint} ({minutes:.1f} min"
           f"{', stopped early' if result.stopped_early else ''})")
@@ -309,7 +320,7 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     print(f"octfluid crossval: {len(subjects)} subjects, {args.folds} folds, loss {config.loss}, "
           f"{config.epochs} x {config.steps_per_epoch} steps of {config.batch_size} per fold", file=sys.stderr)
     result = drive(cross_validate(subjects, args.folds, recipe.model_config, config, tuple(args.noise_sigma),
-                                  args.out, reuse=args.reuse), report)
+                                  args.out, reuse=args.reuse, only=args.only_folds), report)
     print(markdown_table(result.rows + [r for f in result.folds for r in f.rows]) if args.markdown
           else format_table(result.rows))
     print(f"training time per fold: {', '.join(f'{f.train_minutes:.1f}' for f in result.folds)} min")
@@ -403,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--val-images", nargs="+", default=[])
     training.add_argument("--val-labels", nargs="+", default=[])
     training.add_argument("--init", help="checkpoint to start from (fine-tuning)")
+    training.add_argument("--replay", action="store_true",
+                          help="fill half of every batch with the crops shipped beside the default weights, so that "
+                               "fine-tuning on a few B-scans does not forget the rest")
     training.add_argument("--model", default="paper", help="model configuration when starting from scratch")
     training.add_argument("--loss", help="a loss name or a weighted sum, e.g. '1*dice + 1*focal_tversky + 1*wbce'")
     training.add_argument("--epochs", type=int)
@@ -447,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     crossval.add_argument("--markdown", action="store_true", help="print the table in Markdown (for a model card)")
     crossval.add_argument("--reuse", action="store_true",
                           help="test folds already trained in --out again instead of training them (resume, re-evaluate)")
+    crossval.add_argument("--only-folds", nargs="+", type=int, metavar="FOLD",
+                          help="train and test only these folds (from 1), e.g. to run folds in parallel processes; "
+                               "then --reuse pools them all")
     crossval.set_defaults(run=cmd_crossval)
 
     quantify = sub.add_parser("quantify", help="fluid area per B-scan and fluid volume from a labels file")

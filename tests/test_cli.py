@@ -12,6 +12,7 @@ from napari_octfluid import __version__
 from napari_octfluid._sample_data import SAMPLE_MASK, SAMPLE_SCAN
 from napari_octfluid.cli import main
 from napari_octfluid.io import read_volume
+from napari_octfluid.training.replay import REPLAY_CROPS
 
 
 OCTFLUID = str(Path(sys.executable).with_name("octfluid"))  # the console script installed beside this Python
@@ -153,3 +154,18 @@ def test_train_checks_the_label_values(tmp_path, capsys, values, outcome):
     assert outcome in err
     assert code == (0 if values == "seven" else 1)
     assert (tmp_path / "lab.tif").read_bytes() == before  # the user's file is untouched
+
+
+@pytest.mark.skipif(not REPLAY_CROPS.is_file(), reason="no replay crops shipped in this checkout")
+def test_train_with_replay_mixes_in_the_shipped_crops(tmp_path, capsys):
+    from napari_octfluid.io import write_tiff
+
+    images = np.random.default_rng(0).integers(0, 255, (2, 64, 64), dtype=np.uint8)
+    write_tiff(tmp_path / "img.tif", images, kind="image")
+    write_tiff(tmp_path / "lab.tif", np.zeros((2, 64, 64), np.uint8), kind="labels")  # a user erased all fluid
+    command = ["train", "--images", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lab.tif"),
+               "--model", "tiny", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2",
+               "--out", str(tmp_path / "run")]
+    assert main(command) == 1 and "would learn to find no fluid" in capsys.readouterr().err
+    assert main(command + ["--replay"]) == 0  # the replayed crops hold fluid, so this is a sound fine-tune
+    assert (tmp_path / "run" / "best.pt").is_file()

@@ -23,7 +23,7 @@ class QuantifyWidget(Container):
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self._viewer = napari_viewer
-        self.labels = labels_picker()
+        self.labels_layer = labels_picker()
         self.scan = image_picker("Scan (for the fovea)")
         self.spacing_um = [FloatSpinBox(label=f"{axis} spacing (um)", value=UNKNOWN, min=0.0, max=10000.0, step=0.01)
                            for axis in ("B-scan", "Depth", "Width")]
@@ -43,13 +43,13 @@ class QuantifyWidget(Container):
         self.tiff_path = FileEdit(label="Labels TIFF", mode="w", filter="*.tif")
         self.save_tiff_button = PushButton(text="Save labels TIFF")
         fovea_buttons = Container(layout="horizontal", widgets=[self.detect_button, self.cursor_button], labels=False)
-        self.extend([self.labels, self.scan, *self.spacing_um, self.laterality, self.first_bscan, self.fovea_bscan,
+        self.extend([self.labels_layer, self.scan, *self.spacing_um, self.laterality, self.first_bscan, self.fovea_bscan,
                      self.fovea_column, fovea_buttons, self.fovea_note, self.compute_button, self.summary_label,
                      self.table, self.sectors])
         self.enface = EnfaceView(on_pick=self._go_to_bscan)
         self.native.layout().addWidget(self.enface)
         self.extend([self.csv_path, self.save_button, self.tiff_path, self.save_tiff_button])
-        self.labels.changed.connect(self._from_layer)
+        self.labels_layer.changed.connect(self._from_layer)
         self.compute_button.changed.connect(self.compute)
         self.save_button.changed.connect(self.save_csv)
         self.save_tiff_button.changed.connect(self.save_tiff)
@@ -63,7 +63,7 @@ class QuantifyWidget(Container):
 
     # --- what the layers say
     def _from_layer(self, *_) -> None:
-        layer = self.labels.value
+        layer = self.labels_layer.value
         if layer is None:
             return
         spacing = spacing_from_layer(layer.metadata, tuple(layer.scale), tuple(layer.units))
@@ -94,7 +94,7 @@ class QuantifyWidget(Container):
 
     def fovea_at_cursor(self, *_) -> None:
         """The fovea where the mouse last was: the B-scan on screen and the A-scan under the cursor."""
-        layer = self.labels.value
+        layer = self.labels_layer.value
         if layer is None:
             return
         position = layer.world_to_data(self._viewer.cursor.position)
@@ -105,7 +105,7 @@ class QuantifyWidget(Container):
 
     # --- figures
     def compute(self, *_) -> FluidSummary | None:
-        layer = self.labels.value
+        layer = self.labels_layer.value
         if layer is None:
             self.summary_label.value = "Choose a labels layer."
             return None
@@ -154,12 +154,12 @@ class QuantifyWidget(Container):
         self._follow_bscan()
 
     def _follow_bscan(self, *_) -> None:
-        layer = self.labels.value
+        layer = self.labels_layer.value
         if layer is not None and np.ndim(layer.data) == 3:
             self.enface.mark_bscan(int(self._viewer.dims.current_step[0]))
 
     def _go_to_bscan(self, z: int) -> None:
-        layer = self.labels.value
+        layer = self.labels_layer.value
         if layer is not None and np.ndim(layer.data) == 3:
             self._viewer.dims.set_current_step(0, int(np.clip(z, 0, layer.data.shape[0] - 1)))
 
@@ -175,7 +175,7 @@ class QuantifyWidget(Container):
         show_info(f"Saved {path}")
 
     def save_tiff(self, *_) -> None:
-        layer = self.labels.value
+        layer = self.labels_layer.value
         if layer is None or not str(self.tiff_path.value).strip() or str(self.tiff_path.value) == ".":
             show_warning("Choose the labels and where to save them first.")
             return

@@ -20,7 +20,7 @@ class ReviewWidget(Container):
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self._viewer = napari_viewer
-        self.labels = labels_picker()
+        self.labels_layer = labels_picker()
         self.table = Table(value={"B-scan": [], "status": [], "fluid pixels": [], "uncertainty": []})
         self.accept_button = PushButton(text="Accept this B-scan")
         self.next_unreviewed = PushButton(text="Next unreviewed")
@@ -31,8 +31,8 @@ class ReviewWidget(Container):
         self.saved = Label(value="")
         buttons = Container(layout="horizontal", widgets=[self.accept_button, self.next_unreviewed], labels=False)
         jumps = Container(layout="horizontal", widgets=[self.next_with_fluid, self.most_uncertain], labels=False)
-        self.extend([self.labels, self.table, buttons, jumps, self.show_probability, self.status, self.saved])
-        self.labels.changed.connect(self._track)
+        self.extend([self.labels_layer, self.table, buttons, jumps, self.show_probability, self.status, self.saved])
+        self.labels_layer.changed.connect(self._track)
         self.accept_button.changed.connect(self.toggle_accept)
         self.next_unreviewed.changed.connect(lambda *_: self.go_to("unreviewed"))
         self.next_with_fluid.changed.connect(lambda *_: self.go_to("fluid"))
@@ -54,7 +54,7 @@ class ReviewWidget(Container):
         if self.tracker is not None and self._refresh in self.tracker.listeners:
             self.tracker.listeners.remove(self._refresh)
             self.tracker.save_listeners.remove(self._update_saved)
-        layer = self.labels.value
+        layer = self.labels_layer.value
         self.tracker = None if layer is None else tracker_for(layer, self._viewer)
         if self.tracker is not None:
             self.tracker.listeners.append(self._refresh)

@@ -95,18 +95,24 @@ def train_fold(subjects: list[Subject], held_out: list[str], index: int, model_c
 
 def cross_validate(subjects: list[Subject], k: int, model_config: TransUNetConfig, config: TrainConfig,
                    noise_sigmas: tuple[float, ...] = (0.0,), out_dir: str | Path | None = None,
-                   batch_size: int | None = None, reuse: bool = False,
+                   batch_size: int | None = None, reuse: bool = False, only: tuple[int, ...] | None = None,
                    ) -> Generator[FoldStarted | StepEnd | EpochEnd | FoldEnd, None, CrossValidation]:
     """Train and test ``k`` folds of ``subjects``; yields the training events of each fold between a
     ``FoldStarted`` and a ``FoldEnd``, and returns the pooled held-out figures.
 
     With ``reuse``, a fold whose ``final.pt`` is already in ``out_dir`` (and held out the same subjects) is
-    tested again without training: an interrupted run resumes, and a finished one is re-evaluated."""
+    tested again without training: an interrupted run resumes, and a finished one is re-evaluated. ``only``
+    (fold numbers from 1) trains and tests those folds alone, so that folds can run in parallel processes; a
+    later ``reuse`` run pools them all."""
     by_name = {s.name: s for s in subjects}
     folds = subject_folds(list(by_name), k)
     pooled: dict[float, dict[str, list[Confusion]]] = {sigma: {} for sigma in noise_sigmas}
     ends = []
+    if only is not None and not set(only) <= set(range(1, k + 1)):
+        raise ValueError(f"folds are numbered 1 to {k}; {sorted(set(only))} asked for")
     for index, held_out in enumerate(folds, start=1):
+        if only is not None and index not in only:
+            continue
         yield FoldStarted(index, k, held_out)
         fold_dir = Path(out_dir) / f"fold_{index}" if out_dir else None
         previous = _previous_fold(fold_dir, held_out) if reuse else None

@@ -8,6 +8,7 @@ Stopping is simply not asking for the next event; pausing is asking later.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -177,6 +178,41 @@ def _after_out_of_memory(error: BaseException, device: torch.device, batch_size:
                       "smaller crop size.") from error
 
 
+ONE_CYCLE = dict(pct_start=0.1, div_factor=25.0, final_div_factor=1e4)  # OneCycleLR's defaults, warm-up 10 %
+
+
+def one_cycle_factor(progress: float, pct_start: float = ONE_CYCLE["pct_start"],
+                     div_factor: float = ONE_CYCLE["div_factor"],
+                     final_div_factor: float = ONE_CYCLE["final_div_factor"]) -> float:
+    """The learning rate as a fraction of its peak at ``progress`` (0 to 1) through a run: the cosine one-cycle
+    shape of ``torch.optim.lr_scheduler.OneCycleLR`` (Smith & Topin 2019), written out because OneCycleLR only
+    counts steps and a run that a time budget ends must follow the clock."""
+    progress = min(max(progress, 0.0), 1.0)
+    start, end = 1.0 / div_factor, 1.0 / (div_factor * final_div_factor)
+    if progress < pct_start:  # warm-up from start to the peak
+        return _cosine(start, 1.0, progress / pct_start)
+    return _cosine(1.0, end, (progress - pct_start) / (1.0 - pct_start))
+
+
+def _cosine(begin: float, finish: float, fraction: float) -> float:
+    return finish + (begin - finish) * (1 + math.cos(math.pi * fraction)) / 2
+
+
+def _schedule(optimiser: torch.optim.Optimizer, config: TrainConfig, total_steps: int, elapsed):
+    """One-cycle over the run's steps, or over its time budget when one is set: planned over the steps alone, a
+    2-minute fine-tune of "1000 epochs" would end in the warm-up at a 25th of the learning rate asked for."""
+    if config.time_budget_s is None:
+        return torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate, total_steps=total_steps,
+                                                   **ONE_CYCLE)
+    budget = config.time_budget_s
+
+    def factor(step: int) -> float:
+        by_time = elapsed() / budget if budget > 0 else 1.0
+        return one_cycle_factor(max(step / total_steps, by_time))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
+
+
 def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = None,
           config: TrainConfig | None = None, out_dir: str | Path | None = None,
           loss: SegmentationLoss | None = None,
@@ -209,13 +245,12 @@ def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = No
     optimiser = torch.optim.AdamW([*model.parameters(), *loss.parameters()], lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     total_steps = config.epochs * config.steps_per_epoch
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate, total_steps=total_steps,
-                                                   pct_start=0.1)
+    start = time.perf_counter()
+    schedule = _schedule(optimiser, config, total_steps, lambda: time.perf_counter() - start)
     out = Path(out_dir) if out_dir else None
     history: list[EpochEnd] = []
     best_score, best_path, last_path, stale = -1.0, None, None, 0
     batch_size = config.batch_size  # halved when memory runs out
-    start = time.perf_counter()
     step = 0
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -247,8 +282,11 @@ def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = No
             batch = confusion(predicted, target == 1, valid=target != IGNORE).pooled()
             counts = Confusion(counts.tp + batch.tp, counts.fp + batch.fp, counts.fn + batch.fn)
             elapsed = time.perf_counter() - start
+            remaining = elapsed / step * (total_steps - step)
+            if config.time_budget_s is not None:
+                remaining = min(remaining, max(config.time_budget_s - elapsed, 0.0))
             yield StepEnd(step, total_steps, epoch, float(value.detach()), loss.terms(),
-                          schedule.get_last_lr()[0], elapsed, elapsed / step * (total_steps - step))
+                          schedule.get_last_lr()[0], elapsed, remaining)
             if config.time_budget_s is not None and elapsed >= config.time_budget_s:
                 break
         val = evaluate_model(model, val_data, device) if val_data is not None and len(val_data) else None

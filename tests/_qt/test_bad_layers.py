@@ -57,7 +57,7 @@ def test_finetune_refuses_a_colour_scan(make_napari_viewer, tiny_checkpoint, not
     _, widget = viewer.window.add_plugin_dock_widget("octfluid", "Fine-tune")
     widget.start_from.value = CHECKPOINT
     widget.checkpoint.value = tiny_checkpoint
-    widget.scan.value, widget.labels.value = scan, fluid
+    widget.scan.value, widget.labels_layer.value = scan, fluid
     widget.start()
     assert any(phrase in message for message in notifications), notifications
     assert widget.worker is None and len(viewer.layers) == 2

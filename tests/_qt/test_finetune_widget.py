@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_octfluid._qt.finetune import CHECKPOINT, FinetuneWidget, parse_bscan_list
+from napari_octfluid._qt.finetune import CHECKPOINT, comparison_summary, parse_bscan_list
 from napari_octfluid.model import load_model
 
 
@@ -14,6 +14,18 @@ def test_bscan_lists():
         parse_bscan_list("9-12", 10)
     with pytest.raises(ValueError, match="cannot read"):
         parse_bscan_list("three", 10)
+
+
+@pytest.mark.parametrize("used_for, before, after, expected", [
+    (["trained on", "validation", "validation"], [0.2, 0.5, 0.7], [0.9, 0.7, 0.8],
+     "mean Dice 0.600 before, 0.750 after; the new model is better there: keep it."),
+    (["trained on", "validation", "not used"], [0.2, 0.8, 1.0], [0.9, 0.7, 0.6],
+     "mean Dice 0.800 before, 0.700 after; the new model is not better there: Revert is advised"),
+    (["trained on", "trained on", "not used"], [0.2, 0.4, 1.0], [0.9, 0.7, 0.6],
+     "Trained B-scans: mean Dice 0.300 before, 0.800 after. That says how well it learned them, not how"),
+])
+def test_the_comparison_judges_the_new_model_on_held_out_b_scans_only(used_for, before, after, expected):
+    assert expected in comparison_summary(np.array(used_for), np.array(before), np.array(after))
 
 
 @pytest.fixture
@@ -52,7 +64,9 @@ def test_finetunes_from_layers_and_updates_plot_and_metrics(viewer_with_blobs, q
 
     widget.predict_with_new_model()
     assert "scan fluid (fine-tuned)" in viewer.layers
-    assert len(widget.compare.data.to_list()) == 4
+    rows = widget.compare.data.to_list()
+    assert [row[1] for row in rows] == ["trained on", "trained on", "validation", "not used"]
+    assert widget.status.value.startswith("Validation B-scans (not trained on): mean Dice ")
     widget.save_path.value = tmp_path / "mine.pt"
     widget.keep()
     kept, payload = load_model(tmp_path / "mine.pt")
@@ -111,3 +125,24 @@ def test_a_second_training_is_refused_while_one_runs(viewer_with_blobs, qtbot):
     assert widget.worker is first  # refused: one worker, never two interleaved
     widget.stop()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
+
+
+def test_replay_feeds_the_shipped_crops_to_the_engine(monkeypatch):
+    from napari_octfluid._qt import finetune
+    from napari_octfluid.events import run_to_end
+    from napari_octfluid.training.data import BscanSet
+
+    crops = BscanSet([np.zeros((8, 8), np.float32)], [np.ones((8, 8), np.uint8)], ["umn_00"])
+    seen = []
+
+    def fake_train(model, train_data, val_data, config, out_dir, loss, replay_data):
+        seen.append(replay_data)
+        return "trained"
+        yield
+
+    monkeypatch.setattr(finetune, "load_replay_crops", lambda: crops)
+    monkeypatch.setattr(finetune, "train", fake_train)
+    volume = (np.full((2, 40, 40), 100, np.uint8), np.ones((2, 40, 40), np.uint8), "scan")
+    for replay in (True, False):
+        run_to_end(finetune.prepare_and_train(None, volume, [0], [1], None, None, replay))
+    assert seen == [crops, None]

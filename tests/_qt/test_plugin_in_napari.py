@@ -112,4 +112,15 @@ def test_plugin_without_widget_name_docks_every_tool_as_tabs(make_napari_viewer)
     _, panel = viewer.window.add_plugin_dock_widget("octfluid")  # what `napari -w octfluid` does
     assert [panel.tabText(i) for i in range(panel.count())] == list(WIDGETS)
     viewer.layers.remove(viewer.layers[1])  # napari asks every tab to refresh its layer lists
-    assert panel.tools["Quantify"].labels.value is None
+    assert panel.tools["Quantify"].labels_layer.value is None
+
+
+def test_every_tool_names_its_fields(make_napari_viewer):
+    # a widget attribute called `labels` once replaced magicgui's Container.labels switch: an empty layer list made
+    # it falsy and the Fine-tune, Review and Quantify fields lost their names
+    viewer = make_napari_viewer()
+    _, panel = viewer.window.add_plugin_dock_widget("octfluid")
+    for name, tool in panel.tools.items():
+        assert tool.labels is True, name
+    assert panel.tools["Fine-tune"].learning_rate.label == "Learning rate"
+    assert panel.tools["Fine-tune"].learning_rate._labeled_widget() is not None

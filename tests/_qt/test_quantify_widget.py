@@ -22,7 +22,7 @@ def quantify(make_napari_viewer, tmp_path):
     viewer.open(mask, plugin="octfluid")
     _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
     widget = panel.tools["Quantify"]
-    widget.labels.value = viewer.layers["mask"]
+    widget.labels_layer.value = viewer.layers["mask"]
     widget.scan.value = viewer.layers["scan"]
     return viewer, widget, tmp_path
 

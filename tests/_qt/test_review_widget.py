@@ -33,7 +33,7 @@ def predicted(make_napari_viewer, scan_file, tiny_checkpoint, qtbot):
     qtbot.waitUntil(lambda: predict.worker is None, timeout=60000)
     labels = viewer.layers["scan fluid"]
     review = panel.tools["Review"]
-    review.labels.value = labels
+    review.labels_layer.value = labels
     return viewer, panel, labels
 
 
@@ -134,7 +134,7 @@ def test_corrections_autosave_and_come_back_when_the_scan_is_reopened(predicted,
     assert tuple(restored.scale) == pytest.approx((120.0, 3.9, 11.8))
     _, second_panel = second.window.add_plugin_dock_widget("octfluid", "octfluid")
     second_review = second_panel.tools["Review"]
-    second_review.labels.value = restored
+    second_review.labels_layer.value = restored
     assert statuses(second_review)[4] == "corrected" and statuses(second_review)[9] == "accepted"
 
 
@@ -146,7 +146,7 @@ def test_finetune_trains_on_exactly_the_reviewed_bscans(predicted, qtbot):
     viewer.dims.set_current_step(0, 10)
     panel.tools["Review"].toggle_accept()
     finetune = panel.tools["Fine-tune"]
-    finetune.labels.value = labels
+    finetune.labels_layer.value = labels
     assert finetune.chosen_bscans() == ([1, 6, 10], [])
 
 
@@ -155,14 +155,14 @@ def test_sample_data_is_never_autosaved_into_the_installation(make_napari_viewer
     viewer.open_sample("octfluid", "duke_subject01")
     _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
     review = panel.tools["Review"]
-    review.labels.value = viewer.layers[-1]
+    review.labels_layer.value = viewer.layers[-1]
     assert review.tracker.sidecar is None and "Not autosaved" in review.saved.value
 
 
 def test_showing_the_finetune_tab_lists_the_bscans_reviewed_meanwhile(predicted, qtbot):
     viewer, panel, labels = predicted
     finetune = panel.tools["Fine-tune"]
-    finetune.labels.value = labels
+    finetune.labels_layer.value = labels
     labels.paint((7, 100, 100), 2)
     settle(qtbot)
     panel.setCurrentIndex(list(panel.tools).index("Fine-tune"))

@@ -59,3 +59,25 @@ def test_reuse_tests_trained_folds_again_without_training(tmp_path):
                                               reuse=True))
     assert not [e for e in events if not isinstance(e, (FoldStarted, FoldEnd))]  # no training step this time
     assert [r.agreement.pooled_dice for r in again.rows] == [r.agreement.pooled_dice for r in first.rows]
+
+
+def test_only_some_folds_run_and_a_later_reuse_pools_every_fold(tmp_path):
+    subjects = [synthetic_subject(name, i) for i, name in enumerate(["duke_01", "duke_02", "umn_00", "umn_01"])]
+    config = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=(64, 64), device="cpu")
+    events, second = run_to_end(cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], config, out_dir=tmp_path,
+                                               only=(2,)))
+    assert [e.held_out for e in events if isinstance(e, FoldStarted)] == [["duke_02", "umn_01"]]
+    assert not (tmp_path / "fold_1").exists() and (tmp_path / "fold_2" / "final.pt").exists()
+    pooled = {(row.group, row.rater): row.agreement for row in second.rows}
+    assert pooled[("all", "model")].n_bscans == 4  # fold 2's subjects only
+    run_to_end(cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], config, out_dir=tmp_path, only=(1,)))
+    events, pooled_all = run_to_end(cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], config, out_dir=tmp_path,
+                                                   reuse=True))
+    assert not [e for e in events if not isinstance(e, (FoldStarted, FoldEnd))]  # both folds trained already
+    assert {(r.group, r.rater): r.agreement for r in pooled_all.rows}[("all", "model")].n_bscans == 8
+
+
+def test_a_fold_number_outside_the_folds_is_refused():
+    subjects = [synthetic_subject(name, i) for i, name in enumerate(["duke_01", "duke_02", "umn_00", "umn_01"])]
+    with pytest.raises(ValueError, match="numbered 1 to 2"):
+        run_to_end(cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], TrainConfig(device="cpu"), only=(3,)))

@@ -8,7 +8,7 @@ from napari_octfluid.events import run_to_end as drain
 from napari_octfluid.model import MODEL_CONFIGS, TransUNet, load_model
 from napari_octfluid.training.data import BscanSet
 from napari_octfluid.training.engine import (EpochEnd, StepEnd, TrainConfig, TrainingDataError, TrainNotice,
-                                            _after_out_of_memory, train)
+                                             _after_out_of_memory, one_cycle_factor, train)
 
 
 def blob_data(n=6, seed=0):
@@ -146,3 +146,61 @@ def test_labels_without_any_fluid_are_refused_unless_replay_brings_fluid():
     events, _ = drain(train(TransUNet(MODEL_CONFIGS["tiny"]), empty, None, quick_config(epochs=1, steps_per_epoch=2),
                             replay_data=blob_data()))
     assert len([e for e in events if isinstance(e, StepEnd)]) == 2
+
+
+@pytest.mark.parametrize("progress, factor", [
+    (0.0, 1 / 25),                          # OneCycleLR starts at max_lr / div_factor
+    (0.05, 1 / 25 + (1 - 1 / 25) / 2),      # half-way through the warm-up, by the cosine
+    (0.1, 1.0),                             # the peak at pct_start
+    (0.55, 1 / 25e4 + (1 - 1 / 25e4) / 2),  # half-way down
+    (1.0, 1 / 25e4),                        # ends at max_lr / (div_factor * final_div_factor)
+    (1.7, 1 / 25e4),                        # past the end (a step that overran the budget) stays at the end
+])
+def test_one_cycle_factor_follows_the_cosine_one_cycle(progress, factor):
+    assert one_cycle_factor(progress) == pytest.approx(factor)
+
+
+def test_one_cycle_factor_matches_torch_one_cycle_lr():
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimiser = torch.optim.AdamW([parameter], lr=1.0)
+    total = 10001  # OneCycleLR's phases end at steps 999.1 and 10000: progress is about step / 10000
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=1.0, total_steps=total, pct_start=0.1)
+    for step in range(total):
+        if step in (0, 370, 1000, 4200, 10000):
+            assert schedule.get_last_lr()[0] == pytest.approx(one_cycle_factor(step / 10000), rel=2e-3)
+        optimiser.step()
+        schedule.step()
+
+
+def test_a_time_budget_runs_the_whole_one_cycle_within_the_budget():
+    # planned over "1000 epochs" by steps, a 2-minute fine-tune would never leave the warm-up
+    events, result = drain(train(TransUNet(MODEL_CONFIGS["tiny"]), blob_data(), None,
+                                 quick_config(epochs=1000, steps_per_epoch=10, learning_rate=1e-3,
+                                              time_budget_s=1.5)))
+    rates = [e.learning_rate for e in events if isinstance(e, StepEnd)]
+    assert result.stopped_early and len(rates) < 10000
+    assert max(rates) == pytest.approx(1e-3, rel=0.05)
+    assert rates[-1] < 1e-4
+    assert all(e.eta_s <= 1.5 for e in events if isinstance(e, StepEnd))
+
+
+class FixedProbability(torch.nn.Module):
+    """Logits whose fluid probability is a fixed map, whatever the B-scan."""
+
+    def __init__(self, probability):
+        super().__init__()
+        self.logit = torch.logit(torch.as_tensor(probability, dtype=torch.float64)).float()
+
+    def forward(self, x):
+        return torch.stack([torch.zeros_like(self.logit), self.logit])[None]
+
+
+def test_calibration_reaches_above_0_99_when_the_model_is_that_sure():
+    from napari_octfluid.training.calibrate import calibrate_threshold
+
+    labels = np.zeros((1, 64, 64), np.uint8)
+    labels[0, 20:40, 20:40] = 1
+    probability = np.where(labels[0] == 1, 0.997, 0.993)  # background at 0.993: only a threshold above it is right
+    data = BscanSet.from_volumes([(np.full((1, 64, 64), 100, np.uint8), labels, "sure")])
+    threshold, dice = calibrate_threshold(FixedProbability(probability), data)
+    assert threshold == 0.995 and dice[0.995] == pytest.approx(1.0) and dice[0.99] < 0.2
