@@ -8,6 +8,9 @@ Used for the docs and to look at what a user sees.
 """
 
 import argparse
+import shutil
+import tempfile
+from pathlib import Path
 
 import napari
 from qtpy.QtCore import QTimer
@@ -28,7 +31,11 @@ args = parser.parse_args()
 viewer = napari.Viewer()
 viewer.window._qt_window.resize(1600, 1000)
 if args.scan:
-    viewer.open(args.scan, plugin="octfluid")
+    # a copy: the Review dock autosaves corrections beside the scan, which must not land in a data folder
+    workdir = tempfile.TemporaryDirectory()
+    scan = Path(workdir.name) / Path(args.scan).name
+    (shutil.copytree if Path(args.scan).is_dir() else shutil.copy)(args.scan, scan)
+    viewer.open(str(scan), plugin="octfluid")
 else:
     viewer.open_sample("octfluid", "duke_subject01")
 _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")

@@ -115,7 +115,8 @@ class FinetuneWidget(WorkerHost, Container):
         self.stop_button = PushButton(text="Stop", enabled=False)
         self.status = Label(value="")
         self.predict_button = PushButton(text="Predict with the fine-tuned model", enabled=False)
-        self.compare = Table(value={"B-scan": [], "Dice before": [], "Dice after": []})
+        self.compare = Table(value={"B-scan": [], "Used for": [], "Dice before": [], "Dice after": []})
+        self.compare.native.setMinimumHeight(160)  # a few rows, not one
         self.save_path = FileEdit(label="Save model as", mode="w", filter="*.pt")
         self.keep_button = PushButton(text="Keep (save the model)", enabled=False)
         self.revert_button = PushButton(text="Revert", enabled=False)
