@@ -82,7 +82,9 @@ def main() -> None:
     recipe_data = tomllib.loads(RECIPE.read_text())["data"]
     root = (RECIPE.parent / recipe_data["shared_root"]).resolve()
     every = {s.name: s for s in load_subjects(root)}
-    print(f"{f'{args.steps} steps' if args.steps else f'budget {args.budget:.0f} s'}; replay {'off' if args.no_replay else 'shipped crops' if args.shipped_replay else 'training B-scans'}; lr {args.lr:g}; loss {args.loss}; "
+    length = f"{args.steps} steps" if args.steps else f"budget {args.budget:.0f} s"
+    replay = "off" if args.no_replay else "shipped crops" if args.shipped_replay else "training B-scans"
+    print(f"{length}; replay {replay}; lr {args.lr:g}; loss {args.loss}; "
           f"BatchNorm {'trained' if args.train_batchnorm else 'frozen'}; threshold "
           f"{'recalibrated on the corrections' if args.recalibrate else 'kept'}; {args.threads} threads")
     changes: dict[int, list[tuple[float, float]]] = {k: [] for k in args.k}

@@ -122,8 +122,8 @@ class FinetuneWidget(WorkerHost, Container):
         self.revert_button = PushButton(text="Revert", enabled=False)
         self.extend([self.scan, self.labels_layer, self.bscans, self.val_bscans, self.summary, self.start_from,
                      self.checkpoint, self.loss, *self.weights.values(), self.epochs, self.steps_per_epoch,
-                     self.learning_rate, self.batch_size, self.device, self.replay, self.train_button, self.pause_button,
-                     self.stop_button, self.status])
+                     self.learning_rate, self.batch_size, self.device, self.replay, self.train_button,
+                     self.pause_button, self.stop_button, self.status])
         for label in (self.status, self.summary):  # text that changes must not resize the dock (see LivePlot)
             label.native.setWordWrap(True)
             label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)

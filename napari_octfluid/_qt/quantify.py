@@ -43,8 +43,8 @@ class QuantifyWidget(Container):
         self.tiff_path = FileEdit(label="Labels TIFF", mode="w", filter="*.tif")
         self.save_tiff_button = PushButton(text="Save labels TIFF")
         fovea_buttons = Container(layout="horizontal", widgets=[self.detect_button, self.cursor_button], labels=False)
-        self.extend([self.labels_layer, self.scan, *self.spacing_um, self.laterality, self.first_bscan, self.fovea_bscan,
-                     self.fovea_column, fovea_buttons, self.fovea_note, self.compute_button, self.summary_label,
+        self.extend([self.labels_layer, self.scan, *self.spacing_um, self.laterality, self.first_bscan,
+                     self.fovea_bscan, self.fovea_column, fovea_buttons, self.fovea_note, self.compute_button, self.summary_label,
                      self.table, self.sectors])
         self.enface = EnfaceView(on_pick=self._go_to_bscan)
         self.native.layout().addWidget(self.enface)
