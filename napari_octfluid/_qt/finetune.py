@@ -14,7 +14,7 @@ import torch
 from magicgui.widgets import (CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton,
                               SpinBox, Table)
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import QSizePolicy
+from qtpy.QtWidgets import QHeaderView, QSizePolicy
 
 from ..devices import DEVICE_CHOICES
 from ..inference import predict, run_to_end
@@ -115,8 +115,11 @@ class FinetuneWidget(WorkerHost, Container):
         self.stop_button = PushButton(text="Stop", enabled=False)
         self.status = Label(value="")
         self.predict_button = PushButton(text="Predict with the fine-tuned model", enabled=False)
-        self.compare = Table(value={"B-scan": [], "Used for": [], "Dice before": [], "Dice after": []})
+        # short headers: the dock is narrow; the status line above says these are Dice against your labels
+        self.compare = Table(value={"B-scan": [], "used for": [], "Dice old": [], "new": []})
         self.compare.native.setMinimumHeight(160)  # a few rows, not one
+        self.compare.native.verticalHeader().setVisible(False)  # the B-scan column already numbers the rows
+        self.compare.native.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.save_path = FileEdit(label="Save model as", mode="w", filter="*.pt")
         self.keep_button = PushButton(text="Keep (save the model)", enabled=False)
         self.revert_button = PushButton(text="Revert", enabled=False)
@@ -308,9 +311,9 @@ class FinetuneWidget(WorkerHost, Container):
         dice_before = confusion(before.labels, reference).dice
         dice_after = confusion(after.labels, reference).dice
         used_for = [self._used_for.get(z, "not used") for z in range(len(dice_after))]
-        self.compare.value = {"B-scan": list(range(len(dice_after))), "Used for": used_for,
-                              "Dice before": [f"{d:.3f}" for d in dice_before],
-                              "Dice after": [f"{d:.3f}" for d in dice_after]}
+        self.compare.value = {"B-scan": list(range(len(dice_after))), "used for": used_for,
+                              "Dice old": [f"{d:.3f}" for d in dice_before],
+                              "new": [f"{d:.3f}" for d in dice_after]}
         name = f"{self.scan.value.name} fluid (fine-tuned)"
         labels = after.labels if images.ndim == 3 else after.labels[0]
         if name in self._viewer.layers:
