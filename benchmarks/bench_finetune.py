@@ -45,13 +45,18 @@ def pooled_dice(model, subjects, skip=None) -> float:
     return 2 * tp / (2 * tp + fp + fn)
 
 
-def fold_weights(cv_dir: Path, subject: str) -> tuple[Path, list[str]]:
-    """The cross-validation fold checkpoint that held ``subject`` out, and the fold's other held-out subjects."""
-    for path in sorted(cv_dir.glob("fold_*/final.pt")):
-        held_out = torch.load(path, map_location="cpu", weights_only=True).get("held_out", [])
+def fold_held_out(cv_dir: Path) -> dict[Path, list[str]]:
+    """Each cross-validation fold checkpoint in ``cv_dir`` and the subjects it held out (read once)."""
+    return {path: torch.load(path, map_location="cpu", weights_only=True).get("held_out", [])
+            for path in sorted(cv_dir.glob("fold_*/final.pt"))}
+
+
+def fold_weights(folds: dict[Path, list[str]], subject: str) -> tuple[Path, list[str]]:
+    """The fold checkpoint that held ``subject`` out, and the fold's other held-out subjects."""
+    for path, held_out in folds.items():
         if subject in held_out:
             return path, [name for name in held_out if name != subject]
-    raise SystemExit(f"no fold in {cv_dir} held out {subject}")
+    raise SystemExit(f"no cross-validation fold held out {subject}")
 
 
 def main() -> None:
@@ -88,9 +93,10 @@ def main() -> None:
           f"BatchNorm {'trained' if args.train_batchnorm else 'frozen'}; threshold "
           f"{'recalibrated on the corrections' if args.recalibrate else 'kept'}; {args.threads} threads")
     changes: dict[int, list[tuple[float, float]]] = {k: [] for k in args.k}
+    folds = fold_held_out(args.cv_dir) if args.cv_dir is not None else {}
     for name in args.subjects:
         if args.cv_dir is not None:
-            weights, fold_others = fold_weights(args.cv_dir, name)
+            weights, fold_others = fold_weights(folds, name)
         else:
             # the shipped weights held out the recipe's validation subjects
             weights, fold_others = Path(args.weights), [n for n in recipe_data["validation"] if n != name]

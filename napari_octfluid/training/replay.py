@@ -20,11 +20,11 @@ import numpy as np
 
 from ..weights import WEIGHTS_DIR
 from .data import BscanSet, random_crops
+from .engine import IGNORE
 
 REPLAY_CROPS = WEIGHTS_DIR / "replay_crops.npz"
 CROPS_PER_SUBJECT = 4
 CROP = (256, 256)
-IGNORE = 255
 
 
 def build_replay_crops(subjects, crops_per_subject: int = CROPS_PER_SUBJECT, crop: tuple[int, int] = CROP,
