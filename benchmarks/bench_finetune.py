@@ -28,6 +28,7 @@ from napari_octfluid.model import load_model
 from napari_octfluid.training.calibrate import calibrate_threshold
 from napari_octfluid.training.data import BscanSet
 from napari_octfluid.training.engine import StepEnd, TrainConfig, train
+from napari_octfluid.training.parts import TRAINABLE_PARTS
 from napari_octfluid.training.recipe import recipe_subjects
 from napari_octfluid.training.replay import load_replay_crops
 from napari_octfluid.training.shared_data import load_subjects
@@ -77,8 +78,11 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--loss", default="composite")
     parser.add_argument("--train-batchnorm", action="store_true", help="let BatchNorm statistics change")
+    parser.add_argument("--trainable", choices=list(TRAINABLE_PARTS), default="all",
+                        help="the parts of the network that learn (decoder: encoder and transformer kept)")
     parser.add_argument("--recalibrate", action="store_true",
-                        help="after fine-tuning, choose the fluid threshold on the corrected B-scans")
+                        help="after fine-tuning, choose the fluid threshold on the corrected B-scans (with "
+                             "--shipped-replay: on them and the replayed crops)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     if (args.weights is None) == (args.cv_dir is None):
@@ -90,7 +94,7 @@ def main() -> None:
     length = f"{args.steps} steps" if args.steps else f"budget {args.budget:.0f} s"
     replay = "off" if args.no_replay else "shipped crops" if args.shipped_replay else "training B-scans"
     print(f"{length}; replay {replay}; lr {args.lr:g}; loss {args.loss}; "
-          f"BatchNorm {'trained' if args.train_batchnorm else 'frozen'}; threshold "
+          f"BatchNorm {'trained' if args.train_batchnorm else 'frozen'}; trains {args.trainable}; threshold "
           f"{'recalibrated on the corrections' if args.recalibrate else 'kept'}; {args.threads} threads")
     changes: dict[int, list[tuple[float, float]]] = {k: [] for k in args.k}
     folds = fold_held_out(args.cv_dir) if args.cv_dir is not None else {}
@@ -138,13 +142,15 @@ def finetune_subject(subject, others, weights: Path, every: dict, args) -> dict[
         length = (dict(epochs=1, steps_per_epoch=args.steps) if args.steps else
                   dict(epochs=1000, steps_per_epoch=10, time_budget_s=args.budget))
         config = TrainConfig(**length, batch_size=4, crop=(256, 256), learning_rate=args.lr, device="cpu",
-                             freeze_batchnorm=not args.train_batchnorm, loss=args.loss)
+                             freeze_batchnorm=not args.train_batchnorm, loss=args.loss, trainable=args.trainable)
         start = time.perf_counter()
         events, result = run_to_end(train(base, data, None, config, replay_data=replay))
         steps = sum(isinstance(event, StepEnd) for event in events)
         model = result.model
         if args.recalibrate:
-            model.decision_threshold, _ = calibrate_threshold(model, data)
+            chosen_on = data if not args.shipped_replay else BscanSet(
+                data.images + replay.images, data.labels + replay.labels, data.sources + replay.sources)
+            model.decision_threshold, _ = calibrate_threshold(model, chosen_on)
         wall = time.perf_counter() - start
         after = pooled_dice(model, [subject], skip=corrected)
         others_after = pooled_dice(model, others)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Sequence
 
 from . import __version__
 from .events import drive
+from .training.parts import TRAINABLE_PARTS
 
 HEADLESS_RESULTS = Path("octfluid-results")
 
@@ -189,12 +191,16 @@ def _report_training(event) -> None:
 
 
 def _override(config, args: argparse.Namespace) -> None:
-    """Command-line settings win over the recipe's."""
-    overrides = {"loss": args.loss, "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
-                 "batch_size": args.batch_size, "learning_rate": args.lr, "device": args.device, "seed": args.seed}
-    for key, value in overrides.items():
+    """Command-line settings win over the recipe's (each command offers some of them)."""
+    names = {"loss": "loss", "epochs": "epochs", "steps_per_epoch": "steps_per_epoch", "batch_size": "batch_size",
+             "learning_rate": "lr", "device": "device", "seed": "seed", "trainable": "trainable"}
+    for key, name in names.items():
+        value = getattr(args, name, None)
         if value is not None:
             setattr(config, key, value)
+    if getattr(args, "no_noise_augmentation", False) and config.augment is not None:
+        # the paper's robustness test asks for the same figures without noise in training (Table 4)
+        config.augment = dataclasses.replace(config.augment, noise_probability=0.0)
 
 
 def _shipped_replay():
@@ -425,6 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--lr", type=float)
     training.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     training.add_argument("--seed", type=int)
+    training.add_argument("--trainable", choices=list(TRAINABLE_PARTS),
+                          help="the parts that learn: all (default), or the decoder alone (fine-tuning on a few "
+                               "B-scans: the encoder and transformer keep what the starting weights learnt)")
     training.add_argument("--out", default="octfluid-training", help="folder for best.pt and last.pt")
     training.set_defaults(run=cmd_train)
 
@@ -456,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
         crossval.add_argument(name, type=kind)
     crossval.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     crossval.add_argument("--noise-sigma", nargs="+", type=float, default=[0.0])
+    crossval.add_argument("--no-noise-augmentation", action="store_true",
+                          help="train without Gaussian noise augmentation (the noise-robustness ablation)")
     crossval.add_argument("--out", default="octfluid-crossval", help="folder for each fold's checkpoints")
     crossval.add_argument("--csv", help="also write the table (pooled and per fold) to this CSV file")
     crossval.add_argument("--markdown", action="store_true", help="print the table in Markdown (for a model card)")

@@ -169,3 +169,38 @@ def test_train_with_replay_mixes_in_the_shipped_crops(tmp_path, capsys):
     assert main(command) == 1 and "would learn to find no fluid" in capsys.readouterr().err
     assert main(command + ["--replay"]) == 0  # the replayed crops hold fluid, so this is a sound fine-tune
     assert (tmp_path / "run" / "best.pt").is_file()
+
+
+def test_train_decoder_only_from_a_checkpoint_keeps_its_encoder(tmp_path, tiny_checkpoint):
+    import torch
+
+    from napari_octfluid.io import write_tiff
+    from napari_octfluid.model import load_model
+
+    images = np.random.default_rng(0).integers(0, 255, (2, 64, 64), dtype=np.uint8)
+    labels = np.zeros((2, 64, 64), np.uint8)
+    labels[:, 20:40, 10:30] = 1
+    write_tiff(tmp_path / "img.tif", images, kind="image")
+    write_tiff(tmp_path / "lab.tif", labels, kind="labels")
+    assert main(["train", "--images", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lab.tif"),
+                 "--init", str(tiny_checkpoint), "--trainable", "decoder", "--epochs", "1", "--steps-per-epoch",
+                 "2", "--batch-size", "2", "--lr", "0.01", "--out", str(tmp_path / "run")]) == 0
+    start, _ = load_model(tiny_checkpoint)
+    tuned, payload = load_model(tmp_path / "run" / "last.pt")
+    assert payload["train_config"]["trainable"] == "decoder"
+    assert torch.equal(start.encoder[0][0].weight, tuned.encoder[0][0].weight)
+    assert not torch.equal(start.head.weight, tuned.head.weight)
+
+
+def test_command_line_settings_override_the_recipe_and_the_noise_ablation_turns_noise_off():
+    import argparse
+
+    from napari_octfluid.cli import _override
+    from napari_octfluid.training.engine import TrainConfig
+
+    config = TrainConfig()
+    # crossval offers no --trainable: what a command lacks keeps the recipe's value
+    _override(config, argparse.Namespace(loss=None, epochs=3, lr=0.01, no_noise_augmentation=True))
+    assert (config.epochs, config.learning_rate, config.loss, config.trainable) == (3, 0.01, "composite", "all")
+    assert config.augment.noise_probability == 0.0 and config.augment.flip  # only the noise is gone
+    assert TrainConfig().augment.noise_probability > 0

@@ -24,6 +24,7 @@ from ..model import CheckpointError, load_model, save_checkpoint
 from ..quantify import fluid_pixels_per_bscan
 from ..training.data import BscanSet
 from ..training.engine import EpochEnd, StepEnd, TrainConfig, TrainNotice, TrainResult, train
+from ..training.parts import TRAINABLE_LABELS
 from ..training.replay import REPLAY_CROPS, load_replay_crops
 from ..weights import default_weights_path
 from ._threads import WorkerHost
@@ -106,6 +107,10 @@ class FinetuneWidget(WorkerHost, Container):
         self.learning_rate = FloatSpinBox(label="Learning rate", value=1e-4, min=1e-6, max=1.0, step=1e-5)
         self.batch_size = SpinBox(label="Batch size", value=4, min=1, max=256)
         self.device = ComboBox(label="Device", choices=list(DEVICE_CHOICES))
+        self.trainable = ComboBox(label="Adapt", value="all",
+                                  choices=[(text, name) for name, text in TRAINABLE_LABELS.items()],
+                                  tooltip="decoder only: the encoder and transformer keep what the starting weights "
+                                          "learnt; fewer parameters to over-fit a few B-scans, shorter steps")
         self.replay = CheckBox(text="Replay shipped training crops", value=REPLAY_CROPS.is_file(),
                                enabled=REPLAY_CROPS.is_file(),
                                tooltip="half of every batch from crops of the B-scans the shipped weights learned "
@@ -125,7 +130,7 @@ class FinetuneWidget(WorkerHost, Container):
         self.revert_button = PushButton(text="Revert", enabled=False)
         self.extend([self.scan, self.labels_layer, self.bscans, self.val_bscans, self.summary, self.start_from,
                      self.checkpoint, self.loss, *self.weights.values(), self.epochs, self.steps_per_epoch,
-                     self.learning_rate, self.batch_size, self.device, self.replay, self.train_button,
+                     self.learning_rate, self.batch_size, self.device, self.trainable, self.replay, self.train_button,
                      self.pause_button, self.stop_button, self.status])
         for label in (self.status, self.summary):  # text that changes must not resize the dock (see LivePlot)
             label.native.setWordWrap(True)
@@ -230,7 +235,7 @@ class FinetuneWidget(WorkerHost, Container):
         config = TrainConfig(loss=getattr(loss, "spec", self.loss.value), epochs=self.epochs.value,
                              steps_per_epoch=self.steps_per_epoch.value, batch_size=self.batch_size.value,
                              crop=crop, learning_rate=self.learning_rate.value, device=self.device.value,
-                             freeze_batchnorm=True)
+                             freeze_batchnorm=True, trainable=self.trainable.value)
         self.plot.reset()
         self.result = None
         self._used_for = {**{z: "trained on" for z in chosen}, **{z: "validation" for z in validation}}

@@ -25,6 +25,7 @@ from ..metrics import Confusion, confusion
 from ..model import TransUNet, save_checkpoint
 from .augment import AugmentConfig, augment
 from .data import BscanSet, random_crops
+from .parts import select_trainable
 
 IGNORE = 255
 
@@ -53,6 +54,7 @@ class TrainConfig:
     early_stopping_patience: int | None = None  # epochs without a better validation Dice
     replay_fraction: float = 0.5  # share of each batch drawn from ``replay_data`` when it is given
     freeze_batchnorm: bool = False  # keep the starting model's normalisation statistics (fine-tuning on few B-scans)
+    trainable: str = "all"  # the parts of the network that learn (training/parts.py: TRAINABLE_PARTS)
     time_budget_s: float | None = None  # stop after this much training time (benchmarks, quick fine-tunes)
     seed: int = 0
     device: str = "auto"
@@ -242,8 +244,8 @@ def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = No
     model = copy.deepcopy(model).to(device)
     loss = (loss or build_loss(config.loss, ignore_index=IGNORE)).to(device)
     loss.ignore_index = IGNORE
-    optimiser = torch.optim.AdamW([*model.parameters(), *loss.parameters()], lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
+    optimiser = torch.optim.AdamW([*select_trainable(model, config.trainable), *loss.parameters()],
+                                  lr=config.learning_rate, weight_decay=config.weight_decay)
     total_steps = config.epochs * config.steps_per_epoch
     start = time.perf_counter()
     schedule = _schedule(optimiser, config, total_steps, lambda: time.perf_counter() - start)

@@ -146,3 +146,16 @@ def test_replay_feeds_the_shipped_crops_to_the_engine(monkeypatch):
     for replay in (True, False):
         run_to_end(finetune.prepare_and_train(None, volume, [0], [1], None, None, replay))
     assert seen == [crops, None]
+
+
+def test_adapting_the_decoder_only_reaches_the_engine(viewer_with_blobs, monkeypatch):
+    _, widget = viewer_with_blobs
+    assert widget.trainable.value == "all" and widget.trainable.native.currentText() == "whole network"
+    started = []
+    # on the class: magicgui's Container cannot delete an instance attribute when monkeypatch undoes it
+    monkeypatch.setattr(type(widget), "_start_worker", lambda self, function, arguments, *rest:
+                        started.append(arguments))
+    widget.trainable.value = "decoder"
+    widget.start()
+    config = started[0][4]
+    assert config.trainable == "decoder" and config.freeze_batchnorm

@@ -223,3 +223,18 @@ def test_calibration_reaches_above_0_99_when_the_model_is_that_sure():
     data = BscanSet.from_volumes([(np.full((1, 64, 64), 100, np.uint8), labels, "sure")])
     threshold, dice = calibrate_threshold(FixedProbability(probability), data)
     assert threshold == 0.995 and dice[0.995] == pytest.approx(1.0) and dice[0.99] < 0.2
+
+
+def test_decoder_only_training_keeps_the_encoder_and_bottleneck_and_changes_the_decoder():
+    model = TransUNet(MODEL_CONFIGS["tiny"])
+    _, result = drain(train(model, blob_data(), None, quick_config(epochs=1, trainable="decoder")))
+    before, after = model.state_dict(), result.model.state_dict()
+    # parameters only: BatchNorm running statistics are buffers and follow freeze_batchnorm instead
+    for name, _ in model.named_parameters():
+        unchanged = torch.equal(before[name], after[name])
+        assert unchanged == (name.split(".")[0] in ("encoder", "bottleneck")), name
+
+
+def test_an_unknown_trainable_part_is_a_clear_error():
+    with pytest.raises(ValueError, match="choose one of all, decoder"):
+        next(train(TransUNet(MODEL_CONFIGS["tiny"]), blob_data(), None, quick_config(trainable="encoder")))
