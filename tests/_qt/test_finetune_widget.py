@@ -150,12 +150,14 @@ def test_replay_feeds_the_shipped_crops_to_the_engine(monkeypatch):
 
 def test_adapting_the_decoder_only_reaches_the_engine(viewer_with_blobs, monkeypatch):
     _, widget = viewer_with_blobs
-    assert widget.trainable.value == "all" and widget.trainable.native.currentText() == "whole network"
+    assert widget.trainable.value == "decoder" and widget.trainable.native.currentText() == "decoder only"
+    widget.trainable.value = "all"
     started = []
     # on the class: magicgui's Container cannot delete an instance attribute when monkeypatch undoes it
     monkeypatch.setattr(type(widget), "_start_worker", lambda self, function, arguments, *rest:
                         started.append(arguments))
+    widget.start()
     widget.trainable.value = "decoder"
     widget.start()
-    config = started[0][4]
-    assert config.trainable == "decoder" and config.freeze_batchnorm
+    assert [arguments[4].trainable for arguments in started] == ["all", "decoder"]
+    assert started[0][4].freeze_batchnorm
