@@ -14,7 +14,7 @@ import torch
 from magicgui.widgets import (CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton,
                               SpinBox, Table)
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import QHeaderView, QSizePolicy
+from qtpy.QtWidgets import QHeaderView, QSizePolicy, QStyledItemDelegate
 
 from ..devices import DEVICE_CHOICES
 from ..inference import predict, run_to_end
@@ -127,6 +127,8 @@ class FinetuneWidget(WorkerHost, Container):
         self.compare.native.setMinimumHeight(160)  # a few rows, not one
         self.compare.native.verticalHeader().setVisible(False)  # the B-scan column already numbers the rows
         self.compare.native.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Qt's own delegate shows 0.943 as written; magicgui's pads every number to 4 decimals, too wide for the dock
+        self.compare.native.setItemDelegate(QStyledItemDelegate(self.compare.native))
         self.save_path = FileEdit(label="Save model as", mode="w", filter="*.pt")
         self.keep_button = PushButton(text="Keep (save the model)", enabled=False)
         self.revert_button = PushButton(text="Revert", enabled=False)
