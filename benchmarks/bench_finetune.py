@@ -131,8 +131,9 @@ def finetune_subject(subject, others, weights: Path, every: dict, args) -> dict[
     else:
         replay = BscanSet.from_volumes([(s.images, s.labels, s.name) for s in trained_on])
     with_fluid = np.flatnonzero((subject.labels == 1).reshape(len(subject.labels), -1).any(1))
-    if len(with_fluid) < max(args.k):
-        print(f"{subject.name}: {len(with_fluid)} B-scans with fluid, too few to correct {max(args.k)}; skipped")
+    if len(with_fluid) <= max(args.k):  # and still test on fluid in its other B-scans
+        print(f"{subject.name}: {len(with_fluid)} B-scans with fluid, too few to correct {max(args.k)} and test on "
+              "the others; skipped")
         return {}
     print(f"base weights {weights}; subject {subject.name} ({len(subject.images)} B-scans, {len(with_fluid)} with "
           f"fluid); others {', '.join(s.name for s in others)}")
