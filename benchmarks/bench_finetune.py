@@ -25,6 +25,8 @@ import torch
 from napari_octfluid.evaluation import counts_against
 from napari_octfluid.inference import predict, run_to_end
 from napari_octfluid.model import load_model
+from napari_octfluid.review import bscan_uncertainty
+from napari_octfluid.training.blend import blend_weights, starting_state
 from napari_octfluid.training.calibrate import calibrate_threshold
 from napari_octfluid.training.data import BscanSet
 from napari_octfluid.training.engine import StepEnd, TrainConfig, train
@@ -83,6 +85,13 @@ def main() -> None:
     parser.add_argument("--recalibrate", action="store_true",
                         help="after fine-tuning, choose the fluid threshold on the corrected B-scans (with "
                              "--shipped-replay: on them and the replayed crops)")
+    parser.add_argument("--choose", choices=["spread", "uncertain"], default="spread",
+                        help="which B-scans the simulated clinician corrects: spread evenly over those with fluid, "
+                             "or the k the base model is least sure of (the Review panel's 'next unsure' order)")
+    parser.add_argument("--change-kept", "--interpolate", nargs="+", type=float, default=[1.0],
+                        help="test the weights these shares of the way from the base to the fine-tuned ones "
+                             "(WiSE-FT: TrainConfig.change_kept, the widget's 'Change kept'); 1 is the fine-tuned "
+                             "model")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     if (args.weights is None) == (args.cv_dir is None):
@@ -94,9 +103,10 @@ def main() -> None:
     length = f"{args.steps} steps" if args.steps else f"budget {args.budget:.0f} s"
     replay = "off" if args.no_replay else "shipped crops" if args.shipped_replay else "training B-scans"
     print(f"{length}; replay {replay}; lr {args.lr:g}; loss {args.loss}; "
-          f"BatchNorm {'trained' if args.train_batchnorm else 'frozen'}; trains {args.trainable}; threshold "
+          f"BatchNorm {'trained' if args.train_batchnorm else 'frozen'}; trains {args.trainable}; corrects the "
+          f"{'most uncertain' if args.choose == 'uncertain' else 'evenly spread'} B-scans; threshold "
           f"{'recalibrated on the corrections' if args.recalibrate else 'kept'}; {args.threads} threads")
-    changes: dict[int, list[tuple[float, float]]] = {k: [] for k in args.k}
+    changes: dict[str, list[tuple[float, float]]] = {}
     folds = fold_held_out(args.cv_dir) if args.cv_dir is not None else {}
     for name in args.subjects:
         if args.cv_dir is not None:
@@ -104,17 +114,17 @@ def main() -> None:
         else:
             # the shipped weights held out the recipe's validation subjects
             weights, fold_others = Path(args.weights), [n for n in recipe_data["validation"] if n != name]
-        for k, change in finetune_subject(every[name], [every[n] for n in (args.others or fold_others)],
-                                          weights, every, args).items():
-            changes[k].append(change)
-    for k, pairs in changes.items():
+        for setting, change in finetune_subject(every[name], [every[n] for n in (args.others or fold_others)],
+                                                weights, every, args).items():
+            changes.setdefault(setting, []).append(change)
+    for setting, pairs in changes.items():
         subject_gain, others_change = np.array(pairs).T
-        print(f"k={k}, {len(pairs)} subjects: mean change on the subject's other B-scans {subject_gain.mean():+.4f} "
+        print(f"{setting}, {len(pairs)} subjects: mean change on the subject's other B-scans {subject_gain.mean():+.4f} "
               f"(min {subject_gain.min():+.4f}, max {subject_gain.max():+.4f}); on other subjects "
               f"{others_change.mean():+.4f} (min {others_change.min():+.4f})")
 
 
-def finetune_subject(subject, others, weights: Path, every: dict, args) -> dict[int, tuple[float, float]]:
+def finetune_subject(subject, others, weights: Path, every: dict, args) -> dict[str, tuple[float, float]]:
     base, payload = load_model(weights)
     # replay what the base weights were trained on: a cross-validation fold's checkpoint (octfluid crossval) names
     # the subjects it held out, the shipped weights were trained on the recipe's training subjects
@@ -130,6 +140,10 @@ def finetune_subject(subject, others, weights: Path, every: dict, args) -> dict[
         replay = load_replay_crops(exclude=tuple(n for n in every if n not in {s.name for s in trained_on}))
     else:
         replay = BscanSet.from_volumes([(s.images, s.labels, s.name) for s in trained_on])
+    uncertain_first = None
+    if args.choose == "uncertain":
+        _, base_result = run_to_end(predict(subject.images, base, "cpu"))
+        uncertain_first = np.argsort(-bscan_uncertainty(base_result.fluid_probability), kind="stable")
     with_fluid = np.flatnonzero((subject.labels == 1).reshape(len(subject.labels), -1).any(1))
     if len(with_fluid) <= max(args.k):  # and still test on fluid in its other B-scans
         print(f"{subject.name}: {len(with_fluid)} B-scans with fluid, too few to correct {max(args.k)} and test on "
@@ -140,7 +154,11 @@ def finetune_subject(subject, others, weights: Path, every: dict, args) -> dict[
     others_before = pooled_dice(base, others)
     changes = {}
     for k in args.k:
-        corrected = [int(z) for z in with_fluid[np.linspace(0, len(with_fluid) - 1, k).round().astype(int)]]
+        corrected = (sorted(int(z) for z in uncertain_first[:k]) if uncertain_first is not None else
+                     [int(z) for z in with_fluid[np.linspace(0, len(with_fluid) - 1, k).round().astype(int)]])
+        if not np.isin(with_fluid, corrected, invert=True).any():
+            print(f"k={k}: no fluid left outside the corrected B-scans {corrected}; skipped")
+            continue
         before = pooled_dice(base, [subject], skip=corrected)
         data = BscanSet.from_volumes([(subject.images, subject.labels, subject.name)], [corrected])
         length = (dict(epochs=1, steps_per_epoch=args.steps) if args.steps else
@@ -156,13 +174,17 @@ def finetune_subject(subject, others, weights: Path, every: dict, args) -> dict[
                 data.images + replay.images, data.labels + replay.labels, data.sources + replay.sources)
             model.decision_threshold, _ = calibrate_threshold(model, chosen_on)
         wall = time.perf_counter() - start
-        after = pooled_dice(model, [subject], skip=corrected)
-        others_after = pooled_dice(model, others)
-        print(f"k={k} corrected B-scans {corrected}: Dice on the other B-scans {before:.4f} -> {after:.4f} "
-              f"({after - before:+.4f}); other subjects {others_before:.4f} -> {others_after:.4f} "
-              f"({others_after - others_before:+.4f}); fine-tuning {wall:.0f} s ({steps} steps); threshold "
-              f"{base.decision_threshold:.2f} -> {model.decision_threshold:.2f}", flush=True)
-        changes[k] = (after - before, others_after - others_before)
+        for kept in args.change_kept:
+            # the same as TrainConfig(change_kept=kept), every share from one run
+            blended = model if kept == 1 else blend_weights(starting_state(base), model, kept)
+            after = pooled_dice(blended, [subject], skip=corrected)
+            others_after = pooled_dice(blended, others)
+            blend = "" if kept == 1 else f" kept={kept:g}"
+            print(f"k={k}{blend} corrected B-scans {corrected}: Dice on the other B-scans {before:.4f} -> "
+                  f"{after:.4f} ({after - before:+.4f}); other subjects {others_before:.4f} -> {others_after:.4f} "
+                  f"({others_after - others_before:+.4f}); fine-tuning {wall:.0f} s ({steps} steps); threshold "
+                  f"{base.decision_threshold:.2f} -> {model.decision_threshold:.2f}", flush=True)
+            changes[f"k={k}{blend}"] = (after - before, others_after - others_before)
     return changes
 
 

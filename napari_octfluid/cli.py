@@ -193,7 +193,8 @@ def _report_training(event) -> None:
 def _override(config, args: argparse.Namespace) -> None:
     """Command-line settings win over the recipe's (each command offers some of them)."""
     names = {"loss": "loss", "epochs": "epochs", "steps_per_epoch": "steps_per_epoch", "batch_size": "batch_size",
-             "learning_rate": "lr", "device": "device", "seed": "seed", "trainable": "trainable"}
+             "learning_rate": "lr", "device": "device", "seed": "seed", "trainable": "trainable",
+             "change_kept": "change_kept"}
     for key, name in names.items():
         value = getattr(args, name, None)
         if value is not None:
@@ -201,6 +202,15 @@ def _override(config, args: argparse.Namespace) -> None:
     if getattr(args, "no_noise_augmentation", False) and config.augment is not None:
         # the paper's robustness test asks for the same figures without noise in training (Table 4)
         config.augment = dataclasses.replace(config.augment, noise_probability=0.0)
+
+
+def _share_of_change(text: str) -> float:
+    from .training.blend import check_change_kept
+
+    try:
+        return check_change_kept(float(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _shipped_replay():
@@ -244,7 +254,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     minutes = (time.perf_counter() - started) / 60
     print(f"best checkpoint: {result.best_checkpoint}; last: {result.last_checkpoint} ({minutes:.1f} min"
           f"{', stopped early' if result.stopped_early else ''})")
-    if result.best_checkpoint is not None and result.model.config.num_classes == 2:
+    if result.best_checkpoint is None or result.model.config.num_classes != 2:
+        return 0
+    if args.init and not args.recipe and result.model.decision_threshold is not None:
+        # chosen again on a few corrected B-scans, the threshold made every subject of the fine-tuning benchmark
+        # worse (docs/finetune_benchmark.md, --recalibrate): keep the one the starting weights were calibrated with
+        print(f"decision threshold {result.model.decision_threshold:.2f} kept from {args.init}")
+    else:
         calibrate_checkpoint(result.best_checkpoint, train_data)
     return 0
 
@@ -434,6 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--trainable", choices=list(TRAINABLE_PARTS),
                           help="the parts that learn: all (default), or the decoder alone (fine-tuning on a few "
                                "B-scans: the encoder and transformer keep what the starting weights learnt)")
+    training.add_argument("--change-kept", type=_share_of_change, metavar="SHARE",
+                          help="keep this share (0-1] of the change from the --init weights (WiSE-FT; default 1): "
+                               "0.5 loses less on other scans after fine-tuning on a few B-scans")
     training.add_argument("--out", default="octfluid-training", help="folder for best.pt and last.pt")
     training.set_defaults(run=cmd_train)
 

@@ -171,25 +171,40 @@ def test_train_with_replay_mixes_in_the_shipped_crops(tmp_path, capsys):
     assert (tmp_path / "run" / "best.pt").is_file()
 
 
-def test_train_decoder_only_from_a_checkpoint_keeps_its_encoder(tmp_path, tiny_checkpoint):
+def test_fine_tuning_the_decoder_keeps_the_encoder_the_threshold_and_the_share_asked_for(tmp_path, tiny_checkpoint):
     import torch
 
     from napari_octfluid.io import write_tiff
-    from napari_octfluid.model import load_model
+    from napari_octfluid.model import load_model, save_checkpoint
 
+    start, _ = load_model(tiny_checkpoint)
+    start.decision_threshold = 0.9  # as calibrated weights carry
+    init = save_checkpoint(tmp_path / "start.pt", start)
     images = np.random.default_rng(0).integers(0, 255, (2, 64, 64), dtype=np.uint8)
     labels = np.zeros((2, 64, 64), np.uint8)
     labels[:, 20:40, 10:30] = 1
     write_tiff(tmp_path / "img.tif", images, kind="image")
     write_tiff(tmp_path / "lab.tif", labels, kind="labels")
-    assert main(["train", "--images", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lab.tif"),
-                 "--init", str(tiny_checkpoint), "--trainable", "decoder", "--epochs", "1", "--steps-per-epoch",
-                 "2", "--batch-size", "2", "--lr", "0.01", "--out", str(tmp_path / "run")]) == 0
-    start, _ = load_model(tiny_checkpoint)
-    tuned, payload = load_model(tmp_path / "run" / "last.pt")
-    assert payload["train_config"]["trainable"] == "decoder"
+    command = ["train", "--images", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lab.tif"),
+               "--init", str(init), "--trainable", "decoder", "--epochs", "1", "--steps-per-epoch", "2",
+               "--batch-size", "2", "--lr", "0.01"]
+    assert main(command + ["--out", str(tmp_path / "all")]) == 0
+    assert main(command + ["--change-kept", "0.5", "--out", str(tmp_path / "half")]) == 0
+    tuned, payload = load_model(tmp_path / "all" / "best.pt")
+    half, half_payload = load_model(tmp_path / "half" / "best.pt")
+    assert payload["train_config"]["trainable"] == "decoder" and half_payload["train_config"]["change_kept"] == 0.5
     assert torch.equal(start.encoder[0][0].weight, tuned.encoder[0][0].weight)
     assert not torch.equal(start.head.weight, tuned.head.weight)
+    torch.testing.assert_close(half.head.weight, (start.head.weight + tuned.head.weight) / 2)
+    assert tuned.decision_threshold == half.decision_threshold == 0.9  # not chosen again on two B-scans
+
+
+@pytest.mark.parametrize("share", ["0", "1.5", "half"])
+def test_a_share_of_change_outside_0_to_1_is_refused_before_training(tmp_path, capsys, share):
+    with pytest.raises(SystemExit):
+        main(["train", "--images", "x.tif", "--labels", "y.tif", "--change-kept", share,
+              "--out", str(tmp_path / "run")])
+    assert "--change-kept" in capsys.readouterr().err and not (tmp_path / "run").exists()
 
 
 def test_command_line_settings_override_the_recipe_and_the_noise_ablation_turns_noise_off():

@@ -24,6 +24,7 @@ from ..losses import SegmentationLoss, build_loss
 from ..metrics import Confusion, confusion
 from ..model import TransUNet, save_checkpoint
 from .augment import AugmentConfig, augment
+from .blend import blend_weights, check_change_kept, starting_state
 from .data import BscanSet, random_crops
 from .parts import select_trainable
 
@@ -55,6 +56,7 @@ class TrainConfig:
     replay_fraction: float = 0.5  # share of each batch drawn from ``replay_data`` when it is given
     freeze_batchnorm: bool = False  # keep the starting model's normalisation statistics (fine-tuning on few B-scans)
     trainable: str = "all"  # the parts of the network that learn (training/parts.py: TRAINABLE_PARTS)
+    change_kept: float = 1.0  # share of the change from the starting weights the result keeps (WiSE-FT, blend.py)
     time_budget_s: float | None = None  # stop after this much training time (benchmarks, quick fine-tunes)
     seed: int = 0
     device: str = "auto"
@@ -235,6 +237,7 @@ def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = No
         raise TrainingDataError(f"None of the {len(train_data)} training B-scans holds any fluid label, so the model "
                                 "would learn to find no fluid at all. Label the fluid (label 1) on some B-scans, "
                                 "or train together with B-scans that have fluid.")
+    change_kept = check_change_kept(config.change_kept)
     device = resolve_device(config.device)
     if device.type == "cpu":
         tune_glibc_malloc()
@@ -242,6 +245,14 @@ def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = No
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     model = copy.deepcopy(model).to(device)
+    start_weights = starting_state(model) if change_kept < 1 else None
+
+    def result_model() -> TransUNet:
+        """What the run has produced so far: the trained weights, or with ``change_kept`` < 1 their blend with the
+        starting ones (validated, saved and returned alike, so the figures describe the model the user gets)."""
+        trained = model if start_weights is None else blend_weights(start_weights, model, change_kept)
+        return trained.eval()
+
     loss = (loss or build_loss(config.loss, ignore_index=IGNORE)).to(device)
     loss.ignore_index = IGNORE
     optimiser = torch.optim.AdamW([*select_trainable(model, config.trainable), *loss.parameters()],
@@ -291,7 +302,8 @@ def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = No
                           schedule.get_last_lr()[0], elapsed, remaining)
             if config.time_budget_s is not None and elapsed >= config.time_budget_s:
                 break
-        val = evaluate_model(model, val_data, device) if val_data is not None and len(val_data) else None
+        produced = result_model()
+        val = evaluate_model(produced, val_data, device) if val_data is not None and len(val_data) else None
         score = float(val.dice) if val is not None else float(counts.dice)
         improved = score > best_score
         if improved:
@@ -309,11 +321,11 @@ def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = No
                      "train_config": config.to_dict(), "data": {"train": train_data.summary(),
                      "validation": val_data.summary() if val_data is not None else None},
                      "history": [asdict(e) for e in history], "epoch": epoch}
-            last_path = save_checkpoint(out / "last.pt", model.eval(), **extra)
+            last_path = save_checkpoint(out / "last.pt", produced, **extra)
             if improved:
-                best_path = save_checkpoint(out / "best.pt", model.eval(), **extra)
+                best_path = save_checkpoint(out / "best.pt", produced, **extra)
         yield event
         out_of_time = config.time_budget_s is not None and elapsed >= config.time_budget_s
         if out_of_time or (config.early_stopping_patience is not None and stale >= config.early_stopping_patience):
-            return TrainResult(model.eval(), loss, history, best_path, last_path, True)
-    return TrainResult(model.eval(), loss, history, best_path, last_path, False)
+            return TrainResult(produced, loss, history, best_path, last_path, True)
+    return TrainResult(produced, loss, history, best_path, last_path, False)

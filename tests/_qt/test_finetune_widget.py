@@ -148,16 +148,19 @@ def test_replay_feeds_the_shipped_crops_to_the_engine(monkeypatch):
     assert seen == [crops, None]
 
 
-def test_adapting_the_decoder_only_reaches_the_engine(viewer_with_blobs, monkeypatch):
+def test_the_adapt_and_change_kept_choices_reach_the_engine(viewer_with_blobs, monkeypatch):
     _, widget = viewer_with_blobs
     assert widget.trainable.value == "decoder" and widget.trainable.native.currentText() == "decoder only"
+    assert widget.change_kept.value == 0.5
     widget.trainable.value = "all"
+    widget.change_kept.value = 1.0
     started = []
     # on the class: magicgui's Container cannot delete an instance attribute when monkeypatch undoes it
     monkeypatch.setattr(type(widget), "_start_worker", lambda self, function, arguments, *rest:
                         started.append(arguments))
     widget.start()
-    widget.trainable.value = "decoder"
+    widget.trainable.value, widget.change_kept.value = "decoder", 0.3
     widget.start()
-    assert [arguments[4].trainable for arguments in started] == ["all", "decoder"]
+    assert [(arguments[4].trainable, arguments[4].change_kept) for arguments in started] == [("all", 1.0),
+                                                                                           ("decoder", 0.3)]
     assert started[0][4].freeze_batchnorm
