@@ -92,6 +92,7 @@ def main() -> None:
                         help="test the weights these shares of the way from the base to the fine-tuned ones "
                              "(WiSE-FT: TrainConfig.change_kept, the widget's 'Change kept'); 1 is the fine-tuned "
                              "model")
+    parser.add_argument("--seed", type=int, default=0, help="the fine-tune's random crops and augmentation")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     if (args.weights is None) == (args.cv_dir is None):
@@ -105,7 +106,8 @@ def main() -> None:
     print(f"{length}; replay {replay}; lr {args.lr:g}; loss {args.loss}; "
           f"BatchNorm {'trained' if args.train_batchnorm else 'frozen'}; trains {args.trainable}; corrects the "
           f"{'most uncertain' if args.choose == 'uncertain' else 'evenly spread'} B-scans; threshold "
-          f"{'recalibrated on the corrections' if args.recalibrate else 'kept'}; {args.threads} threads")
+          f"{'recalibrated on the corrections' if args.recalibrate else 'kept'}; seed {args.seed}; "
+          f"{args.threads} threads")
     changes: dict[str, list[tuple[float, float]]] = {}
     folds = fold_held_out(args.cv_dir) if args.cv_dir is not None else {}
     for name in args.subjects:
@@ -164,7 +166,8 @@ def finetune_subject(subject, others, weights: Path, every: dict, args) -> dict[
         length = (dict(epochs=1, steps_per_epoch=args.steps) if args.steps else
                   dict(epochs=1000, steps_per_epoch=10, time_budget_s=args.budget))
         config = TrainConfig(**length, batch_size=4, crop=(256, 256), learning_rate=args.lr, device="cpu",
-                             freeze_batchnorm=not args.train_batchnorm, loss=args.loss, trainable=args.trainable)
+                             freeze_batchnorm=not args.train_batchnorm, loss=args.loss, trainable=args.trainable,
+                             seed=args.seed)
         start = time.perf_counter()
         events, result = run_to_end(train(base, data, None, config, replay_data=replay))
         steps = sum(isinstance(event, StepEnd) for event in events)
