@@ -48,6 +48,22 @@ def pooled_dice(model, subjects, skip=None) -> float:
     return 2 * tp / (2 * tp + fp + fn)
 
 
+def shared_subjects() -> dict:
+    """Every subject of the shared data the recipe points at, by name."""
+    root = RECIPE.parent / tomllib.loads(RECIPE.read_text())["data"]["shared_root"]
+    return {s.name: s for s in load_subjects(root.resolve())}
+
+
+def fluid_bscans(labels) -> np.ndarray:
+    """Indices of the B-scans of ``labels[Z, Y, X]`` with any fluid."""
+    return np.flatnonzero((labels == 1).reshape(len(labels), -1).any(1))
+
+
+def spread_corrections(with_fluid: np.ndarray, k: int) -> list[int]:
+    """The k B-scans a clinician corrects: spread evenly over those with fluid, first and last included."""
+    return [int(z) for z in with_fluid[np.linspace(0, len(with_fluid) - 1, k).round().astype(int)]]
+
+
 def fold_held_out(cv_dir: Path) -> dict[Path, list[str]]:
     """Each cross-validation fold checkpoint in ``cv_dir`` and the subjects it held out (read once)."""
     return {path: torch.load(path, map_location="cpu", weights_only=True).get("held_out", [])
@@ -88,7 +104,7 @@ def main() -> None:
     parser.add_argument("--choose", choices=["spread", "uncertain"], default="spread",
                         help="which B-scans the simulated clinician corrects: spread evenly over those with fluid, "
                              "or the k the base model is least sure of (the Review panel's 'next unsure' order)")
-    parser.add_argument("--change-kept", "--interpolate", nargs="+", type=float, default=[1.0],
+    parser.add_argument("--change-kept", nargs="+", type=float, default=[1.0],
                         help="test the weights these shares of the way from the base to the fine-tuned ones "
                              "(WiSE-FT: TrainConfig.change_kept, the widget's 'Change kept'); 1 is the fine-tuned "
                              "model")
@@ -99,8 +115,7 @@ def main() -> None:
         parser.error("give one of --weights and --cv-dir")
     torch.set_num_threads(args.threads)
     recipe_data = tomllib.loads(RECIPE.read_text())["data"]
-    root = (RECIPE.parent / recipe_data["shared_root"]).resolve()
-    every = {s.name: s for s in load_subjects(root)}
+    every = shared_subjects()
     length = f"{args.steps} steps" if args.steps else f"budget {args.budget:.0f} s"
     replay = "off" if args.no_replay else "shipped crops" if args.shipped_replay else "training B-scans"
     print(f"{length}; replay {replay}; lr {args.lr:g}; loss {args.loss}; "
@@ -146,7 +161,7 @@ def finetune_subject(subject, others, weights: Path, every: dict, args) -> dict[
     if args.choose == "uncertain":
         _, base_result = run_to_end(predict(subject.images, base, "cpu"))
         uncertain_first = np.argsort(-bscan_uncertainty(base_result.fluid_probability), kind="stable")
-    with_fluid = np.flatnonzero((subject.labels == 1).reshape(len(subject.labels), -1).any(1))
+    with_fluid = fluid_bscans(subject.labels)
     if len(with_fluid) <= max(args.k):  # and still test on fluid in its other B-scans
         print(f"{subject.name}: {len(with_fluid)} B-scans with fluid, too few to correct {max(args.k)} and test on "
               "the others; skipped")
@@ -157,7 +172,7 @@ def finetune_subject(subject, others, weights: Path, every: dict, args) -> dict[
     changes = {}
     for k in args.k:
         corrected = (sorted(int(z) for z in uncertain_first[:k]) if uncertain_first is not None else
-                     [int(z) for z in with_fluid[np.linspace(0, len(with_fluid) - 1, k).round().astype(int)]])
+                     spread_corrections(with_fluid, k))
         if not np.isin(with_fluid, corrected, invert=True).any():
             print(f"k={k}: no fluid left outside the corrected B-scans {corrected}; skipped")
             continue

@@ -11,22 +11,19 @@ any threshold could give). Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from bench_finetune import fluid_bscans, shared_subjects, spread_corrections  # beside this script
 from napari_octfluid.evaluation import counts_against
 from napari_octfluid.inference import predict, run_to_end
 from napari_octfluid.model import load_model
-from napari_octfluid.training.shared_data import load_subjects
-
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "default_weights.toml"
-THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998)
+from napari_octfluid.training.calibrate import THRESHOLDS  # the grid octfluid train calibrates on
 
 
-def pooled_dice(probability: np.ndarray, labels: np.ndarray, threshold: float) -> float:
+def dice_at(probability: np.ndarray, labels: np.ndarray, threshold: float) -> float:
     return float(counts_against(probability > threshold, labels).pooled().dice)
 
 
@@ -37,25 +34,24 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    recipe_data = tomllib.loads(RECIPE.read_text())["data"]
-    every = {s.name: s for s in load_subjects((RECIPE.parent / recipe_data["shared_root"]).resolve())}
+    every = shared_subjects()
     chosen_gain, best_gain = [], []
     for path in sorted(args.cv_dir.glob("fold_*/final.pt")):
         model, payload = load_model(path)
         for name in payload.get("held_out", []):
             subject = every[name]
-            with_fluid = np.flatnonzero((subject.labels == 1).reshape(len(subject.labels), -1).any(1))
+            with_fluid = fluid_bscans(subject.labels)
             if len(with_fluid) <= args.k:
                 continue
-            corrected = with_fluid[np.linspace(0, len(with_fluid) - 1, args.k).round().astype(int)]
+            corrected = spread_corrections(with_fluid, args.k)
             others = np.setdiff1d(np.arange(len(subject.labels)), corrected)
             _, result = run_to_end(predict(subject.images, model, "cpu"))
             probability = result.fluid_probability
-            on_corrected = [pooled_dice(probability[corrected], subject.labels[corrected], t) for t in THRESHOLDS]
+            on_corrected = [dice_at(probability[corrected], subject.labels[corrected], t) for t in THRESHOLDS]
             chosen = THRESHOLDS[int(np.argmax(on_corrected))]
-            before, after = (pooled_dice(probability[others], subject.labels[others], t)
+            before, after = (dice_at(probability[others], subject.labels[others], t)
                              for t in (model.decision_threshold, chosen))
-            best = max(pooled_dice(probability[others], subject.labels[others], t) for t in THRESHOLDS)
+            best = max(dice_at(probability[others], subject.labels[others], t) for t in THRESHOLDS)
             chosen_gain.append(after - before)
             best_gain.append(best - before)
             print(f"{name}: threshold {model.decision_threshold} -> {chosen}: Dice on the other B-scans {before:.4f} "

@@ -50,6 +50,6 @@ def blend_weights(start: dict[str, torch.Tensor], tuned: nn.Module, change_kept:
     tuned_state = tuned.state_dict()
     if {n: v.shape for n, v in tuned_state.items()} != {n: v.shape for n, v in start.items()}:
         raise ValueError("The starting weights and the trained model have different layers: they cannot be blended.")
-    blended.load_state_dict({name: start[name].to(value.device) + alpha * (value - start[name].to(value.device))
+    blended.load_state_dict({name: torch.lerp(start[name].to(value.device), value, alpha)
                              if value.is_floating_point() else value for name, value in tuned_state.items()})
     return blended
