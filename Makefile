@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 QT ?= pyqt5
 
-.PHONY: run test venv system-deps clean
+.PHONY: run test lint format venv system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ system-deps:
 
 test: system-deps $(VENV)/.installed-test-$(QT)
 	$(BIN)/python -m pytest
+
+# ruff, pinned in the testing extra: the same checks as the pre-commit hooks (.pre-commit-config.yaml)
+lint: $(VENV)/.installed-test-$(QT)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-test-$(QT)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 clean:
 	rm -rf $(VENV) build dist octfluid-results

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import argparse
 import time
-import tomllib
 from pathlib import Path
 
 import numpy as np
+import tomllib
 import torch
 
-from napari_octfluid.evaluation import counts_against
 from napari_octfluid.inference import predict, run_to_end
+from napari_octfluid.labels import FLUID, pooled_counts
 from napari_octfluid.model import load_model
 from napari_octfluid.review import bscan_uncertainty
 from napari_octfluid.training.blend import blend_weights, starting_state
-from napari_octfluid.training.calibrate import calibrate_threshold
+from napari_octfluid.training.calibrate import calibrate_model
 from napari_octfluid.training.data import BscanSet
 from napari_octfluid.training.engine import StepEnd, TrainConfig, train
 from napari_octfluid.training.parts import TRAINABLE_PARTS
@@ -39,13 +39,13 @@ RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "default_weights.toml
 
 
 def pooled_dice(model, subjects, skip=None) -> float:
-    parts = []
+    """Pooled Dice of ``model`` on the B-scans of ``subjects`` (less those in ``skip``)."""
+    pairs = []
     for subject in subjects:
         keep = [z for z in range(len(subject.images)) if skip is None or z not in skip]
         _, result = run_to_end(predict(subject.images[keep], model, "cpu"))
-        parts.append(counts_against(result.labels, subject.labels[keep]).pooled())
-    tp, fp, fn = (sum(float(getattr(c, n)) for c in parts) for n in ("tp", "fp", "fn"))
-    return 2 * tp / (2 * tp + fp + fn)
+        pairs.append((result.labels, subject.labels[keep]))
+    return float(pooled_counts(pairs).dice)
 
 
 def shared_subjects() -> dict:
@@ -56,7 +56,7 @@ def shared_subjects() -> dict:
 
 def fluid_bscans(labels) -> np.ndarray:
     """Indices of the B-scans of ``labels[Z, Y, X]`` with any fluid."""
-    return np.flatnonzero((labels == 1).reshape(len(labels), -1).any(1))
+    return np.flatnonzero((labels == FLUID).reshape(len(labels), -1).any(1))
 
 
 def spread_corrections(with_fluid: np.ndarray, k: int) -> list[int]:
@@ -66,8 +66,10 @@ def spread_corrections(with_fluid: np.ndarray, k: int) -> list[int]:
 
 def fold_held_out(cv_dir: Path) -> dict[Path, list[str]]:
     """Each cross-validation fold checkpoint in ``cv_dir`` and the subjects it held out (read once)."""
-    return {path: torch.load(path, map_location="cpu", weights_only=True).get("held_out", [])
-            for path in sorted(cv_dir.glob("fold_*/final.pt"))}
+    return {
+        path: torch.load(path, map_location="cpu", weights_only=True).get("held_out", [])
+        for path in sorted(cv_dir.glob("fold_*/final.pt"))
+    }
 
 
 def fold_weights(folds: dict[Path, list[str]], subject: str) -> tuple[Path, list[str]]:
@@ -83,31 +85,57 @@ def main() -> None:
     parser.add_argument("--weights", help="base weights (trained without the subjects)")
     parser.add_argument("--cv-dir", type=Path, help="octfluid crossval --out folder: each subject's fold is its base")
     parser.add_argument("--subjects", nargs="+", default=["umn_13"])
-    parser.add_argument("--others", nargs="+", help="unseen subjects for forgetting (default: the other subjects "
-                                                    "the base weights held out)")
+    parser.add_argument(
+        "--others",
+        nargs="+",
+        help="unseen subjects for forgetting (default: the other subjects the base weights held out)",
+    )
     parser.add_argument("--k", nargs="+", type=int, default=[1, 3, 5])
     parser.add_argument("--budget", type=float, default=120.0, help="seconds of fine-tuning per run")
-    parser.add_argument("--steps", type=int, help="a fixed number of steps instead of --budget (the Fine-tune "
-                                                   "widget's default is 5 epochs x 20 steps = 100)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help="a fixed number of steps instead of --budget (the Fine-tune "
+        "widget's default is 5 epochs x 20 steps = 100)",
+    )
     parser.add_argument("--no-replay", action="store_true")
-    parser.add_argument("--shipped-replay", action="store_true",
-                        help="replay the crops shipped beside the weights (as the widget does) instead of every "
-                             "B-scan the base weights were trained on; crops of held-out subjects are left out")
+    parser.add_argument(
+        "--shipped-replay",
+        action="store_true",
+        help="replay the crops shipped beside the weights (as the widget does) instead of every "
+        "B-scan the base weights were trained on; crops of held-out subjects are left out",
+    )
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--loss", default="composite")
     parser.add_argument("--train-batchnorm", action="store_true", help="let BatchNorm statistics change")
-    parser.add_argument("--trainable", choices=list(TRAINABLE_PARTS), default="all",
-                        help="the parts of the network that learn (decoder: encoder and transformer kept)")
-    parser.add_argument("--recalibrate", action="store_true",
-                        help="after fine-tuning, choose the fluid threshold on the corrected B-scans (with "
-                             "--shipped-replay: on them and the replayed crops)")
-    parser.add_argument("--choose", choices=["spread", "uncertain"], default="spread",
-                        help="which B-scans the simulated clinician corrects: spread evenly over those with fluid, "
-                             "or the k the base model is least sure of (the Review panel's 'next unsure' order)")
-    parser.add_argument("--change-kept", nargs="+", type=float, default=[1.0],
-                        help="test the weights these shares of the way from the base to the fine-tuned ones "
-                             "(WiSE-FT: TrainConfig.change_kept, the widget's 'Change kept'); 1 is the fine-tuned "
-                             "model")
+    parser.add_argument(
+        "--trainable",
+        choices=list(TRAINABLE_PARTS),
+        default="all",
+        help="the parts of the network that learn (decoder: encoder and transformer kept)",
+    )
+    parser.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="after fine-tuning, choose the fluid threshold on the corrected B-scans (with "
+        "--shipped-replay: on them and the replayed crops)",
+    )
+    parser.add_argument(
+        "--choose",
+        choices=["spread", "uncertain"],
+        default="spread",
+        help="which B-scans the simulated clinician corrects: spread evenly over those with fluid, "
+        "or the k the base model is least sure of (the Review panel's 'next unsure' order)",
+    )
+    parser.add_argument(
+        "--change-kept",
+        nargs="+",
+        type=float,
+        default=[1.0],
+        help="test the weights these shares of the way from the base to the fine-tuned ones "
+        "(WiSE-FT: TrainConfig.change_kept, the widget's 'Change kept'); 1 is the fine-tuned "
+        "model",
+    )
     parser.add_argument("--seed", type=int, default=0, help="the fine-tune's random crops and augmentation")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -118,11 +146,13 @@ def main() -> None:
     every = shared_subjects()
     length = f"{args.steps} steps" if args.steps else f"budget {args.budget:.0f} s"
     replay = "off" if args.no_replay else "shipped crops" if args.shipped_replay else "training B-scans"
-    print(f"{length}; replay {replay}; lr {args.lr:g}; loss {args.loss}; "
-          f"BatchNorm {'trained' if args.train_batchnorm else 'frozen'}; trains {args.trainable}; corrects the "
-          f"{'most uncertain' if args.choose == 'uncertain' else 'evenly spread'} B-scans; threshold "
-          f"{'recalibrated on the corrections' if args.recalibrate else 'kept'}; seed {args.seed}; "
-          f"{args.threads} threads")
+    print(
+        f"{length}; replay {replay}; lr {args.lr:g}; loss {args.loss}; "
+        f"BatchNorm {'trained' if args.train_batchnorm else 'frozen'}; trains {args.trainable}; corrects the "
+        f"{'most uncertain' if args.choose == 'uncertain' else 'evenly spread'} B-scans; threshold "
+        f"{'recalibrated on the corrections' if args.recalibrate else 'kept'}; seed {args.seed}; "
+        f"{args.threads} threads"
+    )
     changes: dict[str, list[tuple[float, float]]] = {}
     folds = fold_held_out(args.cv_dir) if args.cv_dir is not None else {}
     for name in args.subjects:
@@ -131,14 +161,17 @@ def main() -> None:
         else:
             # the shipped weights held out the recipe's validation subjects
             weights, fold_others = Path(args.weights), [n for n in recipe_data["validation"] if n != name]
-        for setting, change in finetune_subject(every[name], [every[n] for n in (args.others or fold_others)],
-                                                weights, every, args).items():
+        for setting, change in finetune_subject(
+            every[name], [every[n] for n in (args.others or fold_others)], weights, every, args
+        ).items():
             changes.setdefault(setting, []).append(change)
     for setting, pairs in changes.items():
         subject_gain, others_change = np.array(pairs).T
-        print(f"{setting}, {len(pairs)} subjects: mean change on the subject's other B-scans {subject_gain.mean():+.4f} "
-              f"(min {subject_gain.min():+.4f}, max {subject_gain.max():+.4f}); on other subjects "
-              f"{others_change.mean():+.4f} (min {others_change.min():+.4f})")
+        print(
+            f"{setting}, {len(pairs)} subjects: mean change on the subject's other B-scans "
+            f"{subject_gain.mean():+.4f} (min {subject_gain.min():+.4f}, max {subject_gain.max():+.4f}); on other "
+            f"subjects {others_change.mean():+.4f} (min {others_change.min():+.4f})"
+        )
 
 
 def finetune_subject(subject, others, weights: Path, every: dict, args) -> dict[str, tuple[float, float]]:
@@ -156,41 +189,62 @@ def finetune_subject(subject, others, weights: Path, every: dict, args) -> dict[
     elif args.shipped_replay:
         replay = load_replay_crops(exclude=tuple(n for n in every if n not in {s.name for s in trained_on}))
     else:
-        replay = BscanSet.from_volumes([(s.images, s.labels, s.name) for s in trained_on])
+        replay = BscanSet.from_subjects(trained_on)
     uncertain_first = None
     if args.choose == "uncertain":
         _, base_result = run_to_end(predict(subject.images, base, "cpu"))
         uncertain_first = np.argsort(-bscan_uncertainty(base_result.fluid_probability), kind="stable")
     with_fluid = fluid_bscans(subject.labels)
     if len(with_fluid) <= max(args.k):  # and still test on fluid in its other B-scans
-        print(f"{subject.name}: {len(with_fluid)} B-scans with fluid, too few to correct {max(args.k)} and test on "
-              "the others; skipped")
+        print(
+            f"{subject.name}: {len(with_fluid)} B-scans with fluid, too few to correct {max(args.k)} and test on "
+            "the others; skipped"
+        )
         return {}
-    print(f"base weights {weights}; subject {subject.name} ({len(subject.images)} B-scans, {len(with_fluid)} with "
-          f"fluid); others {', '.join(s.name for s in others)}")
+    print(
+        f"base weights {weights}; subject {subject.name} ({len(subject.images)} B-scans, {len(with_fluid)} with "
+        f"fluid); others {', '.join(s.name for s in others)}"
+    )
     others_before = pooled_dice(base, others)
     changes = {}
     for k in args.k:
-        corrected = (sorted(int(z) for z in uncertain_first[:k]) if uncertain_first is not None else
-                     spread_corrections(with_fluid, k))
+        corrected = (
+            sorted(int(z) for z in uncertain_first[:k])
+            if uncertain_first is not None
+            else spread_corrections(with_fluid, k)
+        )
         if not np.isin(with_fluid, corrected, invert=True).any():
             print(f"k={k}: no fluid left outside the corrected B-scans {corrected}; skipped")
             continue
         before = pooled_dice(base, [subject], skip=corrected)
-        data = BscanSet.from_volumes([(subject.images, subject.labels, subject.name)], [corrected])
-        length = (dict(epochs=1, steps_per_epoch=args.steps) if args.steps else
-                  dict(epochs=1000, steps_per_epoch=10, time_budget_s=args.budget))
-        config = TrainConfig(**length, batch_size=4, crop=(256, 256), learning_rate=args.lr, device="cpu",
-                             freeze_batchnorm=not args.train_batchnorm, loss=args.loss, trainable=args.trainable,
-                             seed=args.seed)
+        data = BscanSet.from_subjects([subject], [corrected])
+        length = (
+            dict(epochs=1, steps_per_epoch=args.steps)
+            if args.steps
+            else dict(epochs=1000, steps_per_epoch=10, time_budget_s=args.budget)
+        )
+        config = TrainConfig(
+            **length,
+            batch_size=4,
+            crop=(256, 256),
+            learning_rate=args.lr,
+            device="cpu",
+            freeze_batchnorm=not args.train_batchnorm,
+            loss=args.loss,
+            trainable=args.trainable,
+            seed=args.seed,
+        )
         start = time.perf_counter()
         events, result = run_to_end(train(base, data, None, config, replay_data=replay))
         steps = sum(isinstance(event, StepEnd) for event in events)
         model = result.model
         if args.recalibrate:
-            chosen_on = data if not args.shipped_replay else BscanSet(
-                data.images + replay.images, data.labels + replay.labels, data.sources + replay.sources)
-            model.decision_threshold, _ = calibrate_threshold(model, chosen_on)
+            chosen_on = (
+                data
+                if not args.shipped_replay
+                else BscanSet(data.images + replay.images, data.labels + replay.labels, data.sources + replay.sources)
+            )
+            calibrate_model(model, chosen_on)
         wall = time.perf_counter() - start
         for kept in args.change_kept:
             # the same as TrainConfig(change_kept=kept), every share from one run
@@ -198,10 +252,13 @@ def finetune_subject(subject, others, weights: Path, every: dict, args) -> dict[
             after = pooled_dice(blended, [subject], skip=corrected)
             others_after = pooled_dice(blended, others)
             blend = "" if kept == 1 else f" kept={kept:g}"
-            print(f"k={k}{blend} corrected B-scans {corrected}: Dice on the other B-scans {before:.4f} -> "
-                  f"{after:.4f} ({after - before:+.4f}); other subjects {others_before:.4f} -> {others_after:.4f} "
-                  f"({others_after - others_before:+.4f}); fine-tuning {wall:.0f} s ({steps} steps); threshold "
-                  f"{base.decision_threshold:.2f} -> {model.decision_threshold:.2f}", flush=True)
+            print(
+                f"k={k}{blend} corrected B-scans {corrected}: Dice on the other B-scans {before:.4f} -> "
+                f"{after:.4f} ({after - before:+.4f}); other subjects {others_before:.4f} -> {others_after:.4f} "
+                f"({others_after - others_before:+.4f}); fine-tuning {wall:.0f} s ({steps} steps); threshold "
+                f"{base.decision_threshold:.2f} -> {model.decision_threshold:.2f}",
+                flush=True,
+            )
             changes[f"k={k}{blend}"] = (after - before, others_after - others_before)
     return changes
 

@@ -72,20 +72,26 @@ def main() -> None:
     model = load_model(weights)[0] if weights else TransUNet(MODEL_CONFIGS["paper"]).eval()
     height, width = args.size
     volume = np.random.default_rng(0).integers(0, 256, (args.bscans, height, width), dtype=np.uint8)
-    print(f"model: {weights or 'untrained paper config'}, {count_parameters(model) / 1e6:.2f} M parameters, "
-          f"{gflops_per_bscan(model, height, width):.2f} GFLOP per {height}x{width} B-scan")
+    print(
+        f"model: {weights or 'untrained paper config'}, {count_parameters(model) / 1e6:.2f} M parameters, "
+        f"{gflops_per_bscan(model, height, width):.2f} GFLOP per {height}x{width} B-scan"
+    )
     print(f"volume: {args.bscans} x {height} x {width} uint8 ({volume.nbytes / 2**20:.0f} MB)")
     for batch_size in (1, 4, 8):
         rate, peak, before = time_cpu(model, volume, batch_size)
-        print(f"cpu  {args.threads} threads  batch {batch_size:3d}: {rate:7.2f} B-scans/s, "
-              f"peak RSS {peak:.0f} MB (process held {before:.0f} MB before)")
+        print(
+            f"cpu  {args.threads} threads  batch {batch_size:3d}: {rate:7.2f} B-scans/s, "
+            f"peak RSS {peak:.0f} MB (process held {before:.0f} MB before)"
+        )
     if torch.cuda.is_available():
         print(f"gpu: {torch.cuda.get_device_name()}")
         for dtype in (torch.float32, torch.bfloat16):
             for batch_size in (8, 32, 128):
                 rate, peak = time_cuda(model, volume, batch_size, dtype)
-                print(f"cuda {str(dtype).split('.')[-1]:8s} batch {batch_size:3d}: {rate:8.1f} B-scans/s, "
-                      f"peak GPU memory {peak:.0f} MB")
+                print(
+                    f"cuda {str(dtype).split('.')[-1]:8s} batch {batch_size:3d}: {rate:8.1f} B-scans/s, "
+                    f"peak GPU memory {peak:.0f} MB"
+                )
     else:
         print("cuda: no NVIDIA GPU here")
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from bench_finetune import fluid_bscans, shared_subjects, spread_corrections  # beside this script
-from napari_octfluid.evaluation import counts_against
+
 from napari_octfluid.inference import predict, run_to_end
+from napari_octfluid.labels import counts_against
 from napari_octfluid.model import load_model
 from napari_octfluid.training.calibrate import THRESHOLDS  # the grid octfluid train calibrates on
 
@@ -49,16 +49,22 @@ def main() -> None:
             probability = result.fluid_probability
             on_corrected = [dice_at(probability[corrected], subject.labels[corrected], t) for t in THRESHOLDS]
             chosen = THRESHOLDS[int(np.argmax(on_corrected))]
-            before, after = (dice_at(probability[others], subject.labels[others], t)
-                             for t in (model.decision_threshold, chosen))
+            before, after = (
+                dice_at(probability[others], subject.labels[others], t) for t in (model.decision_threshold, chosen)
+            )
             best = max(dice_at(probability[others], subject.labels[others], t) for t in THRESHOLDS)
             chosen_gain.append(after - before)
             best_gain.append(best - before)
-            print(f"{name}: threshold {model.decision_threshold} -> {chosen}: Dice on the other B-scans {before:.4f} "
-                  f"-> {after:.4f} ({after - before:+.4f}); best threshold for them {best:.4f}", flush=True)
-    print(f"{len(chosen_gain)} subjects: chosen threshold {np.mean(chosen_gain):+.4f} (median "
-          f"{np.median(chosen_gain):+.4f}, worst {np.min(chosen_gain):+.4f}); best possible {np.mean(best_gain):+.4f} "
-          f"(median {np.median(best_gain):+.4f})")
+            print(
+                f"{name}: threshold {model.decision_threshold} -> {chosen}: Dice on the other B-scans {before:.4f} "
+                f"-> {after:.4f} ({after - before:+.4f}); best threshold for them {best:.4f}",
+                flush=True,
+            )
+    print(
+        f"{len(chosen_gain)} subjects: chosen threshold {np.mean(chosen_gain):+.4f} (median "
+        f"{np.median(chosen_gain):+.4f}, worst {np.min(chosen_gain):+.4f}); best possible {np.mean(best_gain):+.4f} "
+        f"(median {np.median(best_gain):+.4f})"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""The loss and network study on the shared data (issue 8; seed 000 Tables 1, 3, 4; seed 004).
+"""The loss and network study on the shared data (issue 8; after Darooei et al. 2023, Tables 1, 3 and 4, with
+the losses of Hossain, Paplinski & Betts 2019 and the class-imbalance losses of Sudre et al. 2017 and Wong et al.
+2018).
 
     python benchmarks/loss_study.py --out runs/study --report docs/loss_study           # the CPU run
     python benchmarks/loss_study.py --out runs/study --report docs/loss_study --report-only
@@ -25,8 +27,18 @@ import torch
 
 from napari_octfluid.training.engine import EpochEnd
 from napari_octfluid.training.shared_data import Subject, load_subjects
-from napari_octfluid.training.study import (ARMS, NETWORK_ARMS, RunResult, RunStarted, StudySettings, mean_curves,
-                                            run_study, summarise)
+
+# this script's folder is on sys.path when it runs, so its study package imports without installing anything
+from octfluid_study.study import (
+    ARMS,
+    NETWORK_ARMS,
+    RunResult,
+    RunStarted,
+    StudySettings,
+    mean_curves,
+    run_study,
+    summarise,
+)
 
 DEFAULT_ARMS = [arm for arm in ARMS if arm != "swin_unetr"]  # SwinUNETR needs einops and is slow on a CPU
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -62,28 +74,41 @@ def write_report(results: list[RunResult], report: Path, command: str) -> list:
         writer.writeheader()
         writer.writerows(asdict(row) for row in rows)
     settings = results[0].settings
-    lines = [f"# Loss and network study: results ({datetime.date.today()})", "",
-             f"Command: `{command}`", "",
-             f"Hardware: {hardware()}", "",
-             f"Budget per run: {settings['steps']} steps of {settings['batch_size']} crops of "
-             f"{settings['crop'][0]} x {settings['crop'][1]}, learning rate {settings['learning_rate']}; "
-             f"{len({r.fold for r in results})} folds by subject, seeds {sorted({r.seed for r in results})}; held-out "
-             f"B-scans per subject: {settings['eval_bscans_per_subject'] or 'all'}; noise sigma "
-             f"{settings['noise_sigma']} grey levels.", ""]
-    for decision, title in (("argmax", "at the argmax (threshold 0.5)"),
-                            ("calibrated", "at the threshold calibrated on training B-scans")):
-        lines += [f"## Pooled over held-out B-scans, {title}", "",
-                  "| arm | network | loss | clean Dice | noisy Dice | drop | clean Jaccard | mean B-scan Dice | "
-                  "FP rate | Duke | UMN | per-run Dice (mean +- sd) | runs | train min/run | params |",
-                  "|" + "---|" * 15]
+    lines = [
+        f"# Loss and network study: results ({datetime.date.today()})",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Hardware: {hardware()}",
+        "",
+        f"Budget per run: {settings['steps']} steps of {settings['batch_size']} crops of "
+        f"{settings['crop'][0]} x {settings['crop'][1]}, learning rate {settings['learning_rate']}; "
+        f"{len({r.fold for r in results})} folds by subject, seeds {sorted({r.seed for r in results})}; held-out "
+        f"B-scans per subject: {settings['eval_bscans_per_subject'] or 'all'}; noise sigma "
+        f"{settings['noise_sigma']} grey levels.",
+        "",
+    ]
+    for decision, title in (
+        ("argmax", "at the argmax (threshold 0.5)"),
+        ("calibrated", "at the threshold calibrated on training B-scans"),
+    ):
+        lines += [
+            f"## Pooled over held-out B-scans, {title}",
+            "",
+            "| arm | network | loss | clean Dice | noisy Dice | drop | clean Jaccard | mean B-scan Dice | "
+            "FP rate | Duke | UMN | per-run Dice (mean +- sd) | runs | train min/run | params |",
+            "|" + "---|" * 15,
+        ]
         for clean in (r for r in rows if r.condition == "clean" and r.decision == decision):
             noisy = next(r for r in rows if r.arm == clean.arm and r.condition == "noisy" and r.decision == decision)
             lines.append(
                 f"| {clean.arm} | {clean.network} | {clean.loss} | **{_fmt(clean.pooled_dice)}** | "
                 f"{_fmt(noisy.pooled_dice)} | {_fmt(clean.pooled_dice - noisy.pooled_dice)} | "
-                f"{_fmt(clean.pooled_jaccard)} | {_fmt(clean.mean_bscan_dice)} | {_fmt(clean.false_positive_rate, 2)} | "
+                f"{_fmt(clean.pooled_jaccard)} | {_fmt(clean.mean_bscan_dice)} | "
+                f"{_fmt(clean.false_positive_rate, 2)} | "
                 f"{_fmt(clean.duke_dice)} | {_fmt(clean.umn_dice)} | {_fmt(clean.run_dice_mean)} +- "
-                f"{_fmt(clean.run_dice_sd)} | {clean.runs} | {_fmt(clean.train_minutes, 1)} | {clean.parameters:,} |")
+                f"{_fmt(clean.run_dice_sd)} | {clean.runs} | {_fmt(clean.train_minutes, 1)} | {clean.parameters:,} |"
+            )
         lines.append("")
     (report / "results.md").write_text("\n".join(lines))
     _plot_curves(results, report / "curves.png")
@@ -131,34 +156,53 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder of the runs (resumes from it)")
     parser.add_argument("--report", type=Path, required=True, help="folder of results.md/.csv and curves.png")
     parser.add_argument("--report-only", action="store_true", help="pool the saved runs without training")
-    parser.add_argument("--smoke", action="store_true",
-                        help="two steps per arm on tiny networks and synthetic volumes (CI)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="two steps per arm on tiny networks and synthetic volumes (CI)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.smoke:
         subjects = synthetic_subjects()
         folds = 2
-        settings = StudySettings(steps=2, steps_per_epoch=1, batch_size=2, crop=(32, 32), calibration_bscans=4,
-                                 curve_bscans=2, model_config="tiny", tiny_baselines=True, eval_bscans_per_subject=3,
-                                 noise_sigma=args.noise_sigma, device=args.device)
+        settings = StudySettings(
+            steps=2,
+            steps_per_epoch=1,
+            batch_size=2,
+            crop=(32, 32),
+            calibration_bscans=4,
+            curve_bscans=2,
+            model_config="tiny",
+            tiny_baselines=True,
+            eval_bscans_per_subject=3,
+            noise_sigma=args.noise_sigma,
+            device=args.device,
+        )
     else:
         if not args.data.is_dir():
             print(f"error: no shared data at {args.data}; pass --data", file=sys.stderr)
             return 2
         subjects = load_subjects(args.data)
         folds = args.folds
-        settings = StudySettings(steps=args.steps, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
-                                 crop=tuple(args.crop), noise_sigma=args.noise_sigma,
-                                 eval_bscans_per_subject=args.eval_bscans or None, device=args.device)
+        settings = StudySettings(
+            steps=args.steps,
+            steps_per_epoch=args.steps_per_epoch,
+            batch_size=args.batch_size,
+            crop=tuple(args.crop),
+            noise_sigma=args.noise_sigma,
+            eval_bscans_per_subject=args.eval_bscans or None,
+            device=args.device,
+        )
     study = run_study(subjects, [] if args.report_only else args.arms, folds, args.seeds, settings, args.out)
     for event in study if not args.report_only else ():
         if isinstance(event, RunStarted):
             print(f"[{event.index}/{event.total}] {event.arm} fold {event.fold} seed {event.seed}", flush=True)
         elif isinstance(event, EpochEnd):
-            print(f"    epoch {event.epoch}/{event.epochs} loss {event.train_loss:.3f} held-out Dice "
-                  f"{event.val_dice if event.val_dice is not None else float('nan'):.3f} ({event.elapsed_s:.0f} s)",
-                  flush=True)
+            print(
+                f"    epoch {event.epoch}/{event.epochs} loss {event.train_loss:.3f} held-out Dice "
+                f"{event.val_dice if event.val_dice is not None else float('nan'):.3f} ({event.elapsed_s:.0f} s)",
+                flush=True,
+            )
         elif isinstance(event, RunResult):
             print(f"    done in {event.train_seconds / 60:.1f} min; threshold {event.threshold}", flush=True)
     results = [RunResult.load(p) for p in sorted(args.out.glob("*/fold*_seed*.json"))]
@@ -170,8 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = write_report(results, args.report, command)
     for row in rows:
         if row.decision == "argmax":
-            print(f"{row.arm:20s} {row.condition:6s} pooled Dice {row.pooled_dice:.3f} "
-                  f"(runs {row.run_dice_mean:.3f} +- {row.run_dice_sd:.3f}) {row.train_minutes:.1f} min/run")
+            print(
+                f"{row.arm:20s} {row.condition:6s} pooled Dice {row.pooled_dice:.3f} "
+                f"(runs {row.run_dice_mean:.3f} +- {row.run_dice_sd:.3f}) {row.train_minutes:.1f} min/run"
+            )
     print(f"report: {args.report / 'results.md'}")
     return 0
 

@@ -1,6 +1,6 @@
 """Expert and predicted fluid side by side on held-out B-scans, as PNG, to look at what the model does.
 
-    python docs/make_overlays.py [--weights W] [--subjects duke_05 umn_13] [--out docs/overlays.png]
+python docs/make_overlays.py [--weights W] [--subjects duke_05 umn_13] [--out docs/overlays.png]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def main() -> None:
     for subject in load_subjects(SHARED, args.subjects):
         _, result = run_to_end(predict(subject.images, model))
         fluid = (subject.labels == 1).reshape(len(subject.labels), -1).sum(1)
-        for z in np.argsort(fluid)[::-1][:args.per_subject]:
+        for z in np.argsort(fluid)[::-1][: args.per_subject]:
             expert = overlay_rgb(subject.images[z], subject.labels[z] == 1)
             expert[:, :, 2][subject.labels[z] == IGNORE] //= 2  # unknown (unannotated) columns tinted yellow
             predicted = overlay_rgb(subject.images[z], result.labels[z])

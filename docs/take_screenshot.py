@@ -22,8 +22,11 @@ parser.add_argument("--tab", default="Quantify", help="which octfluid tab (or an
 parser.add_argument("--predict", action="store_true", help="run the shipped model first")
 parser.add_argument("--review", action="store_true", help="accept one B-scan, correct another, show probability")
 parser.add_argument("--bscan", type=int, default=5)
-parser.add_argument("--finetune", metavar="MASK", help="copy the expert MASK into the predicted labels of the "
-                                                        "train and validation B-scans, fine-tune, predict again")
+parser.add_argument(
+    "--finetune",
+    metavar="MASK",
+    help="copy the expert MASK into the predicted labels of the train and validation B-scans, fine-tune, predict again",
+)
 parser.add_argument("--train-bscans", default="0,24")
 parser.add_argument("--val-bscans", default="15")
 args = parser.parse_args()

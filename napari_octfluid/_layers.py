@@ -25,8 +25,9 @@ def layer_kwargs(volume: OctVolume, name: str | None = None) -> dict[str, Any]:
         "scale": volume.scale_um()[keep],
         "units": volume.units()[keep],
         "axis_labels": AXIS_LABELS[keep],
-        "metadata": {META_KEY: {**volume.meta, "spacing_mm": list(volume.spacing_mm),
-                                "source_ndim": volume.source_ndim}},
+        "metadata": {
+            META_KEY: {**volume.meta, "spacing_mm": list(volume.spacing_mm), "source_ndim": volume.source_ndim}
+        },
     }
 
 
@@ -37,8 +38,9 @@ def layer_data(volume: OctVolume, name: str | None = None) -> tuple[np.ndarray, 
     return data, layer_kwargs(volume, name), kind
 
 
-def spacing_from_layer(metadata: dict[str, Any], scale: tuple[float, ...] | None = None,
-                       units: tuple[Any, ...] | None = None) -> tuple[float | None, float | None, float | None]:
+def spacing_from_layer(
+    metadata: dict[str, Any], scale: tuple[float, ...] | None = None, units: tuple[Any, ...] | None = None
+) -> tuple[float | None, float | None, float | None]:
     """The (B-scan, depth, width) spacing in mm of a layer: exact from octfluid's metadata, else from a scale
     whose units are micrometres, else unknown."""
     stored = metadata.get(META_KEY, {}).get("spacing_mm")

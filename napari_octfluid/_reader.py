@@ -1,12 +1,16 @@
-"""npe2 reader contribution: any scan octfluid reads, as a napari layer with its physical scale."""
+"""npe2 reader contribution: any scan octfluid reads, as a napari layer with its physical scale, and the user's
+autosaved corrections beside it as a labels layer."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from ._layers import META_KEY, REVIEW_KEY, layer_data, layer_kwargs
 from .io import OctReadError, OctVolume, can_read, read_volume
-from .io.sidecar import SidecarError, load_sidecar, sidecar_path
+from .io.sidecar import RESTORED_SIDECAR_KEY, SCAN_IDENTITY_KEY, ScanIdentity, SidecarError, read_sidecar, sidecar_path
 
 # npe2's documented "accepted the file, opened no layers" value: napari goes on instead of failing.
 NO_LAYERS = [(None,)]
@@ -30,24 +34,47 @@ def read_scan_layers(path):
     except OctReadError as error:
         show_error(f"octfluid could not open {error}")
         return NO_LAYERS
-    return [layer_data(volume), *restored_corrections(volume)]
+    scan = layer_data(volume)
+    if volume.is_labels:
+        return [scan]
+    # once, here: the autosave binds every sidecar write to it without reading the scan again
+    identity = ScanIdentity.of(volume.data, Path(volume.meta.get("source") or volume.name).name)
+    scan[1]["metadata"][META_KEY][SCAN_IDENTITY_KEY] = identity.as_metadata()
+    return [scan, *restored_corrections(volume, identity)]
 
 
-def restored_corrections(volume: OctVolume) -> list:
-    """The labels and review state autosaved beside this scan, as a labels layer (none if there is no sidecar
-    or it cannot be used; the scan opens either way)."""
+def restored_corrections(volume: OctVolume, identity: ScanIdentity | None = None) -> list:
+    """The labels and review state autosaved beside this scan, as a labels layer: none if there is no sidecar or it
+    cannot be used (a notice says why; the scan opens either way, and the sidecar is left as it is)."""
     source = volume.meta.get("source")
-    if volume.is_labels or not source or not sidecar_path(source).exists():
+    if volume.is_labels or not source:
         return []
     path = sidecar_path(source)
+    if not os.path.lexists(path):  # lexists: a dangling link is reported, not ignored
+        return []
+    if identity is None:
+        identity = ScanIdentity.of(volume.data, Path(source).name)
     try:
-        labels, state = load_sidecar(path, expected_shape=volume.data.shape)
-    except SidecarError as error:
-        show_warning(f"octfluid: {error}")
+        restored = read_sidecar(path, scan=identity)
+    except Exception as error:  # whatever a sidecar provokes, the scan itself must still open
+        reason = str(error) if isinstance(error, SidecarError) else f"{path.name} is damaged ({error!r})"
+        show_warning(
+            f"octfluid opened {Path(source).name} without the corrections in {path.name}: {reason}. "
+            f"The file is left as it is (renamed to {path.name}.unreadable-<date> before an autosave of "
+            f"this scan's labels takes its place)."
+        )
         return []
     kwargs = layer_kwargs(volume, f"{volume.name} fluid")
-    kwargs["metadata"][META_KEY]["model"] = state.model
-    kwargs["metadata"][REVIEW_KEY] = state
-    reviewed = int(state.reviewed.sum())
+    kwargs["metadata"][META_KEY].update(
+        {
+            "model": restored.state.model,
+            SCAN_IDENTITY_KEY: identity.as_metadata(),
+            RESTORED_SIDECAR_KEY: restored.fingerprint,
+        }
+    )
+    kwargs["metadata"][REVIEW_KEY] = restored.state
+    reviewed = int(restored.state.reviewed.sum())
+    if restored.notice:
+        show_warning(f"octfluid: {restored.notice}.")
     show_info(f"octfluid restored your corrections from {path.name} ({reviewed} reviewed B-scans).")
-    return [(volume.as_source_shape(labels), kwargs, "labels")]
+    return [(volume.as_source_shape(restored.labels), kwargs, "labels")]

@@ -19,8 +19,10 @@ def resolve_device(choice: str = "auto") -> torch.device:
     if choice == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")
     if (choice == "cuda" and not cuda) or (choice == "mps" and not mps):
-        raise DeviceUnavailableError(f"{choice.upper()} was asked for but this machine has none "
-                                     "(or this PyTorch build cannot use it): choose 'auto' or 'cpu'.")
+        raise DeviceUnavailableError(
+            f"{choice.upper()} was asked for but this machine has none "
+            "(or this PyTorch build cannot use it): choose 'auto' or 'cpu'."
+        )
     return torch.device(choice)
 
 
@@ -30,3 +32,22 @@ def default_batch_size(device: torch.device) -> int:
 
 def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+def step_down_after_out_of_memory(
+    error: BaseException, device: torch.device, batch_size: int, what: str
+) -> tuple[torch.device, int, str]:
+    """The next try after ``error``: half the batch; at a batch of one, the CPU; on the CPU, a ``MemoryError``
+    that says what to do. Errors other than running out of memory are raised again. ``what`` names the unit of
+    work in the messages ("B-scan", "crop"). Returns the device, the batch size and a notice for the user."""
+    if not is_out_of_memory(error):
+        raise error
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    if batch_size > 1:
+        return device, batch_size // 2, f"Out of memory on {device}: going on with batch size {batch_size // 2}."
+    if device.type != "cpu":
+        return torch.device("cpu"), 1, f"Out of memory even one {what} at a time: going on on the CPU (slower)."
+    raise MemoryError(
+        f"Not enough memory for even one {what} on the CPU: close other programs, or use a smaller scan or crop."
+    ) from error

@@ -45,7 +45,8 @@ def enface_fluid_thickness_mm(labels: np.ndarray, depth_spacing_mm: float | None
 def retina_thickness_pixels(images: np.ndarray, smoothing: float = 2.0) -> np.ndarray:
     """A rough retinal thickness per A-scan, in pixels (``[Z, X]``): from the inner limiting membrane (the first
     row a third of the way from the B-scan's dark vitreous level to its brightest level, top down) to the
-    retinal pigment epithelium (the last such row, bottom up). Good enough to find the foveal pit, not a layer segmentation."""
+    retinal pigment epithelium (the last such row, bottom up). Good enough to find the foveal pit, not a layer
+    segmentation."""
     images = np.asarray(images, np.float32)
     if images.ndim != 3:
         raise ValueError(f"retina thickness needs a volume [Z, Y, X], got shape {images.shape}")
@@ -72,8 +73,12 @@ class Fovea:
     how: str  # "detected", "scan centre (...)" or "given"
 
 
-def find_fovea(images: np.ndarray, spacing_mm: tuple[float | None, float | None, float | None],
-               search_fraction: float = 0.6, min_pit_depth: float = 0.2) -> Fovea:
+def find_fovea(
+    images: np.ndarray,
+    spacing_mm: tuple[float | None, float | None, float | None],
+    search_fraction: float = 0.6,
+    min_pit_depth: float = 0.2,
+) -> Fovea:
     """The fovea as the thinnest point of the smoothed retinal thickness map, searched in the central
     ``search_fraction`` of the scan (macular scans are centred near the fovea; the edges hold the optic disc
     and vessels). Smoothing spans about 0.3 mm so that single dark A-scans do not win.
@@ -88,7 +93,7 @@ def find_fovea(images: np.ndarray, spacing_mm: tuple[float | None, float | None,
     smooth = ndimage.gaussian_filter(thickness, sigma, mode="nearest")
     n_z, n_x = smooth.shape
     margin_z, margin_x = (int(n * (1 - search_fraction) / 2) for n in (n_z, n_x))
-    region = smooth[margin_z:n_z - margin_z or None, margin_x:n_x - margin_x or None]
+    region = smooth[margin_z : n_z - margin_z or None, margin_x : n_x - margin_x or None]
     z, x = np.unravel_index(np.argmin(region), region.shape)
     median = float(np.median(region))
     pit_depth = (median - float(region[z, x])) / median if median > 0 else 0.0
@@ -98,24 +103,31 @@ def find_fovea(images: np.ndarray, spacing_mm: tuple[float | None, float | None,
     return Fovea(float(z + margin_z), float(x + margin_x), "detected")
 
 
-def sector_map(shape: tuple[int, int], spacing_mm: tuple[float | None, float | None, float | None],
-               fovea: Fovea, laterality: str | None, first_bscan: str = "superior") -> np.ndarray:
+def sector_map(
+    shape: tuple[int, int],
+    spacing_mm: tuple[float | None, float | None, float | None],
+    fovea: Fovea,
+    laterality: str | None,
+    first_bscan: str = "superior",
+) -> np.ndarray:
     """The ETDRS sector of each A-scan (``[Z, X]`` of indices into ``SECTORS``, -1 outside the 6 mm grid)."""
     dz, _, dx = spacing_mm
     if dz is None or dx is None:
-        raise SpacingUnknownError("The ETDRS grid needs the distance between B-scans and between A-scans: "
-                                  "enter the spacing.")
+        raise SpacingUnknownError(
+            "The ETDRS grid needs the distance between B-scans and between A-scans: enter the spacing."
+        )
     if first_bscan not in ("superior", "inferior"):
         raise ValueError("first_bscan must be 'superior' or 'inferior'")
-    z, x = np.mgrid[0:shape[0], 0:shape[1]]
+    z, x = np.mgrid[0 : shape[0], 0 : shape[1]]
     up_mm = (fovea.bscan - z) * dz if first_bscan == "superior" else (z - fovea.bscan) * dz
     right_mm = (x - fovea.column) * dx
     radius = np.hypot(up_mm, right_mm)
     nasal_is_right = {"OD": True, "OS": False}.get((laterality or "").upper())
     toward_nasal = right_mm if nasal_is_right in (True, None) else -right_mm
     # quadrant by the diagonals: superior where up dominates, nasal where toward-nasal dominates, ...
-    quadrant = np.where(np.abs(up_mm) >= np.abs(toward_nasal),
-                        np.where(up_mm >= 0, 0, 2), np.where(toward_nasal >= 0, 1, 3))
+    quadrant = np.where(
+        np.abs(up_mm) >= np.abs(toward_nasal), np.where(up_mm >= 0, 0, 2), np.where(toward_nasal >= 0, 1, 3)
+    )
     out = np.full(shape, -1, np.int8)
     out[radius < RING_EDGES_MM[0]] = 0
     inner = (radius >= RING_EDGES_MM[0]) & (radius < RING_EDGES_MM[1])
@@ -132,8 +144,13 @@ def sector_names(laterality: str | None) -> tuple[str, ...]:
     return tuple(name.replace("nasal", "right").replace("temporal", "left") for name in SECTORS)
 
 
-def etdrs_fluid_volumes(labels: np.ndarray, spacing_mm: tuple[float | None, float | None, float | None],
-                        fovea: Fovea, laterality: str | None, first_bscan: str = "superior") -> dict[str, float]:
+def etdrs_fluid_volumes(
+    labels: np.ndarray,
+    spacing_mm: tuple[float | None, float | None, float | None],
+    fovea: Fovea,
+    laterality: str | None,
+    first_bscan: str = "superior",
+) -> dict[str, float]:
     """Fluid volume (mm^3) in each ETDRS sector and outside the grid; the values add up to the total volume."""
     dz, dy, dx = spacing_mm
     if dz is None or dy is None or dx is None:

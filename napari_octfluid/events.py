@@ -3,7 +3,16 @@ their result: the command line and tests drive them here, the widgets through na
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Generator
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know while a long job runs (a smaller batch or a move to the CPU after running
+    out of memory, damaged B-scans): one type for prediction and training, shown by the CLI and the widgets."""
+
+    message: str
 
 
 def drive(generator: Generator, on_event: Callable[[Any], None] | None = None) -> Any:

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from ._malloc import tune_glibc_malloc
-from .devices import default_batch_size, is_out_of_memory, resolve_device
-from .events import run_to_end  # noqa: F401  (kept importable from here)
+from .devices import default_batch_size, resolve_device, step_down_after_out_of_memory
+from .events import Notice, run_to_end  # noqa: F401  (run_to_end kept importable from here)
+from .memory import check_allocation, prediction_bytes
 from .model import TransUNet
 from .preprocess import check_bscans, nonfinite_bscans, normalize_bscans, padding_mask
 
@@ -34,13 +35,6 @@ class PredictProgress:
     elapsed_s: float
 
 
-@dataclass(frozen=True)
-class PredictNotice:
-    """Something the user should know, e.g. a smaller batch or a move to the CPU after running out of memory."""
-
-    message: str
-
-
 @dataclass
 class PredictResult:
     labels: np.ndarray  # uint8 [Z, Y, X]: argmax class per pixel
@@ -49,18 +43,30 @@ class PredictResult:
     seconds: float
 
 
-PredictEvent = PredictStarted | PredictProgress | PredictNotice
+PredictEvent = PredictStarted | PredictProgress | Notice
+
+
+def forward(
+    model: TransUNet, normalised: np.ndarray, device: torch.device, outside: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The one forward pass of octfluid, shared by prediction, validation during training and calibration:
+    labels (uint8, with the model's decision threshold) and fluid probability (float32) for normalised B-scans
+    ``[N, H, W]`` (see :func:`~napari_octfluid.preprocess.normalize_bscans`), on ``device`` (bf16 autocast on
+    CUDA). Pixels where ``outside`` is True (export padding, blanked background:
+    :func:`~napari_octfluid.preprocess.padding_mask`) are never fluid."""
+    x = torch.from_numpy(np.ascontiguousarray(normalised, dtype=np.float32)).unsqueeze(1).to(device)
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        logits = model(x).float()
+        labels, fluid = labels_and_fluid(logits, getattr(model, "decision_threshold", None))
+    labels, fluid = labels.cpu().numpy(), fluid.cpu().numpy()
+    if outside is not None:
+        labels[outside], fluid[outside] = 0, 0.0
+    return labels, fluid
 
 
 def _forward(model: TransUNet, bscans: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    x = torch.from_numpy(normalize_bscans(bscans)).unsqueeze(1).to(device)
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        logits = model(x).float()
-        labels, fluid = labels_and_fluid(logits, model.decision_threshold)
-    labels, fluid = labels.cpu().numpy(), fluid.cpu().numpy()
-    outside = padding_mask(bscans)  # export padding and blanked background are never fluid
-    labels[outside], fluid[outside] = 0, 0.0
-    return labels, fluid
+    """Raw B-scans through :func:`forward`, with the padding rule."""
+    return forward(model, normalize_bscans(bscans), device, padding_mask(bscans))
 
 
 def labels_and_fluid(logits: torch.Tensor, threshold: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,13 +87,16 @@ def labels_and_fluid(logits: torch.Tensor, threshold: float | None = None) -> tu
     return labels, fluid
 
 
-def predict(volume: np.ndarray, model: TransUNet, device: str = "auto",
-            batch_size: int | None = None) -> Generator[PredictEvent, None, PredictResult]:
+def predict(
+    volume: np.ndarray, model: TransUNet, device: str = "auto", batch_size: int | None = None
+) -> Generator[PredictEvent, None, PredictResult]:
     """Segment every B-scan of ``volume[Z, Y, X]`` (or one 2D B-scan).
 
     On CUDA it runs in bfloat16 autocast; when memory runs out the batch is halved and retried, and as a
-    last resort the rest runs on the CPU, each announced by a :class:`PredictNotice`.
+    last resort the rest runs on the CPU, each announced by a :class:`~napari_octfluid.events.Notice`.
     """
+    # refused before the result arrays exist: labels + probabilities take five bytes a voxel
+    check_allocation(prediction_bytes(np.shape(volume), getattr(model, "config", None)), "Segmenting this scan")
     data = check_bscans(volume)
     target = resolve_device(device)
     tune_glibc_malloc()  # helps the CPU path; harmless for the others
@@ -100,28 +109,18 @@ def predict(volume: np.ndarray, model: TransUNet, device: str = "auto",
     damaged = nonfinite_bscans(data)
     if damaged:
         shown = ", ".join(map(str, damaged[:10])) + (" ..." if len(damaged) > 10 else "")
-        yield PredictNotice(f"{len(damaged)} B-scan(s) hold NaN or infinite pixels ({shown}): those pixels are "
-                            "treated as background.")
+        yield Notice(
+            f"{len(damaged)} B-scan(s) hold NaN or infinite pixels ({shown}): those pixels are treated as background."
+        )
     done = 0
     while done < len(data):
         try:
             stop = min(done + batch, len(data))
             labels[done:stop], fluid[done:stop] = _forward(model, data[done:stop], target)
         except (RuntimeError, torch.OutOfMemoryError) as error:
-            if not is_out_of_memory(error):
-                raise
-            if target.type == "cuda":
-                torch.cuda.empty_cache()
-            if batch > 1:
-                batch //= 2
-                yield PredictNotice(f"Out of memory on {target}: retrying with batch size {batch}.")
-            elif target.type != "cpu":
-                target = torch.device("cpu")
-                model = model.to(target)
-                yield PredictNotice("Out of memory even one B-scan at a time: continuing on the CPU (slower).")
-            else:
-                raise MemoryError("Not enough memory to segment even one B-scan on the CPU: "
-                                  "close other programs or crop the scan.") from error
+            target, batch, message = step_down_after_out_of_memory(error, target, batch, "B-scan")
+            model = model.to(target)
+            yield Notice(message)
             continue
         done = stop
         yield PredictProgress(done, len(data), time.perf_counter() - start)

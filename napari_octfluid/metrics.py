@@ -20,7 +20,7 @@ class Confusion:
 
     @property
     def dice(self) -> np.ndarray:
-        """2TP / (2TP + FP + FN) (seed 000); 1 where reference and prediction are both empty."""
+        """2TP / (2TP + FP + FN) (Darooei et al. 2023, Eq. 6); 1 where reference and prediction are both empty."""
         return _ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn)
 
     @property
@@ -44,8 +44,11 @@ def confusion(prediction: np.ndarray, reference: np.ndarray, valid: np.ndarray |
         valid = None if valid is None else np.asarray(valid)[None]
     valid = np.ones_like(prediction) if valid is None else np.asarray(valid, bool)
     axes = (1, 2)
-    return Confusion(tp=(prediction & reference & valid).sum(axes), fp=(prediction & ~reference & valid).sum(axes),
-                     fn=(~prediction & reference & valid).sum(axes))
+    return Confusion(
+        tp=(prediction & reference & valid).sum(axes),
+        fp=(prediction & ~reference & valid).sum(axes),
+        fn=(~prediction & reference & valid).sum(axes),
+    )
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,10 @@ class Agreement:
         pooled = counts.pooled()
         per_bscan = counts.dice
         no_fluid = ~has_fluid
-        return cls(float(pooled.dice), float(pooled.jaccard),
-                   float(per_bscan[has_fluid].mean()) if has_fluid.any() else float("nan"),
-                   float((counts.fp[no_fluid] > 0).mean()) if no_fluid.any() else float("nan"),
-                   int(len(per_bscan)))
+        return cls(
+            float(pooled.dice),
+            float(pooled.jaccard),
+            float(per_bscan[has_fluid].mean()) if has_fluid.any() else float("nan"),
+            float((counts.fp[no_fluid] > 0).mean()) if no_fluid.any() else float("nan"),
+            int(len(per_bscan)),
+        )

@@ -18,21 +18,28 @@ def check_bscans(data: np.ndarray, rgb: bool = False) -> np.ndarray:
     NaN and inf pixels alone are allowed (they count as background; see :func:`nonfinite_bscans`)."""
     array = np.asarray(data)
     if rgb:
-        raise BscanError("this is a colour (RGB) image, but OCT B-scans are greyscale: open the scan itself, or "
-                         "convert the image to greyscale first.")
+        raise BscanError(
+            "this is a colour (RGB) image, but OCT B-scans are greyscale: open the scan itself, or "
+            "convert the image to greyscale first."
+        )
     if array.ndim == 2:
         array = array[None]
     if array.ndim != 3:
-        raise BscanError(f"the data has {array.ndim} dimensions (shape {array.shape}); octfluid segments one "
-                         "B-scan (2D) or a volume of B-scans (3D): save each volume or channel on its own.")
+        raise BscanError(
+            f"the data has {array.ndim} dimensions (shape {array.shape}); octfluid segments one "
+            "B-scan (2D) or a volume of B-scans (3D): save each volume or channel on its own."
+        )
     if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise BscanError(f"the data type is {array.dtype}, not grey levels: is this a mask? Segment the scan itself.")
     if min(array.shape[1:]) < MIN_BSCAN_PIXELS:
-        raise BscanError(f"the B-scans are {array.shape[1]} x {array.shape[2]} pixels; octfluid needs at least "
-                         f"{MIN_BSCAN_PIXELS} x {MIN_BSCAN_PIXELS} (is the volume's axis order right?).")
+        raise BscanError(
+            f"the B-scans are {array.shape[1]} x {array.shape[2]} pixels; octfluid needs at least "
+            f"{MIN_BSCAN_PIXELS} x {MIN_BSCAN_PIXELS} (is the volume's axis order right?)."
+        )
     if array.size and np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).any():
-        raise BscanError("the data holds no finite value (only NaN or infinity): the file is damaged; export the "
-                         "scan again.")
+        raise BscanError(
+            "the data holds no finite value (only NaN or infinity): the file is damaged; export the scan again."
+        )
     return array
 
 

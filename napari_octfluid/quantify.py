@@ -3,16 +3,62 @@
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ._atomic import atomic_path
+
 NL_PER_MM3 = 1000.0  # 1 mm^3 = 1 microlitre = 1000 nanolitres
+
+AXES = ("between B-scans", "along depth", "along width")
+# An OCT's pixels are micrometres apart (depth ~2-7 um, width ~5-15 um) and its B-scans tens to hundreds of
+# micrometres: a spacing in mm above these is almost surely micrometres typed as millimetres.
+MOST_PLAUSIBLE_MM = (10.0, 1.0, 1.0)
 
 
 class SpacingUnknownError(ValueError):
     """Raised instead of reporting a physical figure computed from a guessed spacing."""
+
+
+class SpacingError(ValueError):
+    """A spacing that cannot be an OCT's (not a positive finite number, or micrometres typed as millimetres)."""
+
+
+def check_spacing(
+    spacing_mm: tuple[float | None, float | None, float | None],
+) -> tuple[float | None, float | None, float | None]:
+    """``spacing_mm`` (between B-scans, along depth, along width; ``None`` where unknown) if every known value is a
+    plausible OCT spacing in millimetres: the one rule of the command line and the Quantify widget.
+
+    Raises
+    ------
+    SpacingError
+        For a value that is not a finite number above zero (it would give negative or zero volumes, or NaN), or
+        one larger than an OCT's (``MOST_PLAUSIBLE_MM``: micrometres typed as millimetres), as one line.
+    """
+    if len(spacing_mm) != 3:
+        raise SpacingError(
+            f"the spacing has 3 values (between B-scans, along depth, along width), not {len(spacing_mm)}."
+        )
+    for value, axis, most in zip(spacing_mm, AXES, MOST_PLAUSIBLE_MM):
+        if value is None:
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, np.number))
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            raise SpacingError(f"the spacing {axis} must be a number of millimetres above zero, not {value}.")
+        if value > most:  # the hint fits the command line (mm typed) and the widget (um typed, converted)
+            raise SpacingError(
+                f"a spacing of {value:g} mm {axis} is larger than any OCT's (at most {most:g} mm): "
+                f"{value:g} um would be {value / 1000:g} mm."
+            )
+    return tuple(None if value is None else float(value) for value in spacing_mm)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -57,8 +103,9 @@ def summarize_fluid(labels: np.ndarray, spacing_mm: tuple[float | None, float | 
     volume = fluid_volume_mm3(labels, spacing_mm) if known else None
     classes = [int(c) for c in np.unique(labels) if c > 0]
     per_class = {c: fluid_pixels_per_bscan(labels, (c,)) for c in classes} if len(classes) > 1 else {}
-    return FluidSummary(pixels, areas, volume, per_class, dy * dx if areas is not None else None,
-                        dz * dy * dx if known else None)
+    return FluidSummary(
+        pixels, areas, volume, per_class, dy * dx if areas is not None else None, dz * dy * dx if known else None
+    )
 
 
 def fluid_volume_mm3(labels: np.ndarray, spacing_mm: tuple[float | None, float | None, float | None]) -> float:
@@ -85,16 +132,25 @@ def write_summary_csv(path: str | Path, summary: FluidSummary, sectors_mm3: dict
     def area(pixels) -> str:
         return "" if summary.pixel_area_mm2 is None else f"{pixels * summary.pixel_area_mm2:.6g}"
 
-    with open(path, "w", newline="") as handle:
+    # written whole or not at all: a full disk leaves the previous file (or none), never an empty one
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["bscan", "fluid_pixels", "fluid_area_mm2", *(f"class_{c}_pixels" for c in classes),
-                         *(f"class_{c}_area_mm2" for c in classes)])
+        writer.writerow(
+            [
+                "bscan",
+                "fluid_pixels",
+                "fluid_area_mm2",
+                *(f"class_{c}_pixels" for c in classes),
+                *(f"class_{c}_area_mm2" for c in classes),
+            ]
+        )
         for index, pixels in enumerate(summary.pixels_per_bscan):
             per_class = [int(summary.pixels_per_class[c][index]) for c in classes]
             writer.writerow([index, int(pixels), area(pixels), *per_class, *(area(p) for p in per_class)])
         totals = [int(summary.pixels_per_class[c].sum()) for c in classes]
-        writer.writerow(["total", summary.total_pixels, area(summary.total_pixels), *totals,
-                         *(area(p) for p in totals)])
+        writer.writerow(
+            ["total", summary.total_pixels, area(summary.total_pixels), *totals, *(area(p) for p in totals)]
+        )
         writer.writerow([])
         writer.writerow(["measure", "value", "unit"])
         writer.writerow(["fluid volume", "" if summary.volume_mm3 is None else f"{summary.volume_mm3:.6g}", "mm3"])

@@ -2,9 +2,10 @@
 ``octfluid train`` (as images and as labels) and napari's reader. Each ends with one clear line and exit 1 (CLI)
 or a notification (napari), never a traceback, and leaves the user's files as they were."""
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
-from bad_files import BAD_INPUTS, ODD_BUT_VALID, UNSEGMENTABLE, fingerprint
+from bad_files import BAD_CHECKPOINTS, BAD_INPUTS, ODD_BUT_VALID, UNSEGMENTABLE, fingerprint
 
 from napari_octfluid.cli import main
 from napari_octfluid.io import read_volume, write_tiff
@@ -24,8 +25,10 @@ def _good_pair(folder, shape=(2, 64, 80)):
     images = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
     labels = np.zeros(shape, np.uint8)
     labels[..., 20:30, 20:40] = 1
-    return (write_tiff(folder / "good_images.tif", images, kind="image"),
-            write_tiff(folder / "good_labels.tif", labels, kind="labels"))
+    return (
+        write_tiff(folder / "good_images.tif", images, kind="image"),
+        write_tiff(folder / "good_labels.tif", labels, kind="labels"),
+    )
 
 
 @pytest.mark.parametrize("name, make, phrase", EVERY_BAD, ids=[b[0] for b in EVERY_BAD])
@@ -68,16 +71,20 @@ def test_train_refuses_bad_labels_with_one_line(tmp_path, capsys, name, make, ph
 def test_train_refuses_labels_of_another_shape(tmp_path, capsys, labels_shape, phrase):
     images, _ = _good_pair(tmp_path)
     labels = write_tiff(tmp_path / "other.tif", np.zeros(labels_shape, np.uint8), kind="labels")
-    assert main(["train", "--images", str(images), "--labels", str(labels), *TRAIN_QUICK,
-                 "--out", str(tmp_path / "run")]) == 1
+    assert (
+        main(["train", "--images", str(images), "--labels", str(labels), *TRAIN_QUICK, "--out", str(tmp_path / "run")])
+        == 1
+    )
     _one_clear_line(capsys.readouterr().err, phrase, "train")
 
 
 def test_train_refuses_labels_without_any_fluid(tmp_path, capsys):
     images, _ = _good_pair(tmp_path)
     empty = write_tiff(tmp_path / "empty.tif", np.zeros((2, 64, 80), np.uint8), kind="labels")
-    assert main(["train", "--images", str(images), "--labels", str(empty), *TRAIN_QUICK,
-                 "--out", str(tmp_path / "run")]) == 1
+    assert (
+        main(["train", "--images", str(images), "--labels", str(empty), *TRAIN_QUICK, "--out", str(tmp_path / "run")])
+        == 1
+    )
     err = capsys.readouterr().err
     assert "would learn to find no fluid" in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
@@ -87,8 +94,59 @@ def test_predict_never_overwrites_the_scan(tmp_path, capsys):
     images, _ = _good_pair(tmp_path)
     before = fingerprint(images)
     assert main(["predict", str(images), "-o", str(images)]) == 1
-    _one_clear_line(capsys.readouterr().err, "is the scan itself", "predict")
+    _one_clear_line(capsys.readouterr().err, "is also an input", "predict")
     assert fingerprint(images) == before
+
+
+@pytest.mark.parametrize(
+    "outputs, phrase",
+    [
+        (["-o", "mask.tif", "--probabilities", "{scan}"], "--probabilities {scan} is also an input"),
+        (["-o", "mask.tif", "--probabilities", "mask.tif"], "-o and --probabilities both name"),
+        (["-o", "mask.tif", "--probabilities", "{weights}"], "is also an input"),
+        (["-o", "link.tif"], "the same file as"),
+    ],
+)
+def test_predict_refuses_outputs_that_replace_an_input_or_each_other(
+    tmp_path, capsys, monkeypatch, tiny_checkpoint, outputs, phrase
+):
+    """Issue 21, data loss 1: --probabilities was never checked against the scan (it overwrote it, exit 0) nor
+    against -o (it replaced the mask)."""
+    monkeypatch.chdir(tmp_path)
+    images, _ = _good_pair(tmp_path)
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(tiny_checkpoint.read_bytes())
+    (tmp_path / "link.tif").symlink_to(images)
+    before = fingerprint(images), fingerprint(weights)
+    argv = [a.format(scan=images, weights=weights) for a in outputs]
+    assert main(["predict", str(images), *argv, "--weights", str(weights)]) == 1
+    _one_clear_line(capsys.readouterr().err, phrase.format(scan=images), "predict")
+    assert (fingerprint(images), fingerprint(weights)) == before and not (tmp_path / "mask.tif").exists()
+
+
+@pytest.mark.parametrize("inside", ["mask.tif", "sub/mask.tif"])
+def test_predict_never_writes_into_the_folder_of_bscans_it_reads(tmp_path, capsys, tiny_checkpoint, inside):
+    """Issue 21, data loss 2: a mask written among the B-scans made the folder unreadable."""
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for index in range(2):
+        iio.imwrite(folder / f"b{index}.png", np.random.default_rng(index).integers(0, 255, (64, 80), np.uint8))
+    before = fingerprint(folder)
+    assert main(["predict", str(folder), "-o", str(folder / inside), "--weights", str(tiny_checkpoint)]) == 1
+    _one_clear_line(capsys.readouterr().err, "is inside the input folder", "predict")
+    assert fingerprint(folder) == before and read_volume(folder).data.shape == (2, 64, 80)
+
+
+@pytest.mark.parametrize("name, make, phrase", BAD_CHECKPOINTS, ids=[b[0] for b in BAD_CHECKPOINTS])
+def test_a_checkpoint_whose_threshold_is_no_probability_gives_one_line(tmp_path, capsys, name, make, phrase):
+    """Issue 21, tracebacks: a string or a list threshold failed deep inside prediction; NaN found no fluid."""
+    weights = make(tmp_path / name)
+    images, _ = _good_pair(tmp_path)
+    out = tmp_path / "mask.tif"
+    assert main(["predict", str(images), "-o", str(out), "--weights", str(weights)]) == 1
+    err = capsys.readouterr().err
+    _one_clear_line(err, phrase, "predict")
+    assert name in err and not out.exists()
 
 
 @pytest.mark.parametrize("name, make", ODD_BUT_VALID, ids=[b[0] for b in ODD_BUT_VALID])

@@ -1,8 +1,9 @@
 """The octfluid command: subcommands, real figures, and one clear line on stderr for bad input."""
 
+import errno
+import os
 import subprocess
 import sys
-
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,6 @@ from napari_octfluid._sample_data import SAMPLE_MASK, SAMPLE_SCAN
 from napari_octfluid.cli import main
 from napari_octfluid.io import read_volume
 from napari_octfluid.training.replay import REPLAY_CROPS
-
 
 OCTFLUID = str(Path(sys.executable).with_name("octfluid"))  # the console script installed beside this Python
 
@@ -35,8 +35,10 @@ def test_info_on_the_sample(capsys):
 
 def test_quantify_with_given_spacing_matches_the_mask(capsys, tmp_path):
     mask = read_volume(SAMPLE_MASK).data
-    assert main(["quantify", str(SAMPLE_MASK), "--spacing", "0.12", "0.004", "0.012", "--csv",
-                 str(tmp_path / "q.csv")]) == 0
+    assert (
+        main(["quantify", str(SAMPLE_MASK), "--spacing", "0.12", "0.004", "0.012", "--csv", str(tmp_path / "q.csv")])
+        == 0
+    )
     out = capsys.readouterr().out
     expected = int(np.count_nonzero(mask)) * 0.12 * 0.004 * 0.012
     assert f"{expected:.5f} mm^3" in out
@@ -45,8 +47,27 @@ def test_quantify_with_given_spacing_matches_the_mask(capsys, tmp_path):
 
 
 def test_quantify_etdrs_sectors_add_up_to_the_volume(capsys, tmp_path):
-    assert main(["quantify", str(SAMPLE_MASK), "--spacing", "0.12", "0.004", "0.012", "--etdrs", "--fovea", "5",
-                 "380", "--laterality", "OS", "--csv", str(tmp_path / "q.csv")]) == 0
+    assert (
+        main(
+            [
+                "quantify",
+                str(SAMPLE_MASK),
+                "--spacing",
+                "0.12",
+                "0.004",
+                "0.012",
+                "--etdrs",
+                "--fovea",
+                "5",
+                "380",
+                "--laterality",
+                "OS",
+                "--csv",
+                str(tmp_path / "q.csv"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "around the fovea at B-scan 5.0, A-scan 380.0 (given); eye OS" in out
     rows = [line.split(",") for line in (tmp_path / "q.csv").read_text().splitlines()]
@@ -69,8 +90,12 @@ def test_quantify_refuses_an_image_as_labels(capsys):
 def test_bad_file_gives_one_line_and_nonzero_exit(tmp_path, argv_tail):
     bad = tmp_path / "broken.tif"
     bad.write_bytes(b"II*\x00" + bytes(50))
-    result = subprocess.run([sys.executable, "-m", "napari_octfluid.cli", argv_tail[0], str(bad), *argv_tail[1:]],
-                            capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_octfluid.cli", argv_tail[0], str(bad), *argv_tail[1:]],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "broken.tif" in result.stderr
     assert "Traceback" not in result.stderr
@@ -87,15 +112,26 @@ def test_headless_demo_writes_its_results(tmp_path, capsys, monkeypatch, tiny_ch
     monkeypatch.setattr("napari_octfluid.weights.default_weights_path", lambda: tiny_checkpoint)
     assert main(["demo", "--out", str(tmp_path / "results")]) == 0
     written = sorted(p.name for p in (tmp_path / "results").iterdir())
-    assert written == ["sample_bscan05_expert_fluid.png", "sample_bscan05_predicted_fluid.png",
-                       "sample_expert_fluid.csv", "sample_predicted_fluid.csv", "sample_predicted_fluid.tif"]
+    assert written == [
+        "sample_bscan05_expert_fluid.png",
+        "sample_bscan05_predicted_fluid.png",
+        "sample_expert_fluid.csv",
+        "sample_predicted_fluid.csv",
+        "sample_predicted_fluid.tif",
+    ]
     assert str(tmp_path / "results") in capsys.readouterr().out
 
 
 def test_view_without_a_screen_falls_back_to_headless(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "QT_QPA_PLATFORM": "xcb"}  # no DISPLAY
-    result = subprocess.run([sys.executable, "-m", "napari_octfluid.cli", "view"], capture_output=True, text=True,
-                            cwd=tmp_path, env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_octfluid.cli", "view"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].startswith("No screen available for napari")
     assert (tmp_path / "octfluid-results" / "sample_expert_fluid.csv").exists()
@@ -105,8 +141,25 @@ def test_view_without_a_screen_falls_back_to_headless(tmp_path):
 def test_predict_on_a_real_scan_writes_a_mask_of_its_shape(shared_data, tiny_checkpoint, tmp_path, scan, capsys):
     source = read_volume(shared_data / scan)
     out, prob = tmp_path / "mask.tif", tmp_path / "prob.tif"
-    assert main(["predict", str(shared_data / scan), "-o", str(out), "--weights", str(tiny_checkpoint),
-                 "--device", "cpu", "--batch-size", "3", "--probabilities", str(prob)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(shared_data / scan),
+                "-o",
+                str(out),
+                "--weights",
+                str(tiny_checkpoint),
+                "--device",
+                "cpu",
+                "--batch-size",
+                "3",
+                "--probabilities",
+                str(prob),
+            ]
+        )
+        == 0
+    )
     import tifffile
 
     mask = tifffile.imread(out)
@@ -119,8 +172,19 @@ def test_predict_on_a_real_scan_writes_a_mask_of_its_shape(shared_data, tiny_che
 
 def test_predict_on_a_single_bscan_writes_a_2d_mask(vendor_samples, tiny_checkpoint, tmp_path):
     out = tmp_path / "line.tif"
-    assert main(["predict", str(vendor_samples / "heyex_vol" / "octolyzer_Linescan_1.vol"), "-o", str(out),
-                 "--weights", str(tiny_checkpoint)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(vendor_samples / "heyex_vol" / "octolyzer_Linescan_1.vol"),
+                "-o",
+                str(out),
+                "--weights",
+                str(tiny_checkpoint),
+            ]
+        )
+        == 0
+    )
     written = read_volume(out)
     assert written.source_ndim == 2 and written.data.shape == (1, 496, 768)
     assert written.spacing_mm[1:] == pytest.approx((0.00387, 0.01182), rel=1e-3)  # the scan's spacing travels
@@ -130,14 +194,28 @@ def test_predict_on_a_single_bscan_writes_a_2d_mask(vendor_samples, tiny_checkpo
 def test_predict_with_a_bad_checkpoint_gives_one_line(tmp_path, weights_content, phrase):
     weights = tmp_path / "w.pt"
     weights.write_bytes(weights_content)
-    result = subprocess.run([sys.executable, "-m", "napari_octfluid.cli", "predict", str(SAMPLE_SCAN), "-o",
-                             str(tmp_path / "m.tif"), "--weights", str(weights)], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "napari_octfluid.cli",
+            "predict",
+            str(SAMPLE_SCAN),
+            "-o",
+            str(tmp_path / "m.tif"),
+            "--weights",
+            str(weights),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1 and result.stderr.count("\n") == 1 and phrase in result.stderr
     assert not (tmp_path / "m.tif").exists()
 
 
-@pytest.mark.parametrize("values, outcome", [("seven", "counted as fluid"), ("nan", "not whole numbers"),
-                                             ("negative", "outside 0..255")])
+@pytest.mark.parametrize(
+    "values, outcome", [("seven", "counted as fluid"), ("nan", "not whole numbers"), ("negative", "outside 0..255")]
+)
 def test_train_checks_the_label_values(tmp_path, capsys, values, outcome):
     from napari_octfluid.io import write_tiff
 
@@ -147,9 +225,25 @@ def test_train_checks_the_label_values(tmp_path, capsys, values, outcome):
     write_tiff(tmp_path / "img.tif", images, kind="image")
     write_tiff(tmp_path / "lab.tif", labels if values != "seven" else labels.astype(np.uint8), kind="labels")
     before = (tmp_path / "lab.tif").read_bytes()
-    code = main(["train", "--images", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lab.tif"),
-                 "--model", "tiny", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "1",
-                 "--out", str(tmp_path / "run")])
+    code = main(
+        [
+            "train",
+            "--images",
+            str(tmp_path / "img.tif"),
+            "--labels",
+            str(tmp_path / "lab.tif"),
+            "--model",
+            "tiny",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "1",
+            "--batch-size",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     err = capsys.readouterr().err
     assert outcome in err
     assert code == (0 if values == "seven" else 1)
@@ -163,9 +257,23 @@ def test_train_with_replay_mixes_in_the_shipped_crops(tmp_path, capsys):
     images = np.random.default_rng(0).integers(0, 255, (2, 64, 64), dtype=np.uint8)
     write_tiff(tmp_path / "img.tif", images, kind="image")
     write_tiff(tmp_path / "lab.tif", np.zeros((2, 64, 64), np.uint8), kind="labels")  # a user erased all fluid
-    command = ["train", "--images", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lab.tif"),
-               "--model", "tiny", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2",
-               "--out", str(tmp_path / "run")]
+    command = [
+        "train",
+        "--images",
+        str(tmp_path / "img.tif"),
+        "--labels",
+        str(tmp_path / "lab.tif"),
+        "--model",
+        "tiny",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "1",
+        "--batch-size",
+        "2",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert main(command) == 1 and "would learn to find no fluid" in capsys.readouterr().err
     assert main(command + ["--replay"]) == 0  # the replayed crops hold fluid, so this is a sound fine-tune
     assert (tmp_path / "run" / "best.pt").is_file()
@@ -185,10 +293,26 @@ def test_fine_tuning_the_decoder_keeps_the_encoder_the_threshold_and_the_share_a
     labels[:, 20:40, 10:30] = 1
     write_tiff(tmp_path / "img.tif", images, kind="image")
     write_tiff(tmp_path / "lab.tif", labels, kind="labels")
-    command = ["train", "--images", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lab.tif"),
-               "--init", str(init), "--trainable", "decoder", "--epochs", "1", "--steps-per-epoch", "2",
-               "--batch-size", "2", "--lr", "0.01"]
-    assert main(command + ["--out", str(tmp_path / "all")]) == 0
+    command = [
+        "train",
+        "--images",
+        str(tmp_path / "img.tif"),
+        "--labels",
+        str(tmp_path / "lab.tif"),
+        "--init",
+        str(init),
+        "--trainable",
+        "decoder",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "2",
+        "--batch-size",
+        "2",
+        "--lr",
+        "0.01",
+    ]
+    assert main(command + ["--change-kept", "1", "--out", str(tmp_path / "all")]) == 0
     assert main(command + ["--change-kept", "0.5", "--out", str(tmp_path / "half")]) == 0
     tuned, payload = load_model(tmp_path / "all" / "best.pt")
     half, half_payload = load_model(tmp_path / "half" / "best.pt")
@@ -202,20 +326,401 @@ def test_fine_tuning_the_decoder_keeps_the_encoder_the_threshold_and_the_share_a
 @pytest.mark.parametrize("share", ["0", "1.5", "half"])
 def test_a_share_of_change_outside_0_to_1_is_refused_before_training(tmp_path, capsys, share):
     with pytest.raises(SystemExit):
-        main(["train", "--images", "x.tif", "--labels", "y.tif", "--change-kept", share,
-              "--out", str(tmp_path / "run")])
+        main(
+            ["train", "--images", "x.tif", "--labels", "y.tif", "--change-kept", share, "--out", str(tmp_path / "run")]
+        )
     assert "--change-kept" in capsys.readouterr().err and not (tmp_path / "run").exists()
 
 
 def test_command_line_settings_override_the_recipe_and_the_noise_ablation_turns_noise_off():
     import argparse
 
-    from napari_octfluid.cli import _override
+    from napari_octfluid.cli._common import override
     from napari_octfluid.training.engine import TrainConfig
 
     config = TrainConfig()
     # crossval offers no --trainable: what a command lacks keeps the recipe's value
-    _override(config, argparse.Namespace(loss=None, epochs=3, lr=0.01, no_noise_augmentation=True))
+    override(config, argparse.Namespace(loss=None, epochs=3, lr=0.01, no_noise_augmentation=True))
     assert (config.epochs, config.learning_rate, config.loss, config.trainable) == (3, 0.01, "composite", "all")
     assert config.augment.noise_probability == 0.0 and config.augment.flip  # only the noise is gone
     assert TrainConfig().augment.noise_probability > 0
+
+
+def test_fine_tuning_from_the_command_line_uses_the_widgets_preset(tmp_path, tiny_checkpoint):
+    """octfluid train --init and the Fine-tune widget share one preset (training/finetune.py), so the command line
+    reproduces what the widget does: decoder only, half of the change kept, BatchNorm frozen, lr 1e-4, replay."""
+    from napari_octfluid.io import write_tiff
+    from napari_octfluid.model import load_model
+    from napari_octfluid.training.finetune import finetune_config
+
+    images = np.random.default_rng(0).integers(0, 255, (2, 64, 64), dtype=np.uint8)
+    labels = np.zeros((2, 64, 64), np.uint8)
+    labels[:, 20:40, 10:30] = 1
+    write_tiff(tmp_path / "img.tif", images, kind="image")
+    write_tiff(tmp_path / "lab.tif", labels, kind="labels")
+    assert (
+        main(
+            [
+                "train",
+                "--images",
+                str(tmp_path / "img.tif"),
+                "--labels",
+                str(tmp_path / "lab.tif"),
+                "--init",
+                str(tiny_checkpoint),
+                "--epochs",
+                "1",
+                "--steps-per-epoch",
+                "1",
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
+    _, payload = load_model(tmp_path / "run" / "best.pt")
+    preset = finetune_config((64, 64), epochs=1, steps_per_epoch=1).to_dict()
+    assert payload["train_config"] == preset
+    assert (preset["trainable"], preset["change_kept"], preset["learning_rate"], preset["freeze_batchnorm"]) == (
+        "decoder",
+        0.5,
+        1e-4,
+        True,
+    )
+
+
+# --- issue 21: nothing the user made is lost; one line, never a traceback
+
+
+def _tiny_pair(folder):
+    from napari_octfluid.io import write_tiff
+
+    images = np.random.default_rng(0).integers(0, 255, (2, 64, 64), dtype=np.uint8)
+    labels = np.zeros((2, 64, 64), np.uint8)
+    labels[:, 20:40, 10:30] = 1
+    return (write_tiff(folder / "img.tif", images, kind="image"), write_tiff(folder / "lab.tif", labels, kind="labels"))
+
+
+QUICK_TRAIN = ["--model", "tiny", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "1", "--device", "cpu"]
+
+
+def test_a_new_training_run_never_replaces_a_finished_one(tmp_path, capsys):
+    """Issue 21, data loss 3: a second run into the same --out replaced the finished run's calibrated best.pt."""
+    from napari_octfluid.model import load_model
+
+    images, labels = _tiny_pair(tmp_path)
+    command = ["train", "--images", str(images), "--labels", str(labels), *QUICK_TRAIN, "--out", str(tmp_path / "run")]
+    assert main(command) == 0
+    finished = (tmp_path / "run" / "best.pt").read_bytes()
+    model, payload = load_model(tmp_path / "run" / "best.pt")
+    assert payload["finished"] is True and model.decision_threshold is not None  # calibrated, then marked
+    assert load_model(tmp_path / "run" / "last.pt")[1]["finished"] is True
+    capsys.readouterr()
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already holds a training run" in err and "--overwrite" in err
+    assert (tmp_path / "run" / "best.pt").read_bytes() == finished
+    assert main(command + ["--overwrite"]) == 0  # asked for explicitly
+
+
+def test_a_run_stopped_before_its_calibration_leaves_checkpoints_that_say_so(tmp_path, capsys, monkeypatch):
+    """Issue 21, data loss 3: a killed run left an uncalibrated best.pt that looked final."""
+    from napari_octfluid.model import load_model
+
+    def killed(*_args, **_kwargs):
+        raise KeyboardInterrupt  # what a stop during calibration looks like to the command
+
+    monkeypatch.setattr("napari_octfluid.training.calibrate.calibrate_checkpoint", killed)
+    images, labels = _tiny_pair(tmp_path)
+    run = tmp_path / "run"
+    assert main(["train", "--images", str(images), "--labels", str(labels), *QUICK_TRAIN, "--out", str(run)]) == 130
+    for name in ("best.pt", "last.pt"):
+        model, payload = load_model(run / name)
+        assert payload["finished"] is False and model.decision_threshold is None
+    capsys.readouterr()
+    assert main(["predict", str(images), "-o", str(tmp_path / "m.tif"), "--weights", str(run / "best.pt")]) == 0
+    assert "did not finish" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["train", "--images", "i.tif", "--labels", "l.tif", "--batch-size", "0"], "--batch-size"),
+        (["train", "--images", "i.tif", "--labels", "l.tif", "--epochs", "0"], "--epochs"),
+        (["train", "--images", "i.tif", "--labels", "l.tif", "--steps-per-epoch", "0"], "--steps-per-epoch"),
+        (["train", "--images", "i.tif", "--labels", "l.tif", "--lr", "nan"], "--lr"),
+        (["train", "--images", "i.tif", "--labels", "l.tif", "--lr", "-1"], "--lr"),
+        (["train", "--images", "i.tif", "--labels", "l.tif", "--lr", "inf"], "--lr"),
+        (["train", "--images", "i.tif", "--labels", "l.tif", "--lr", "0"], "--lr"),
+        (["quantify", "m.tif", "--spacing", "-0.12", "0.004", "0.012"], "--spacing"),
+        (["quantify", "m.tif", "--spacing", "0.12", "0", "0.012"], "--spacing"),
+        (["quantify", "m.tif", "--spacing", "0.12", "nan", "0.012"], "--spacing"),
+        (["quantify", "m.tif", "--spacing", "0.12", "0.004", "inf"], "--spacing"),
+        (["quantify", "m.tif", "--spacing", "0.12", "3.9", "0.012"], "--spacing"),  # micrometres typed as mm
+        (["quantify", "m.tif", "--fovea", "nan", "3"], "--fovea"),
+        (["evaluate", "--noise-sigma", "-1"], "--noise-sigma"),
+        (["evaluate", "--noise-sigma", "nan"], "--noise-sigma"),
+        (["crossval", "--recipe", "r.toml", "--folds", "1"], "--folds"),
+        (["crossval", "--recipe", "r.toml", "--threads", "0"], "--threads"),
+        (["crossval", "--recipe", "r.toml", "--lr", "nan"], "--lr"),
+        (["crossval", "--recipe", "r.toml", "--noise-sigma", "-5"], "--noise-sigma"),
+        (["predict", "s.tif", "-o", "m.tif", "--batch-size", "0"], "--batch-size"),
+    ],
+)
+def test_numeric_options_are_checked_before_any_work(capsys, argv, option):
+    """Issue 21: --lr nan trained into NaN weights, quantify --spacing -0.12 printed a negative volume."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and "Traceback" not in err
+
+
+def test_quantify_says_the_spacing_is_in_millimetres(capsys):
+    with pytest.raises(SystemExit):
+        main(["quantify", str(SAMPLE_MASK), "--spacing", "120", "3.9", "11.8"])
+    assert "--spacing takes millimetres, e.g. 0.0039 for 3.9 um" in capsys.readouterr().err
+
+
+def test_quantify_refuses_an_impossible_spacing_stored_in_the_file(tmp_path, capsys):
+    from napari_octfluid.io import write_tiff
+
+    mask = write_tiff(tmp_path / "m.tif", read_volume(SAMPLE_MASK).data, (0.12, 3.9, 11.8), kind="labels")
+    assert main(["quantify", str(mask)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "m.tif stores an impossible spacing" in err and "--spacing" in err
+
+
+@pytest.mark.parametrize("option", ["-o", "--probabilities"])
+@pytest.mark.parametrize(
+    "problem, phrase",
+    [
+        ("missing folder", "does not exist"),
+        ("folder", "is a folder"),
+        ("read-only", "is read-only"),
+        ("png", "give a name ending in .tif"),
+    ],
+)
+def test_predict_output_problems_are_found_before_the_prediction(
+    tmp_path, capsys, monkeypatch, option, problem, phrase
+):
+    """Issue 21: a missing folder, a read-only one or a folder given as -o surfaced only after the prediction."""
+    import napari_octfluid.io
+    import napari_octfluid.outputs
+
+    def no_work(*_args, **_kwargs):
+        raise AssertionError("the scan was read before the outputs were checked")
+
+    monkeypatch.setattr(napari_octfluid.io, "read_volume", no_work)
+    target = {
+        "missing folder": tmp_path / "nowhere" / "m.tif",
+        "folder": tmp_path,
+        "png": tmp_path / "m.png",
+        "read-only": tmp_path / "ro" / "m.tif",
+    }[problem]
+    (tmp_path / "ro").mkdir()
+    # root writes anywhere whatever the mode bits say, so the folder is made read-only where octfluid asks
+    real_access = os.access
+    monkeypatch.setattr(
+        napari_octfluid.outputs.os,
+        "access",
+        lambda path, mode: False if Path(path) == tmp_path / "ro" else real_access(path, mode),
+    )
+    other = ["-o", str(tmp_path / "fine.tif")] if option == "--probabilities" else []
+    assert main(["predict", str(SAMPLE_SCAN), *other, option, str(target)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and phrase in err and option in err
+
+
+@pytest.mark.parametrize(
+    "code, phrase",
+    [(errno.ENOSPC, "no space left on the disk"), (errno.EROFS, "read-only disk"), (errno.EACCES, "permission denied")],
+)
+def test_a_failing_disk_during_predict_gives_one_line_and_no_partial_mask(
+    tmp_path, capsys, monkeypatch, tiny_checkpoint, code, phrase
+):
+    """Issue 21: a full disk or a read-only folder while writing the mask gave a traceback."""
+    import tifffile
+
+    def failing_write(path, *_args, **_kwargs):
+        Path(path).write_bytes(b"II*\x00 half a TIFF")  # some bytes reach the disk before it fails
+        raise OSError(code, os.strerror(code))
+
+    (tmp_path / "in").mkdir()
+    scan, _ = _tiny_pair(tmp_path / "in")
+    monkeypatch.setattr(tifffile, "imwrite", failing_write)
+    out = tmp_path / "out" / "mask.tif"
+    out.parent.mkdir()
+    assert main(["predict", str(scan), "-o", str(out), "--weights", str(tiny_checkpoint)]) == 1
+    err = capsys.readouterr().err
+    last = err.splitlines()[-1]  # after the progress lines of the prediction
+    assert last.startswith("octfluid predict: error:") and phrase in last and "Traceback" not in err
+    assert str(out) in last and "octfluid.tmp" not in err  # the user's file is named, not the temporary one
+    assert list(out.parent.iterdir()) == []  # neither a mask nor a temporary file
+
+
+def test_a_full_disk_during_quantify_csv_keeps_the_previous_table(tmp_path, capsys, monkeypatch):
+    """Issue 21: the CSV was not written atomically (a full disk left a 0-byte file) and gave a traceback."""
+    import napari_octfluid.quantify
+
+    table = tmp_path / "q.csv"
+    table.write_text("the previous table\n")
+
+    class FullDisk:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def writerow(self, row):
+            self.handle.write("bscan,")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(napari_octfluid.quantify.csv, "writer", FullDisk)
+    assert main(["quantify", str(SAMPLE_MASK), "--csv", str(table)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no space left on the disk" in err and "q.csv" in err
+    assert table.read_text() == "the previous table\n" and sorted(p.name for p in tmp_path.iterdir()) == ["q.csv"]
+
+
+def test_a_full_disk_during_training_gives_one_line(tmp_path, capsys, monkeypatch):
+    import torch
+
+    images, labels = _tiny_pair(tmp_path)
+
+    def full_disk(_payload, stream, *_args, **_kwargs):  # save_checkpoint hands torch an open file
+        stream.write(b"PK half a checkpoint")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    run = tmp_path / "run"
+    assert main(["train", "--images", str(images), "--labels", str(labels), *QUICK_TRAIN, "--out", str(run)]) == 1
+    err = capsys.readouterr().err
+    last = err.splitlines()[-1]  # on a line of its own, after the progress line
+    assert last.startswith("octfluid train: error: no space left on the disk") and "Traceback" not in err
+    assert list(run.iterdir()) == []  # no half checkpoint, no temporary file
+
+
+def test_evaluate_refuses_labels_with_no_annotated_pixel(tmp_path, capsys, tiny_checkpoint):
+    """Issue 21, silent nonsense: labels all 'not annotated' (255) were reported as Dice 1.0000."""
+    from napari_octfluid.io import write_tiff
+
+    images, _ = _tiny_pair(tmp_path)
+    unknown = write_tiff(tmp_path / "unknown.tif", np.full((2, 64, 64), 255, np.uint8), kind="labels")
+    assert main(["evaluate", "--images", str(images), "--labels", str(unknown), "--weights", str(tiny_checkpoint)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "unknown.tif: no annotated pixels" in captured.err
+    assert "1.0000" not in captured.out
+
+
+def test_evaluate_csv_is_checked_before_the_evaluation(tmp_path, capsys, tiny_checkpoint):
+    images, labels = _tiny_pair(tmp_path)
+    assert (
+        main(
+            [
+                "evaluate",
+                "--images",
+                str(images),
+                "--labels",
+                str(labels),
+                "--weights",
+                str(tiny_checkpoint),
+                "--csv",
+                str(labels),
+            ]
+        )
+        == 1
+    )
+    assert "--csv" in capsys.readouterr().err and read_volume(labels).is_labels
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["crossval", "--recipe", "r.toml", "--out", "{file}"],
+        ["crossval", "--recipe", "r.toml", "--csv", "{folder}"],
+        ["train", "--images", "i.tif", "--labels", "l.tif", "--out", "{file}"],
+        ["demo", "--out", "{file}"],
+        ["quantify", "{mask}", "--csv", "{mask}"],
+    ],
+)
+def test_every_command_checks_its_outputs_first(tmp_path, capsys, argv):
+    a_file = tmp_path / "a_file.txt"
+    a_file.write_text("kept")
+    mask = tmp_path / "m.tif"
+    mask.write_bytes(SAMPLE_MASK.read_bytes())
+    assert main([a.format(file=a_file, folder=tmp_path, mask=mask) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("a folder" in err or "is also an input" in err), err
+    assert a_file.read_text() == "kept" and mask.read_bytes() == SAMPLE_MASK.read_bytes()
+
+
+def test_crossval_never_trains_again_over_finished_folds(tmp_path, capsys):
+    (tmp_path / "cv" / "fold_2").mkdir(parents=True)
+    (tmp_path / "cv" / "fold_2" / "final.pt").write_bytes(b"a finished fold")
+    assert main(["crossval", "--recipe", "r.toml", "--folds", "2", "--out", str(tmp_path / "cv")]) == 1
+    err = capsys.readouterr().err
+    assert "already holds finished folds (2)" in err and "--reuse" in err
+    assert (
+        main(["crossval", "--recipe", "r.toml", "--folds", "2", "--only-folds", "3", "--out", str(tmp_path / "cv")])
+        == 1
+    )
+    assert "numbered 1 to 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "emit, phrase",
+    [
+        ("pillow", "decompression bomb DOS attack. (DecompressionBombWarning)"),
+        ("numpy", "overflow encountered"),
+    ],
+)
+def test_library_warnings_become_one_line_notices(capsys, monkeypatch, emit, phrase):
+    import warnings
+
+    from napari_octfluid.cli import info
+
+    def run_with_a_warning(_args):
+        if emit == "pillow":
+            from PIL import Image
+
+            warnings.warn(
+                "Image size (2000 pixels) exceeds limit of 1000 pixels, could be decompression bomb DOS attack.",
+                Image.DecompressionBombWarning,
+                stacklevel=2,
+            )
+        else:
+            np.array([60000], np.float16) * np.float16(10)  # overflow to inf
+        return 0
+
+    monkeypatch.setattr(info, "run", run_with_a_warning)
+    assert main(["info", "x.tif"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("octfluid info: notice: ") and phrase in lines[0], lines
+
+
+def test_warnings_made_errors_still_stop_the_command(monkeypatch):
+    import warnings
+
+    from napari_octfluid.cli import info
+
+    monkeypatch.setattr(info, "run", lambda _args: warnings.warn("a real problem", RuntimeWarning, stacklevel=2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeWarning):
+            main(["info", "x.tif"])
+
+
+def test_memory_limit_option_refuses_a_scan_larger_than_it(tmp_path, capsys):
+    """--memory-limit sets the one memory budget (napari_octfluid.memory): the sample (11 x 496 x 768 bytes) is
+    refused under 1 MB before it is read, with one line that says what to do."""
+    from napari_octfluid import memory
+
+    try:
+        assert main(["--memory-limit", "1MB", "info", str(SAMPLE_SCAN)]) == 1
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "octfluid info: error:" in error and "OCTFLUID_MEMORY_LIMIT" in error
+        assert main(["--memory-limit", "1GB", "info", str(SAMPLE_SCAN)]) == 0
+    finally:
+        memory.set_memory_limit(None)
+    with pytest.raises(SystemExit):
+        main(["--memory-limit", "lots", "info", str(SAMPLE_SCAN)])
+    assert "--memory-limit" in capsys.readouterr().err

@@ -3,8 +3,17 @@
 import numpy as np
 import pytest
 
-from napari_octfluid.etdrs import (OUTSIDE, SECTORS, Fovea, enface_fluid_pixels, enface_fluid_thickness_mm,
-                                   etdrs_fluid_volumes, find_fovea, sector_map, sector_names)
+from napari_octfluid.etdrs import (
+    OUTSIDE,
+    SECTORS,
+    Fovea,
+    enface_fluid_pixels,
+    enface_fluid_thickness_mm,
+    etdrs_fluid_volumes,
+    find_fovea,
+    sector_map,
+    sector_names,
+)
 from napari_octfluid.quantify import SpacingUnknownError, fluid_volume_mm3
 
 SPACING = (0.05, 0.004, 0.02)  # 121 B-scans x 301 A-scans: 6 x 6 mm
@@ -13,21 +22,24 @@ CENTRE = Fovea(60.0, 150.0, "given")
 
 def blob(shape, z, x, depth=(10, 20)):
     labels = np.zeros(shape, np.uint8)
-    labels[z, depth[0]:depth[1], x] = 1
+    labels[z, depth[0] : depth[1], x] = 1
     return labels
 
 
-@pytest.mark.parametrize("laterality, dz_bscans, dx_ascans, expected", [
-    ("OD", 0, 0, "central"),
-    ("OD", -20, 0, "inner superior"),   # first B-scan superior: lower index = superior
-    ("OD", 20, 0, "inner inferior"),
-    ("OD", 0, 50, "inner nasal"),        # right eye: nasal on the right
-    ("OS", 0, 50, "inner temporal"),     # left eye: temporal on the right
-    ("OS", 0, -50, "inner nasal"),
-    ("OD", 0, 100, "outer nasal"),       # 2 mm right
-    ("OD", 50, 0, "outer inferior"),     # 2.5 mm down
-    ("OD", 0, 149, "outer nasal"),       # 2.98 mm right: just inside the 3 mm radius
-])
+@pytest.mark.parametrize(
+    "laterality, dz_bscans, dx_ascans, expected",
+    [
+        ("OD", 0, 0, "central"),
+        ("OD", -20, 0, "inner superior"),  # first B-scan superior: lower index = superior
+        ("OD", 20, 0, "inner inferior"),
+        ("OD", 0, 50, "inner nasal"),  # right eye: nasal on the right
+        ("OS", 0, 50, "inner temporal"),  # left eye: temporal on the right
+        ("OS", 0, -50, "inner nasal"),
+        ("OD", 0, 100, "outer nasal"),  # 2 mm right
+        ("OD", 50, 0, "outer inferior"),  # 2.5 mm down
+        ("OD", 0, 149, "outer nasal"),  # 2.98 mm right: just inside the 3 mm radius
+    ],
+)
 def test_a_blob_lands_in_its_sector(laterality, dz_bscans, dx_ascans, expected):
     shape = (121, 30, 301)
     labels = blob(shape, int(CENTRE.bscan) + dz_bscans, int(CENTRE.column) + dx_ascans)
@@ -60,10 +72,10 @@ def test_sector_areas_match_the_rings():
     fine = (0.01, 0.004, 0.01)  # 10 um grid: ring areas within a percent of the analytic ones
     sectors = sector_map((701, 701), fine, Fovea(350.0, 350.0, "given"), "OD")
     pixel_mm2 = fine[0] * fine[2]
-    assert (sectors == 0).sum() * pixel_mm2 == pytest.approx(np.pi * 0.5 ** 2, rel=0.01)
+    assert (sectors == 0).sum() * pixel_mm2 == pytest.approx(np.pi * 0.5**2, rel=0.01)
     for quadrant in range(1, 5):
-        assert (sectors == quadrant).sum() * pixel_mm2 == pytest.approx(np.pi * (1.5 ** 2 - 0.5 ** 2) / 4, rel=0.01)
-        assert (sectors == quadrant + 4).sum() * pixel_mm2 == pytest.approx(np.pi * (3 ** 2 - 1.5 ** 2) / 4, rel=0.01)
+        assert (sectors == quadrant).sum() * pixel_mm2 == pytest.approx(np.pi * (1.5**2 - 0.5**2) / 4, rel=0.01)
+        assert (sectors == quadrant + 4).sum() * pixel_mm2 == pytest.approx(np.pi * (3**2 - 1.5**2) / 4, rel=0.01)
 
 
 def test_unknown_eye_names_sides_not_nasal_and_temporal():
@@ -89,8 +101,8 @@ def test_enface_map_counts_fluid_along_each_ascan():
 
 def retina_phantom(fovea_z=22, fovea_x=70, shape=(41, 120, 160)):
     """A bright retina between a dark vitreous and a brighter RPE line, thinned by a Gaussian pit."""
-    z, x = np.mgrid[0:shape[0], 0:shape[2]]
-    pit = 25 * np.exp(-(((z - fovea_z) * 0.1) ** 2 + ((x - fovea_x) * 0.03) ** 2) / (2 * 0.4 ** 2))
+    z, x = np.mgrid[0 : shape[0], 0 : shape[2]]
+    pit = 25 * np.exp(-(((z - fovea_z) * 0.1) ** 2 + ((x - fovea_x) * 0.03) ** 2) / (2 * 0.4**2))
     top = (30 + pit).astype(int)
     images = np.full(shape, 10, np.float32)
     rows = np.arange(shape[1])[None, :, None]

@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 
 from napari_octfluid.cli import main
-from napari_octfluid.evaluation import IGNORE, add_noise, evaluate, grader_rows
+from napari_octfluid.evaluation import add_noise, evaluate, grader_rows
 from napari_octfluid.io import write_tiff
+from napari_octfluid.labels import IGNORE
 from napari_octfluid.model import load_model
+from napari_octfluid.subjects import Subject
 
 
 def test_noise_is_added_in_grey_levels_and_clipped():
@@ -23,8 +25,19 @@ def test_second_grader_rows_ignore_unlabelled_columns():
     first[:, 1, 1:3] = 1
     second[:, 1, 1:4] = 1
     first[:, :, 5] = second[:, :, 5] = IGNORE
-    [row] = grader_rows([("duke", second, first)])
-    assert row.rater == "grader 2" and row.agreement.pooled_dice == pytest.approx(2 * 4 / (4 + 6))
+    images = np.zeros(first.shape, np.uint8)
+    [row] = grader_rows([Subject("duke_01", images, first, second), Subject("umn_01", images, first)])
+    assert row.group == "duke" and row.rater == "grader 2"  # umn_01 has no second grader: no row
+    assert row.agreement.pooled_dice == pytest.approx(2 * 4 / (4 + 6))
+
+
+def test_a_pixel_only_the_second_grader_left_unknown_does_not_count():
+    first = np.zeros((1, 4, 6), np.uint8)
+    first[0, 1, 1:3] = 1
+    second = first.copy()
+    second[0, 1, 2] = IGNORE  # where the first grader saw fluid: neither a miss nor a hit
+    [row] = grader_rows([Subject("duke_01", np.zeros(first.shape, np.uint8), first, second)])
+    assert row.agreement.pooled_dice == pytest.approx(1.0)
 
 
 def test_evaluate_gives_a_row_per_group_and_noise_level(tiny_checkpoint):
@@ -32,9 +45,16 @@ def test_evaluate_gives_a_row_per_group_and_noise_level(tiny_checkpoint):
     images = np.random.default_rng(0).integers(0, 255, (2, 40, 60), dtype=np.uint8)
     labels = np.zeros((2, 40, 60), np.uint8)
     labels[0, 10:20, 10:30] = 1
-    rows = evaluate(model, [("a", "duke", images, labels), ("b", "umn", images, labels)], [0, 10])
-    assert [(r.group, r.noise_sigma) for r in rows] == [("duke", 0), ("umn", 0), ("all", 0),
-                                                        ("duke", 10), ("umn", 10), ("all", 10)]
+    subjects = [Subject("a", images, labels, dataset="duke"), Subject("b", images, labels, dataset="umn")]
+    rows = evaluate(model, subjects, [0, 10])
+    assert [(r.group, r.noise_sigma) for r in rows] == [
+        ("duke", 0),
+        ("umn", 0),
+        ("all", 0),
+        ("duke", 10),
+        ("umn", 10),
+        ("all", 10),
+    ]
     assert all(r.agreement.n_bscans == (4 if r.group == "all" else 2) for r in rows)
 
 
@@ -46,13 +66,51 @@ def test_evaluate_and_train_commands(tiny_checkpoint, tmp_path, capsys):
     images[labels == 1] = 40
     image_path = write_tiff(tmp_path / "scan.tif", images, kind="image")
     label_path = write_tiff(tmp_path / "mask.tif", labels)
-    assert main(["evaluate", "--images", str(image_path), "--labels", str(label_path), "--weights",
-                 str(tiny_checkpoint), "--noise-sigma", "0", "20", "--csv", str(tmp_path / "e.csv")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--images",
+                str(image_path),
+                "--labels",
+                str(label_path),
+                "--weights",
+                str(tiny_checkpoint),
+                "--noise-sigma",
+                "0",
+                "20",
+                "--csv",
+                str(tmp_path / "e.csv"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "pooled Dice" in out and (tmp_path / "e.csv").read_text().count("\n") == 3
-    assert main(["train", "--images", str(image_path), "--labels", str(label_path), "--init", str(tiny_checkpoint),
-                 "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--out", str(tmp_path / "run"),
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--images",
+                str(image_path),
+                "--labels",
+                str(label_path),
+                "--init",
+                str(tiny_checkpoint),
+                "--epochs",
+                "1",
+                "--steps-per-epoch",
+                "2",
+                "--batch-size",
+                "2",
+                "--out",
+                str(tmp_path / "run"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.pt", "last.pt"]
 
 
@@ -67,7 +125,18 @@ def test_markdown_table_has_a_row_per_result():
     from napari_octfluid.evaluation import EvaluationRow, markdown_table
     from napari_octfluid.metrics import Agreement
 
-    rows = [EvaluationRow("duke", "model", 0.0, Agreement(0.75, 0.6, 0.61, 0.0, 11)),
-            EvaluationRow("duke", "grader 2", 0.0, Agreement(0.706, 0.545, 0.56, 0.47, 55))]
+    rows = [
+        EvaluationRow("duke", "model", 0.0, Agreement(0.75, 0.6, 0.61, 0.0, 11)),
+        EvaluationRow("duke", "grader 2", 0.0, Agreement(0.706, 0.545, 0.56, 0.47, 55)),
+    ]
     lines = markdown_table(rows).splitlines()
     assert len(lines) == 4 and lines[2] == "| duke | model | 0 | 0.750 | 0.600 | 0.610 | 0.00 | 11 |"
+
+
+def test_evaluate_leaves_out_bscans_nobody_annotated(tiny_checkpoint):
+    model, _ = load_model(tiny_checkpoint)
+    images = np.random.default_rng(0).integers(0, 255, (3, 40, 60), dtype=np.uint8)
+    labels = np.zeros((3, 40, 60), np.uint8)
+    labels[1] = IGNORE
+    [row] = evaluate(model, [Subject("umn_01", images, labels)])
+    assert (row.group, row.agreement.n_bscans) == ("umn", 2)

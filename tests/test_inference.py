@@ -6,7 +6,8 @@ import torch
 
 from napari_octfluid import inference
 from napari_octfluid.devices import DeviceUnavailableError, resolve_device
-from napari_octfluid.inference import PredictNotice, PredictProgress, PredictStarted, predict, run_to_end
+from napari_octfluid.events import Notice
+from napari_octfluid.inference import PredictProgress, PredictStarted, predict, run_to_end
 from napari_octfluid.model import MODEL_CONFIGS, TransUNet, load_model
 from napari_octfluid.preprocess import normalize_bscans
 
@@ -67,8 +68,10 @@ def test_out_of_memory_halves_the_batch_then_gives_a_clear_error(monkeypatch):
     monkeypatch.setattr(inference, "_forward", forward_that_fits_two)
     events, result = run_to_end(predict(np.zeros((6, 32, 32)), TransUNet(MODEL_CONFIGS["tiny"]), batch_size=8))
     assert sizes == [6, 4, 2, 2, 2]
-    assert [e.message for e in events if isinstance(e, PredictNotice)] == [
-        "Out of memory on cpu: retrying with batch size 4.", "Out of memory on cpu: retrying with batch size 2."]
+    assert [e.message for e in events if isinstance(e, Notice)] == [
+        "Out of memory on cpu: going on with batch size 4.",
+        "Out of memory on cpu: going on with batch size 2.",
+    ]
     assert result.labels.shape == (6, 32, 32)
 
     monkeypatch.setattr(inference, "_forward", lambda *a: (_ for _ in ()).throw(RuntimeError("out of memory")))

@@ -3,7 +3,7 @@ any small volume."""
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -41,8 +41,14 @@ spacing = st.one_of(st.none(), st.floats(1e-4, 1.0, allow_nan=False))
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.sampled_from([np.uint8, np.uint16, np.float32]),
-       st.tuples(st.integers(1, 3), st.integers(2, 20), st.integers(2, 20)), spacing, spacing, spacing, st.data())
+@given(
+    st.sampled_from([np.uint8, np.uint16, np.float32]),
+    st.tuples(st.integers(1, 3), st.integers(2, 20), st.integers(2, 20)),
+    spacing,
+    spacing,
+    spacing,
+    st.data(),
+)
 def test_tiff_round_trip_keeps_data_and_spacing(tmp_path_factory, dtype, shape, dz, dy, dx, data):
     if np.issubdtype(dtype, np.integer):
         volume = data.draw(arrays(dtype, shape))
@@ -69,3 +75,88 @@ def test_any_bytes_named_tif_give_a_volume_or_a_clear_error(tmp_path_factory, ma
     else:
         assert volume.data.ndim == 3
     assert path.read_bytes() == magic + body  # the file is never modified
+
+
+# Issue 21: headers declaring any size, from a few pixels to far more than any machine has. Each file is a few
+# kilobytes; under an 8 MiB budget each is either read (it fits) or refused with octfluid's one-line error, and
+# never meets numpy's MemoryError or costs more than the budget (numpy's allocations are traced).
+DECLARED_LIMIT = 8 * 2**20
+sizes = st.one_of(st.integers(1, 64), st.integers(1, 2**16), st.integers(1, 2**31 - 1))
+PNG_MODES = [(0, 8), (0, 16), (2, 8), (2, 16), (3, 8), (4, 8), (4, 16), (6, 8), (6, 16)]
+
+
+def _read_within_budget(path):
+    import tracemalloc
+
+    from napari_octfluid.memory import set_memory_limit
+
+    set_memory_limit(DECLARED_LIMIT)
+    tracemalloc.start()
+    try:
+        try:
+            volume = read_volume(path)
+        except OctReadError as error:
+            event("refused: over the budget" if isinstance(error, MemoryError) else "refused: damaged")
+            named = {path.name, *(child.name for child in path.iterdir())} if path.is_dir() else {path.name}
+            assert str(error).split(":")[0] in named and "\n" not in str(error), error  # the folder or its file
+        else:
+            event("read")
+            assert volume.data.ndim == 3
+        assert tracemalloc.get_traced_memory()[1] < 2 * DECLARED_LIMIT
+    finally:
+        tracemalloc.stop()
+        set_memory_limit(None)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.integers(1, 8),
+    sizes,
+    sizes,
+    st.sampled_from([np.uint8, np.uint16, np.int16, np.float32, np.float64]),
+    st.sampled_from([1, 8, 5, 32773]),
+    st.booleans(),
+)
+def test_tiff_headers_declaring_any_size_are_read_or_refused(
+    tmp_path_factory, pages, height, width, dtype, compression, short_strip
+):
+    from bad_files import declared_tiff
+
+    # a real stream of one page of zeros when that is small, else a few bytes that claim to be the page
+    real = height * width * np.dtype(dtype).itemsize <= 2**20 and compression == 8 and not short_strip
+    path = declared_tiff(
+        tmp_path_factory.mktemp("tiff") / "scan.tif",
+        (pages, height, width),
+        dtype,
+        strip=None if real else b"x\x9c\x03\x00" * 4,
+        compression=compression,
+    )
+    _read_within_budget(path)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sizes, sizes, st.sampled_from(PNG_MODES), st.integers(1, 3))
+def test_png_headers_declaring_any_size_are_read_or_refused(tmp_path_factory, height, width, mode, count):
+    from bad_files import declared_png
+
+    colour_type, bit_depth = mode
+    small = height * width * 8 <= 2**20
+    folder = tmp_path_factory.mktemp("png") / "bscans"
+    folder.mkdir()
+    for index in range(count):
+        declared_png(folder / f"b{index}.png", height, width, colour_type, bit_depth, inflating=small)
+    _read_within_budget(folder / "b0.png")
+    _read_within_budget(folder)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sizes, sizes, sizes, st.integers(0, 2**16))
+def test_heyex_vol_headers_declaring_any_size_are_read_or_refused(tmp_path_factory, width, n_bscans, depth, body):
+    import struct
+
+    header = bytearray(2048)
+    header[:12] = b"HSF-OCT-103\x00"
+    struct.pack_into("<III", header, 12, width, n_bscans, depth)
+    path = tmp_path_factory.mktemp("vol") / "scan.vol"
+    path.write_bytes(bytes(header) + bytes(body))  # zeros: as many as hypothesis chose, whatever was declared
+    _read_within_budget(path)

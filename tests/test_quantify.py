@@ -3,8 +3,15 @@
 import numpy as np
 import pytest
 
-from napari_octfluid.quantify import (SpacingUnknownError, fluid_pixels_per_bscan, fluid_volume_mm3,
-                                      summarize_fluid, write_summary_csv)
+from napari_octfluid.quantify import (
+    SpacingError,
+    SpacingUnknownError,
+    check_spacing,
+    fluid_pixels_per_bscan,
+    fluid_volume_mm3,
+    summarize_fluid,
+    write_summary_csv,
+)
 
 
 def box_phantom():
@@ -27,8 +34,9 @@ def test_summary_per_bscan_and_in_nanolitres():
     assert summary.volume_nl == pytest.approx(3 * 0.032 * 0.1 * 1000)
 
 
-@pytest.mark.parametrize("spacing, has_area", [((None, 0.004, 0.01), True), ((0.1, None, 0.01), False),
-                                               ((None, None, None), False)])
+@pytest.mark.parametrize(
+    "spacing, has_area", [((None, 0.004, 0.01), True), ((0.1, None, 0.01), False), ((None, None, None), False)]
+)
 def test_unknown_spacing_gives_no_physical_figure(spacing, has_area):
     summary = summarize_fluid(box_phantom(), spacing)
     assert summary.volume_mm3 is None and summary.volume_nl is None
@@ -66,7 +74,9 @@ def test_csv_reports_each_class_and_the_etdrs_sectors(tmp_path):
     assert summary.pixels_per_class[2].tolist() == [0, 0, 400, 0, 0, 0]
     rows = write_summary_csv(tmp_path / "f.csv", summary, {"central": 0.25, "outside grid": 0.5}).read_text()
     lines = rows.splitlines()
-    assert lines[0] == "bscan,fluid_pixels,fluid_area_mm2,class_1_pixels,class_2_pixels,class_1_area_mm2,class_2_area_mm2"
+    assert (
+        lines[0] == "bscan,fluid_pixels,fluid_area_mm2,class_1_pixels,class_2_pixels,class_1_area_mm2,class_2_area_mm2"
+    )
     assert lines[3] == "2,800,0.032,400,400,0.016,0.016"
     assert "class 2 volume,0.0016,mm3" in lines and "fluid volume,9.6,nL" in lines
     assert "ETDRS central,0.25,mm3" in lines
@@ -84,3 +94,58 @@ def test_ellipsoid_volume_is_within_one_percent_of_the_analytic_value():
     labels = ellipsoid_phantom(semi_axes, spacing, (60, 100, 180))
     analytic = 4 / 3 * np.pi * np.prod(semi_axes)
     assert fluid_volume_mm3(labels, spacing) == pytest.approx(analytic, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    "spacing",
+    [(0.12, 0.0039, 0.0118), (None, 0.0039, 0.0118), (None, None, None), (10.0, 1.0, 1.0), (0.0005, 1e-4, 1e-4)],
+)
+def test_plausible_spacings_pass_the_check(spacing):
+    assert check_spacing(spacing) == spacing
+
+
+@pytest.mark.parametrize(
+    "spacing, phrase",
+    [
+        ((-0.12, 0.0039, 0.0118), "between B-scans must be a number of millimetres above zero"),
+        ((0.12, 0.0, 0.0118), "along depth must be a number of millimetres above zero"),
+        ((0.12, float("nan"), 0.0118), "above zero, not nan"),
+        ((0.12, 0.0039, float("inf")), "along width must be"),
+        ((0.12, 3.9, 0.0118), "larger than any OCT's (at most 1 mm): 3.9 um would be 0.0039 mm"),  # um as mm
+        ((120.0, 0.0039, 0.0118), "120 mm between B-scans is larger than any OCT's (at most 10 mm)"),
+        ((0.12, "0.004", 0.0118), "must be a number"),
+        ((0.12, 0.0039), "has 3 values"),
+    ],
+)
+def test_impossible_spacings_are_refused_with_one_line(spacing, phrase):
+    """Issue 21, silent nonsense 9: a negative spacing gave -215.78 nL, a zero one 0.00 nL with fluid present."""
+    with pytest.raises(SpacingError) as refused:
+        check_spacing(spacing)
+    assert phrase in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_csv_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """Issue 21: a full disk left a 0-byte CSV where the previous table was."""
+    import errno
+
+    import napari_octfluid.quantify as quantify
+
+    table = tmp_path / "f.csv"
+    table.write_text("previous table\n")
+    real_writer = quantify.csv.writer
+
+    def full_disk(handle):
+        writer = real_writer(handle)
+
+        class Failing:
+            def writerow(self, row):
+                writer.writerow(row)
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+        return Failing()
+
+    monkeypatch.setattr(quantify.csv, "writer", full_disk)
+    with pytest.raises(OSError) as failed:
+        write_summary_csv(table, summarize_fluid(box_phantom(), (None, 0.004, 0.01)))
+    assert failed.value.filename == str(table)  # the user's file is named, not the temporary one
+    assert table.read_text() == "previous table\n" and [p.name for p in tmp_path.iterdir()] == ["f.csv"]

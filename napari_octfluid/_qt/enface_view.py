@@ -31,10 +31,19 @@ class EnfaceView(FigureCanvasQTAgg):
         dz, _, dx = spacing_mm
         physical = dz is not None and dx is not None
         self._dz = dz if physical else 1.0
-        extent = (-0.5 * (dx or 1), (thickness.shape[1] - 0.5) * (dx or 1),
-                  (thickness.shape[0] - 0.5) * self._dz, -0.5 * self._dz) if physical else None
-        image = self.axis.imshow(thickness, cmap="magma", aspect="auto" if not physical else "equal",
-                                 extent=extent, interpolation="nearest")
+        extent = (
+            (
+                -0.5 * (dx or 1),
+                (thickness.shape[1] - 0.5) * (dx or 1),
+                (thickness.shape[0] - 0.5) * self._dz,
+                -0.5 * self._dz,
+            )
+            if physical
+            else None
+        )
+        image = self.axis.imshow(
+            thickness, cmap="magma", aspect="auto" if not physical else "equal", extent=extent, interpolation="nearest"
+        )
         if self._colorbar is None:
             self._colorbar = self.figure.colorbar(image, ax=self.axis, fraction=0.05)
         else:
@@ -46,8 +55,9 @@ class EnfaceView(FigureCanvasQTAgg):
         self.axis.set_title("en-face fluid map", fontsize=8)
         if fovea is not None and physical:
             for radius in RING_EDGES_MM:
-                self.axis.add_patch(Circle((fovea.column * dx, fovea.bscan * dz), radius, fill=False,
-                                           color="cyan", linewidth=0.8))
+                self.axis.add_patch(
+                    Circle((fovea.column * dx, fovea.bscan * dz), radius, fill=False, color="cyan", linewidth=0.8)
+                )
         self._line = self.axis.axhline(0, color="white", linewidth=0.8, linestyle="--")
         self.draw_idle()
 

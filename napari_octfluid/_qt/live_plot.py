@@ -58,8 +58,12 @@ class LivePlot(QWidget):
 
     def add_epoch(self, event: EpochEnd) -> None:
         self.epochs.append(event.epoch)
-        for name, value in (("train Dice", event.train_dice), ("train Jaccard", event.train_jaccard),
-                            ("val Dice", event.val_dice), ("val Jaccard", event.val_jaccard)):
+        for name, value in (
+            ("train Dice", event.train_dice),
+            ("train Jaccard", event.train_jaccard),
+            ("val Dice", event.val_dice),
+            ("val Jaccard", event.val_jaccard),
+        ):
             self.metric_series[name].append(float("nan") if value is None else float(value))
 
     def redraw(self) -> None:
@@ -78,14 +82,30 @@ class LivePlot(QWidget):
         bottom = QRectF(0, half, self.width(), half)
         loss_x = [float(s) for s in self.steps]
         self._panel(painter, top, loss_x, self.loss_series, "step", "loss", None, markers=False)
-        self._panel(painter, bottom, [float(e) for e in self.epochs],
-                    {k: v for k, v in self.metric_series.items() if any(math.isfinite(x) for x in v)},
-                    "epoch", "Dice / Jaccard", (0.0, 1.0), markers=True)
+        self._panel(
+            painter,
+            bottom,
+            [float(e) for e in self.epochs],
+            {k: v for k, v in self.metric_series.items() if any(math.isfinite(x) for x in v)},
+            "epoch",
+            "Dice / Jaccard",
+            (0.0, 1.0),
+            markers=True,
+        )
         painter.end()
         self.paints += 1
 
-    def _panel(self, painter: QPainter, area: QRectF, xs: list[float], series: dict[str, list[float]],
-               x_label: str, y_label: str, y_range: tuple[float, float] | None, markers: bool) -> None:
+    def _panel(
+        self,
+        painter: QPainter,
+        area: QRectF,
+        xs: list[float],
+        series: dict[str, list[float]],
+        x_label: str,
+        y_label: str,
+        y_range: tuple[float, float] | None,
+        markers: bool,
+    ) -> None:
         plot = area.adjusted(MARGIN_LEFT, MARGIN_TOP, -MARGIN_RIGHT, -MARGIN_BOTTOM)
         painter.setPen(QPen(QColor("#999999"), 1))
         painter.drawRect(plot)
@@ -95,19 +115,26 @@ class LivePlot(QWidget):
             x_low, x_high = x_low - 1, x_high + 1
 
         def point(x: float, y: float) -> QPointF:
-            return QPointF(plot.left() + (x - x_low) / (x_high - x_low) * plot.width(),
-                           plot.bottom() - (y - low) / (high - low) * plot.height())
+            return QPointF(
+                plot.left() + (x - x_low) / (x_high - x_low) * plot.width(),
+                plot.bottom() - (y - low) / (high - low) * plot.height(),
+            )
 
         painter.setPen(QColor("#333333"))
         for fraction in (0.0, 0.5, 1.0):  # y ticks: bottom, middle, top
             value = low + fraction * (high - low)
             y = plot.bottom() - fraction * plot.height()
-            painter.drawText(QRectF(0, y - 7, MARGIN_LEFT - 4, 14), Qt.AlignmentFlag.AlignRight |
-                             Qt.AlignmentFlag.AlignVCenter, f"{value:.3g}")
-        painter.drawText(QRectF(plot.left(), plot.bottom() + 2, plot.width(), 14), Qt.AlignmentFlag.AlignCenter,
-                         f"{x_label} ({x_low:g}-{x_high:g})" if xs else x_label)
-        painter.drawText(QRectF(plot.left() + 4, plot.top() + 2, plot.width(), 14), Qt.AlignmentFlag.AlignLeft,
-                         y_label)
+            painter.drawText(
+                QRectF(0, y - 7, MARGIN_LEFT - 4, 14),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                f"{value:.3g}",
+            )
+        painter.drawText(
+            QRectF(plot.left(), plot.bottom() + 2, plot.width(), 14),
+            Qt.AlignmentFlag.AlignCenter,
+            f"{x_label} ({x_low:g}-{x_high:g})" if xs else x_label,
+        )
+        painter.drawText(QRectF(plot.left() + 4, plot.top() + 2, plot.width(), 14), Qt.AlignmentFlag.AlignLeft, y_label)
         for index, (name, values) in enumerate(series.items()):
             colour = QColor(COLOURS[index % len(COLOURS)])
             pen = QPen(colour, 2 if name == "total" else 1.2)
@@ -120,5 +147,6 @@ class LivePlot(QWidget):
             if markers:
                 for p in points:
                     painter.drawEllipse(p, 2.5, 2.5)
-            painter.drawText(QRectF(plot.right() - 110, plot.top() + 2 + 11 * index, 106, 12),
-                             Qt.AlignmentFlag.AlignRight, name)
+            painter.drawText(
+                QRectF(plot.right() - 110, plot.top() + 2 + 11 * index, 106, 12), Qt.AlignmentFlag.AlignRight, name
+            )

@@ -19,8 +19,10 @@ class LossExplorerWidget(Container):
     def __init__(self, napari_viewer=None) -> None:
         super().__init__()
         self.losses = Select(label="Losses", choices=SINGLE_LOSSES, value=["ce", "focal", "dual_focal", "dice"])
-        self.weights = {name: FloatSpinBox(label=f"composite: {name}", value=weight, min=0.0, max=10.0, step=0.1)
-                        for name, weight in PAPER_TERMS}
+        self.weights = {
+            name: FloatSpinBox(label=f"composite: {name}", value=weight, min=0.0, max=10.0, step=0.1)
+            for name, weight in PAPER_TERMS
+        }
         self.figure = Figure(figsize=(5, 6), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(420)
@@ -37,8 +39,10 @@ class LossExplorerWidget(Container):
         """name -> (loss for a fluid pixel, loss for a background pixel) over PROBABILITIES."""
         chosen = {name: LOSSES[name]() for name in self.losses.value}
         chosen[f"composite ({self.composite().spec})"] = self.composite()
-        return {name: (loss_curve(loss, PROBABILITIES, 1), loss_curve(loss, PROBABILITIES, 0))
-                for name, loss in chosen.items()}
+        return {
+            name: (loss_curve(loss, PROBABILITIES, 1), loss_curve(loss, PROBABILITIES, 0))
+            for name, loss in chosen.items()
+        }
 
     def redraw(self, *_) -> None:
         self.figure.clear()

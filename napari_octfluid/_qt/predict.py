@@ -1,7 +1,7 @@
 """Predict dock widget: choose scan, weights, device and batch size, then run the model into a Labels layer.
 
-The model runs in a napari ``thread_worker``; layers are only touched here, in the main thread, when the
-worker yields or returns.
+The model runs in a worker thread (``jobs.JobRunner``); layers are only touched here, in the main thread, when
+the worker yields or returns.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from qtpy.QtWidgets import QMessageBox
 
 from .._layers import META_KEY, REVIEW_KEY
 from ..devices import DEVICE_CHOICES
-from ..inference import PredictNotice, PredictProgress, PredictResult, predict
+from ..events import Notice
+from ..inference import PredictProgress, PredictResult, predict
 from ..model import CheckpointError, load_model
 from ..review import ReviewState, bscan_uncertainty
 from ..weights import NO_WEIGHTS_MESSAGE, default_weights_path
-from ._threads import WorkerHost
 from ._layer_pick import image_picker, is_segmentable
+from .jobs import JobRunner, Progress
 from .review_tracking import as_volume, review_state, tracker_for
 
 DEFAULT_WEIGHTS_CHOICE = "shipped default"
@@ -34,7 +35,7 @@ def checksum(data: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(data).tobytes(), digest_size=16).hexdigest()
 
 
-class PredictWidget(WorkerHost, Container):
+class PredictWidget(Container):
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self._viewer = napari_viewer
@@ -47,12 +48,28 @@ class PredictWidget(WorkerHost, Container):
         self.run_button = PushButton(text="Predict fluid")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
-        self.extend([self.scan, self.weights, self.checkpoint, self.device, self.batch_size, self.with_probability,
-                     self.run_button, self.cancel_button, self.status])
+        self.extend(
+            [
+                self.scan,
+                self.weights,
+                self.checkpoint,
+                self.device,
+                self.batch_size,
+                self.with_probability,
+                self.run_button,
+                self.cancel_button,
+                self.status,
+            ]
+        )
         self.weights.changed.connect(lambda choice: setattr(self.checkpoint, "visible", choice == CHECKPOINT_CHOICE))
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
-        self._init_worker_host()
+        self.jobs = JobRunner(self.native, lambda text: setattr(self.status, "value", text))
+
+    @property
+    def worker(self):
+        """The running prediction's worker, None when none runs."""
+        return self.jobs.worker
 
     def weights_path(self) -> Path | None:
         if self.weights.value == DEFAULT_WEIGHTS_CHOICE:
@@ -65,15 +82,17 @@ class PredictWidget(WorkerHost, Container):
         if layer is None:
             self.status.value = "Open a scan first."
             return
-        if self.worker is not None:
+        if self.jobs.busy:
             show_warning("A prediction is already running: wait for it or cancel it.")
             return
         weights = self.weights_path()
         if weights is None:
-            self.status.value = "No weights chosen." if self.weights.value == CHECKPOINT_CHOICE else \
-                "No trained weights installed."
-            show_warning(NO_WEIGHTS_MESSAGE if self.weights.value == DEFAULT_WEIGHTS_CHOICE
-                         else "Choose a checkpoint file.")
+            self.status.value = (
+                "No weights chosen." if self.weights.value == CHECKPOINT_CHOICE else "No trained weights installed."
+            )
+            show_warning(
+                NO_WEIGHTS_MESSAGE if self.weights.value == DEFAULT_WEIGHTS_CHOICE else "Choose a checkpoint file."
+            )
             return
         try:
             model, _ = load_model(weights)
@@ -88,68 +107,85 @@ class PredictWidget(WorkerHost, Container):
         self._source, self._weights = layer, weights
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.status.value = "Predicting..."
-        self._start_worker(predict, (data, model, self.device.value, self.batch_size.value or None),
-                           data.shape[0] if data.ndim == 3 else 1, "octfluid: predicting fluid", self._on_error)
+        self.jobs.start(
+            predict,
+            (data, model, self.device.value, self.batch_size.value or None),
+            total=data.shape[0] if data.ndim == 3 else 1,
+            description="octfluid: predicting fluid",
+            on_event=self._on_event,
+            on_result=self._on_result,
+            on_error=self._on_error,
+            on_finished=self._on_finished,
+        )
 
     def cancel(self, *_) -> None:
-        if self.worker is not None:
-            self.worker.quit()  # stops at the next batch; the labels layer is left as it was
-            self._stop_requested = True
+        if self.jobs.stop():  # stops at the next batch; the labels layer is left as it was
             self.status.value = "Cancelling..."
 
-    def _on_event(self, event) -> None:
-        if not self._wants_events():
-            return
-        if isinstance(event, PredictProgress) and self._progress is not None:
-            self._progress.update(event.done - self._progress.n)
-            self.status.value = f"{event.done}/{event.total} B-scans"
-        elif isinstance(event, PredictNotice):
+    def _on_event(self, event) -> Progress | None:
+        if isinstance(event, PredictProgress):
+            return Progress(event.done, f"{event.done}/{event.total} B-scans")
+        if isinstance(event, Notice):
             show_warning(event.message)
+        return None
 
     def _on_error(self, error: Exception) -> None:
         show_error(f"Prediction failed: {error}")
         self.status.value = "Prediction failed."
 
-    def _on_finished(self) -> None:
-        stopped = self._worker_done()
-        if self._closed:
-            return
+    def _on_finished(self, stopped: bool) -> None:
         if stopped:
             self.status.value = "Cancelled: nothing was changed."
         self.run_button.enabled, self.cancel_button.enabled = True, False
 
     def confirm_replace(self, name: str) -> bool:
         """Ask before a new prediction overwrites labels the user edited (tests replace this method)."""
-        answer = QMessageBox.question(self.native, "Replace edited labels?",
-                                      f"'{name}' has edits that a new prediction would overwrite. Replace it?")
+        answer = QMessageBox.question(
+            self.native,
+            "Replace edited labels?",
+            f"'{name}' has edits that a new prediction would overwrite. Replace it?",
+        )
         return answer == QMessageBox.StandardButton.Yes
 
     def _on_result(self, result: PredictResult) -> None:
-        self._has_result = True  # progress events still queued must not overwrite what it shows
-        if self._stop_requested:  # it finished before it saw the stop: the user asked for nothing to change
-            return
         source = self._source
         single = np.asarray(source.data).ndim == 2
         labels = result.labels[0] if single else result.labels
         probability = result.fluid_probability[0] if single else result.fluid_probability
         uncertainty = bscan_uncertainty(result.fluid_probability)
         name, prob_name = f"{source.name} fluid", f"{source.name} fluid probability"
-        meta = {META_KEY: {**source.metadata.get(META_KEY, {}), "model": str(self._weights),
-                           "predicted_checksum": checksum(labels), "probability_layer": prob_name}}
+        meta = {
+            META_KEY: {
+                **source.metadata.get(META_KEY, {}),
+                "model": str(self._weights),
+                "predicted_checksum": checksum(labels),
+                "probability_layer": prob_name,
+            }
+        }
         if name in self._viewer.layers:
             if not self._update_labels(self._viewer.layers[name], labels, meta, uncertainty):
                 return
         else:
-            layer = self._viewer.add_labels(labels, name=name, scale=source.scale, units=source.units,
-                                            axis_labels=source.axis_labels, metadata=meta)
+            layer = self._viewer.add_labels(
+                labels, name=name, scale=source.scale, units=source.units, axis_labels=source.axis_labels, metadata=meta
+            )
             layer.metadata[REVIEW_KEY] = ReviewState.start(as_volume(labels), str(self._weights), uncertainty)
             tracker_for(layer, self._viewer)
         if prob_name in self._viewer.layers:
             self._viewer.layers[prob_name].data = probability
         else:
-            self._viewer.add_image(probability, name=prob_name, scale=source.scale, units=source.units,
-                                   axis_labels=source.axis_labels, colormap="magma", blending="additive",
-                                   opacity=0.5, contrast_limits=(0.0, 1.0), visible=self.with_probability.value)
+            self._viewer.add_image(
+                probability,
+                name=prob_name,
+                scale=source.scale,
+                units=source.units,
+                axis_labels=source.axis_labels,
+                colormap="magma",
+                blending="additive",
+                opacity=0.5,
+                contrast_limits=(0.0, 1.0),
+                visible=self.with_probability.value,
+            )
         self._viewer.layers.selection.active = self._viewer.layers[name]  # ready for the brush
         self.status.value = f"Done in {result.seconds:.1f} s on {result.device}."
         show_info(f"octfluid: fluid predicted for {source.name} on {result.device}")
@@ -159,8 +195,9 @@ class PredictWidget(WorkerHost, Container):
         without a review state are replaced only if the user agrees. False if nothing was changed."""
         state = review_state(existing)
         if state is not None and state.baseline.shape == as_volume(labels).shape:
-            merged = state.merge_prediction(as_volume(existing.data), as_volume(labels), meta[META_KEY]["model"],
-                                            uncertainty)
+            merged = state.merge_prediction(
+                as_volume(existing.data), as_volume(labels), meta[META_KEY]["model"], uncertainty
+            )
             kept = int(state.reviewed.sum())
             existing.metadata[META_KEY] = {**existing.metadata.get(META_KEY, {}), **meta[META_KEY]}
             existing.data = merged if np.ndim(existing.data) == 3 else merged[0]
@@ -172,6 +209,8 @@ class PredictWidget(WorkerHost, Container):
             self.status.value = "Kept your edited labels."
             return False
         existing.data = labels
-        existing.metadata = {**meta, REVIEW_KEY: ReviewState.start(as_volume(labels), meta[META_KEY]["model"],
-                                                                   uncertainty)}
+        existing.metadata = {
+            **meta,
+            REVIEW_KEY: ReviewState.start(as_volume(labels), meta[META_KEY]["model"], uncertainty),
+        }
         return True

@@ -10,7 +10,15 @@ from napari.utils.notifications import show_info, show_warning
 from .._layers import META_KEY, spacing_from_layer
 from ..etdrs import Fovea, enface_fluid_pixels, etdrs_fluid_volumes, find_fovea
 from ..io import write_tiff
-from ..quantify import NL_PER_MM3, FluidSummary, SpacingUnknownError, summarize_fluid, write_summary_csv
+from ..quantify import (
+    NL_PER_MM3,
+    FluidSummary,
+    SpacingError,
+    SpacingUnknownError,
+    check_spacing,
+    summarize_fluid,
+    write_summary_csv,
+)
 from ._layer_pick import image_picker, labels_picker
 from .enface_view import EnfaceView
 from .review_tracking import as_volume
@@ -25,8 +33,10 @@ class QuantifyWidget(Container):
         self._viewer = napari_viewer
         self.labels_layer = labels_picker()
         self.scan = image_picker("Scan (for the fovea)")
-        self.spacing_um = [FloatSpinBox(label=f"{axis} spacing (um)", value=UNKNOWN, min=0.0, max=10000.0, step=0.01)
-                           for axis in ("B-scan", "Depth", "Width")]
+        self.spacing_um = [
+            FloatSpinBox(label=f"{axis} spacing (um)", value=UNKNOWN, min=0.0, max=10000.0, step=0.01)
+            for axis in ("B-scan", "Depth", "Width")
+        ]
         self.laterality = ComboBox(label="Eye", choices=list(LATERALITIES))
         self.first_bscan = ComboBox(label="First B-scan is", choices=["superior", "inferior"])
         self.fovea_bscan = FloatSpinBox(label="Fovea B-scan", value=0.0, min=0.0, max=1e5)
@@ -43,9 +53,23 @@ class QuantifyWidget(Container):
         self.tiff_path = FileEdit(label="Labels TIFF", mode="w", filter="*.tif")
         self.save_tiff_button = PushButton(text="Save labels TIFF")
         fovea_buttons = Container(layout="horizontal", widgets=[self.detect_button, self.cursor_button], labels=False)
-        self.extend([self.labels_layer, self.scan, *self.spacing_um, self.laterality, self.first_bscan,
-                     self.fovea_bscan, self.fovea_column, fovea_buttons, self.fovea_note, self.compute_button, self.summary_label,
-                     self.table, self.sectors])
+        self.extend(
+            [
+                self.labels_layer,
+                self.scan,
+                *self.spacing_um,
+                self.laterality,
+                self.first_bscan,
+                self.fovea_bscan,
+                self.fovea_column,
+                fovea_buttons,
+                self.fovea_note,
+                self.compute_button,
+                self.summary_label,
+                self.table,
+                self.sectors,
+            ]
+        )
         self.enface = EnfaceView(on_pick=self._go_to_bscan)
         self.native.layout().addWidget(self.enface)
         self.extend([self.csv_path, self.save_button, self.tiff_path, self.save_tiff_button])
@@ -100,8 +124,9 @@ class QuantifyWidget(Container):
         position = layer.world_to_data(self._viewer.cursor.position)
         self.fovea_bscan.value = float(self._viewer.dims.current_step[0]) if np.ndim(layer.data) == 3 else 0.0
         self.fovea_column.value = float(np.clip(position[-1], 0, self.fovea_column.max))
-        self.fovea_note.value = f"Fovea: set by you at B-scan {self.fovea_bscan.value:.0f}, " \
-                                f"A-scan {self.fovea_column.value:.0f}."
+        self.fovea_note.value = (
+            f"Fovea: set by you at B-scan {self.fovea_bscan.value:.0f}, A-scan {self.fovea_column.value:.0f}."
+        )
 
     # --- figures
     def compute(self, *_) -> FluidSummary | None:
@@ -109,15 +134,22 @@ class QuantifyWidget(Container):
         if layer is None:
             self.summary_label.value = "Choose a labels layer."
             return None
-        labels, spacing = as_volume(layer.data), self.spacing_mm()
+        try:  # the command line's rule: no absurd volume is ever shown (micrometres typed as millimetres)
+            spacing = check_spacing(self.spacing_mm())
+        except SpacingError as error:
+            self.summary_label.value = f"Check the spacing (in micrometres): {error}"
+            show_warning(str(error))
+            return None
+        labels = as_volume(layer.data)
         summary = summarize_fluid(labels, spacing)
         self._summary = summary
         areas = summary.area_mm2_per_bscan
         self.table.value = {
             "B-scan": list(range(len(summary.pixels_per_bscan))),
             "fluid pixels": [int(p) for p in summary.pixels_per_bscan],
-            "area (mm^2)": (["spacing unknown"] * len(summary.pixels_per_bscan) if areas is None
-                            else [f"{a:.4f}" for a in areas]),
+            "area (mm^2)": (
+                ["spacing unknown"] * len(summary.pixels_per_bscan) if areas is None else [f"{a:.4f}" for a in areas]
+            ),
         }
         lines = [f"Fluid: {summary.total_pixels} pixels"]
         if areas is None:
@@ -142,8 +174,10 @@ class QuantifyWidget(Container):
             self.sectors.value = {"ETDRS sector": [str(error)], "fluid (nL)": [""]}
             return
         self._sector_volumes = volumes
-        self.sectors.value = {"ETDRS sector": list(volumes),
-                              "fluid (nL)": [f"{v * NL_PER_MM3:.3f}" for v in volumes.values()]}
+        self.sectors.value = {
+            "ETDRS sector": list(volumes),
+            "fluid (nL)": [f"{v * NL_PER_MM3:.3f}" for v in volumes.values()],
+        }
 
     def _show_enface(self, labels: np.ndarray, spacing) -> None:
         pixels = enface_fluid_pixels(labels)

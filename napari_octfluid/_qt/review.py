@@ -1,6 +1,7 @@
 """Review dock widget: every B-scan with its status (unreviewed, corrected, accepted), its fluid and the model's
-uncertainty; jumps to the next unreviewed, the next with fluid or the most uncertain B-scan; Accept; the
-probability overlay; and the autosave state of the corrections."""
+uncertainty; jumps to the next unreviewed, the next with fluid, the most uncertain B-scan or the next by priority;
+Accept; the probability overlay; and the autosave state of the corrections. It only shows and forwards: the review
+session (``napari_octfluid.review``) decides, its tracker (``review_tracking``) binds it to the layer."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import numpy as np
 from magicgui.widgets import CheckBox, Container, Label, PushButton, Table
 
 from .._layers import META_KEY, REVIEW_KEY
-from ..quantify import fluid_pixels_per_bscan
 from ..review import Status
 from ._layer_pick import labels_picker
 from .review_tracking import ReviewTracker, as_volume, tracker_for
@@ -51,37 +51,39 @@ class ReviewWidget(Container):
             tracker_for(event.value, self._viewer)
 
     def _track(self, *_) -> None:
-        if self.tracker is not None and self._refresh in self.tracker.listeners:
-            self.tracker.listeners.remove(self._refresh)
-            self.tracker.save_listeners.remove(self._update_saved)
-        layer = self.labels_layer.value
-        self.tracker = None if layer is None else tracker_for(layer, self._viewer)
         if self.tracker is not None:
-            self.tracker.listeners.append(self._refresh)
-            self.tracker.save_listeners.append(self._update_saved)
+            self.tracker.session.changed.disconnect(self._refresh)
+            self.tracker.saved.disconnect(self._update_saved)
+        layer = self.labels_layer.value
+        try:
+            self.tracker = None if layer is None else tracker_for(layer, self._viewer)
+        except ValueError as error:  # labels that are neither one B-scan nor a volume of them
+            self.tracker = None
+            self._refresh()
+            self.status.value = f"octfluid cannot review {layer.name!r}: {error}"
+            return
+        if self.tracker is not None:
+            self.tracker.session.changed.connect(self._refresh)
+            self.tracker.saved.connect(self._update_saved)
         self._refresh()
 
     # --- display
-    def _refresh(self) -> None:
+    def _refresh(self, *_) -> None:
         if self.tracker is None:
             self.table.value = {"B-scan": [], "status": [], "fluid pixels": [], "uncertainty": []}
             self.status.value = "Choose the fluid labels to review."
             return
-        state = self.tracker.state
-        statuses = state.statuses()
-        pixels = fluid_pixels_per_bscan(as_volume(self.tracker.layer.data))
-        uncertainty = state.uncertainty
+        overview = self.tracker.session.overview(as_volume(self.tracker.layer.data))
+        uncertainty = overview.uncertainty
         self.table.value = {
-            "B-scan": list(range(state.n_bscans)),
-            "status": [Status(int(s)).label for s in statuses],
-            "fluid pixels": [int(p) for p in pixels],
-            "uncertainty": ([f"{u:.4f}" for u in uncertainty] if uncertainty is not None
-                            else [""] * state.n_bscans),
+            "B-scan": list(range(len(overview.statuses))),
+            "status": [Status(int(s)).label for s in overview.statuses],
+            "fluid pixels": [int(p) for p in overview.fluid_pixels],
+            "uncertainty": (
+                [f"{u:.4f}" for u in uncertainty] if uncertainty is not None else [""] * len(overview.statuses)
+            ),
         }
-        counts = {status: int((statuses == status).sum()) for status in Status}
-        self.status.value = (f"{counts[Status.CORRECTED] + counts[Status.ACCEPTED]} of {state.n_bscans} reviewed "
-                             f"({counts[Status.CORRECTED]} corrected, {counts[Status.ACCEPTED]} accepted); "
-                             f"{int((pixels > 0).sum())} hold fluid")
+        self.status.value = overview.describe()
         self._update_accept_text()
         self._update_saved()
 
@@ -94,41 +96,47 @@ class ReviewWidget(Container):
         elif tracker.last_saved is None:
             self.saved.value = f"Autosaves to {tracker.sidecar.name}"
         else:
-            self.saved.value = f"Autosaved {time.strftime('%H:%M:%S', time.localtime(tracker.last_saved))} " \
-                               f"to {tracker.sidecar.name}"
+            self.saved.value = (
+                f"Autosaved {time.strftime('%H:%M:%S', time.localtime(tracker.last_saved))} to {tracker.sidecar.name}"
+            )
 
     def _update_accept_text(self, *_) -> None:
         if self.tracker is not None:
-            accepted = self.tracker.state.accepted[self.tracker.current_bscan()]
+            accepted = self.tracker.session.is_accepted(self.tracker.current_bscan())
             self.accept_button.text = "Un-accept this B-scan" if accepted else "Accept this B-scan"
 
     # --- actions
     def toggle_accept(self, *_) -> None:
         if self.tracker is None:
             return
-        z = self.tracker.current_bscan()
-        self.tracker.accept(z, not self.tracker.state.accepted[z])
+        self.tracker.session.toggle_accept(self.tracker.current_bscan())
 
     def _go(self, z: int) -> None:
+        if self.tracker is None:
+            return
         if np.ndim(self.tracker.layer.data) == 3:
             self._viewer.dims.set_current_step(0, z)
         self._update_accept_text()
 
     def go_to(self, what: str) -> int | None:
-        """Move to the next unreviewed B-scan, the next with fluid, or the most uncertain unreviewed one."""
+        """Move to the next unreviewed B-scan ("unreviewed"), the next with fluid ("fluid"), the most uncertain
+        unreviewed one ("uncertain") or the next unreviewed one in order of priority ("priority")."""
         if self.tracker is None:
             self.status.value = "Choose the fluid labels to review."
             return None
-        state, current = self.tracker.state, self.tracker.current_bscan()
+        session, current = self.tracker.session, self.tracker.current_bscan()
+        no_uncertainty = session.state.uncertainty is None
         if what == "uncertain":
-            target = state.most_uncertain_unreviewed()
-            empty = ("No uncertainty: predict with octfluid first." if state.uncertainty is None
-                     else "Every B-scan is reviewed.")
+            target = session.most_uncertain_unreviewed()
+            empty = "No uncertainty: predict with octfluid first." if no_uncertainty else "Every B-scan is reviewed."
+        elif what == "priority":
+            target = session.next_by_priority(current)
+            empty = "Every B-scan is reviewed."
         elif what == "fluid":
-            target = state.next_bscan(current, fluid_pixels_per_bscan(as_volume(self.tracker.layer.data)) > 0)
+            target = session.next_with_fluid(current, as_volume(self.tracker.layer.data))
             empty = "No B-scan with fluid."
         else:
-            target = state.next_bscan(current, ~state.reviewed)
+            target = session.next_unreviewed(current)
             empty = "Every B-scan is reviewed."
         if target is None:
             self.status.value = empty

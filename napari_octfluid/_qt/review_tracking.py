@@ -1,9 +1,13 @@
-"""Keeps a labels layer's review state in step with the user's edits, and autosaves it next to the scan.
+"""Binds a :class:`~napari_octfluid.review.ReviewSession` to a napari Labels layer and autosaves it next to the scan:
+the napari and Qt half of the review, which decides nothing itself.
 
-Statuses follow paint and fill at once (napari's ``paint`` event names the touched B-scans), data replacement
-through the ``data`` event, and undo/redo (which emit neither) through a timer that re-checks the B-scan on
-screen. The same timer hands a copy of the labels to a background thread that writes the sidecar when anything
-changed, so a crash loses at most one interval of work and the interface never waits for the disk.
+napari's ``paint`` event names the B-scans a brush stroke or fill touched (the session re-derives them once the data
+is written), the ``data`` event announces replaced labels, and the ``metadata`` event a review state put there by
+someone else (a new prediction). Undo and redo announce nothing but a redraw (``set_data``, when the layer is
+visible), so on each redraw, and on every tick of the autosave timer, the session re-checks every B-scan an edit
+ever touched, on screen or not. The same timer hands a copy of the labels to a background thread that writes the
+sidecar when anything changed, so a crash loses at most one interval of work and the interface never waits for
+the disk.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from napari.utils.notifications import show_warning
@@ -19,8 +22,15 @@ from qtpy.QtCore import QTimer
 
 from .._layers import META_KEY, REVIEW_KEY
 from .._sample_data import SAMPLE_DIR
-from ..io.sidecar import save_sidecar, sidecar_path
-from ..review import ReviewState
+from ..io.sidecar import (
+    RESTORED_SIDECAR_KEY,
+    SCAN_IDENTITY_KEY,
+    ScanIdentity,
+    keep_unrestored_sidecar,
+    save_sidecar,
+    sidecar_path,
+)
+from ..review import AutosaveLedger, AutosaveSnapshot, ReviewSession, ReviewState, Signal
 
 AUTOSAVE_INTERVAL_MS = 2000
 _TRACKERS: dict[int, "ReviewTracker"] = {}
@@ -48,12 +58,17 @@ def touched_bscans(history_item, ndim: int) -> set[int]:
 
 
 def review_state(layer) -> ReviewState | None:
+    """The layer's review record (its tracker keeps the one in the metadata current), or None."""
     state = layer.metadata.get(REVIEW_KEY)
     return state if isinstance(state, ReviewState) else None
 
 
 class ReviewTracker:
-    """Review state and autosave of one napari Labels layer."""
+    """The review session of one napari Labels layer, kept in step with the layer and autosaved.
+
+    ``session.changed`` tells listeners about statuses (the session outlives the states it adopts); ``saved`` is
+    emitted after an autosave wrote, or failed.
+    """
 
     def __init__(self, layer, viewer=None, interval_ms: int = AUTOSAVE_INTERVAL_MS) -> None:
         self.layer, self._viewer = layer, viewer
@@ -61,36 +76,62 @@ class ReviewTracker:
         # the bundled sample lives inside the installation: never write there
         is_sample = source is not None and Path(source).resolve().parent == SAMPLE_DIR.resolve()
         self.sidecar: Path | None = sidecar_path(source) if source and not is_sample else None
-        self.listeners: list[Callable[[], None]] = []  # called when a status changes
-        self.save_listeners: list[Callable[[], None]] = []  # called after an autosave, or when one fails
+        self.kept_aside: Path | None = None  # where the first autosave moved a sidecar it did not restore from
+        self._claimed_sidecar = False  # whether this tracker has written the sidecar (or found the path free)
+        self._kept_aside_untold = False
+        self._session = ReviewSession(self._state_for_layer())
+        self._session.changed.connect(self._publish)  # first: listeners after it find the layer up to date
+        self._publish()
+        self.saved = Signal()  # after an autosave wrote, or when one failed
         self.last_saved: float | None = None
         self.save_error: str | None = None
-        self._saved: tuple | None = None  # what the sidecar holds: (labels, accepted, model)
+        self._ledger = AutosaveLedger()  # touched only by the autosave thread, or with it idle
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="octfluid-autosave")
         self._pending: Future | None = None
         self._touched: set[int] = set()
+        self._recheck_queued = False
         layer.events.paint.connect(self._on_paint)
         layer.events.data.connect(self._on_data)
+        layer.events.metadata.connect(self._on_metadata)
+        layer.events.set_data.connect(self._on_redraw)
         self.timer = QTimer()
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self.tick)
         self.timer.start()
 
-    @property
-    def state(self) -> ReviewState:
-        """The layer's review state; labels replaced by others of another shape (or metadata replaced
-        wholesale) start a fresh review."""
-        state = review_state(self.layer)
-        labels = as_volume(self.layer.data)
+    # --- the layer's state and the session's -----------------------------------------------------------------
+    def _labels(self) -> np.ndarray:
+        return as_volume(self.layer.data)
+
+    def _state_for_layer(self) -> ReviewState:
+        """The review state in the layer's metadata; a fresh one when there is none or it is for labels of
+        another shape."""
+        state, labels = review_state(self.layer), self._labels()
         if state is None or state.baseline.shape != labels.shape:
             state = ReviewState.start(labels, model=self.layer.metadata.get(META_KEY, {}).get("model", ""))
-            self.layer.metadata[REVIEW_KEY] = state
         return state
 
-    def _notify(self) -> None:
-        for listener in list(self.listeners):
-            listener()
+    def _publish(self, *_) -> None:
+        """Keep the session's state in the metadata, where the reader, prediction and fine-tuning find it."""
+        if self.layer.metadata.get(REVIEW_KEY) is not self._session.state:
+            self.layer.metadata[REVIEW_KEY] = self._session.state
 
+    def _sync_state(self) -> None:
+        """Adopt a state someone put in the metadata (a new prediction replaces it with the labels)."""
+        if self.layer.metadata.get(REVIEW_KEY) is not self._session.state:
+            self._session.adopt(self._state_for_layer())
+
+    @property
+    def session(self) -> ReviewSession:
+        """The layer's review session, with the state in the metadata (put there by anyone, even unannounced)."""
+        self._sync_state()
+        return self._session
+
+    @property
+    def state(self) -> ReviewState:
+        return self.session.state
+
+    # --- layer events ------------------------------------------------------------------------------------------
     def _on_paint(self, event) -> None:
         # napari announces a programmatic paint or fill before it writes the data: look once control returns
         first = not self._touched
@@ -100,42 +141,64 @@ class ReviewTracker:
 
     def _update_touched(self) -> None:
         touched, self._touched = sorted(self._touched), set()
-        if touched and self.state.update(as_volume(self.layer.data), touched).size:
-            self._notify()
+        if touched:
+            self._sync_state()
+            self._session.edited(self._labels(), touched)
+
+    def _on_redraw(self, *_) -> None:
+        # an undo or redo redraws the layer; so do many other things: one re-check once control returns
+        if not self._recheck_queued:
+            self._recheck_queued = True
+            QTimer.singleShot(0, self._recheck)
+
+    def _recheck(self) -> None:
+        self._recheck_queued = False
+        self._sync_state()
+        self._session.recheck(self._labels())
 
     def _on_data(self, *_) -> None:
-        self.state.update(as_volume(self.layer.data))
-        self._notify()
+        self._sync_state()
+        self._session.data_replaced(self._labels())
 
+    def _on_metadata(self, *_) -> None:
+        self._sync_state()  # metadata replaced without a review state: a fresh one goes back in
+
+    # --- what the widgets use ----------------------------------------------------------------------------------
     def current_bscan(self) -> int:
         if self._viewer is None or np.ndim(self.layer.data) == 2:
             return 0
-        return int(np.clip(self._viewer.dims.current_step[0], 0, self.state.n_bscans - 1))
+        return int(np.clip(self._viewer.dims.current_step[0], 0, self._session.n_bscans - 1))
 
     def accept(self, z: int, accepted: bool = True) -> None:
-        self.state.accept(z, accepted)
-        self._notify()
+        self._sync_state()
+        self._session.accept(z, accepted)
 
     def tick(self) -> None:
-        """Catch undo/redo on the B-scan on screen, then autosave in the background if anything changed."""
-        if self.state.update(as_volume(self.layer.data), [self.current_bscan()]).size:
-            self._notify()
+        """Catch undo/redo on any B-scan ever edited (and unannounced edits on the one on screen), then autosave
+        in the background if anything changed."""
+        self._sync_state()
+        self._session.recheck(self._labels(), also=[self.current_bscan()])
         self._collect()
         if self.sidecar is None or (self._pending is not None and not self._pending.done()):
             return
-        self._pending = self._executor.submit(self._save_if_changed, *self._snapshot())
+        self._pending = self._executor.submit(self._save_if_changed, self._session.autosave_snapshot(self._labels()))
 
-    def _snapshot(self) -> tuple[np.ndarray, ReviewState]:
-        state = self.state
-        copy = ReviewState(state.baseline, state.accepted, state.model, state.uncertainty)  # copies the flags
-        return as_volume(self.layer.data).copy(), copy
-
-    def _save_if_changed(self, labels: np.ndarray, state: ReviewState) -> bool:
-        if self._saved is not None and self._saved[1].tolist() == state.accepted.tolist() \
-                and self._saved[2] == state.model and np.array_equal(self._saved[0], labels):
+    # --- autosave ----------------------------------------------------------------------------------------------
+    def _save_if_changed(self, snapshot: AutosaveSnapshot) -> bool:
+        if not self._ledger.needs_saving(snapshot):
             return False
-        save_sidecar(self.sidecar, labels, state)
-        self._saved = (labels, state.accepted.copy(), state.model)
+        meta = self.layer.metadata.get(META_KEY, {})
+        # computed once by the reader when the scan opened (and copied to predictions); without it the sidecar is
+        # written unbound, and restored later with a notice
+        scan = ScanIdentity.from_metadata(meta.get(SCAN_IDENTITY_KEY))
+        if not self._claimed_sidecar:
+            # a sidecar these labels were not restored from (unreadable, another scan's, or not opened) may hold
+            # the user's work: it is renamed aside, never overwritten
+            self.kept_aside = keep_unrestored_sidecar(self.sidecar, scan, meta.get(RESTORED_SIDECAR_KEY))
+            self._kept_aside_untold = self.kept_aside is not None
+            self._claimed_sidecar = True
+        save_sidecar(self.sidecar, snapshot.labels, snapshot.state, scan)
+        self._ledger.mark_saved(snapshot)
         self.last_saved = time.time()
         return True
 
@@ -148,23 +211,35 @@ class ReviewTracker:
         self._pending = None
         if error is not None and str(error) != self.save_error:
             self.save_error = str(error)
-            show_warning(f"octfluid could not autosave your corrections to {self.sidecar}: {error}. "
-                         f"Save the labels with File > Save Selected Layers to keep them.")
+            show_warning(
+                f"octfluid could not autosave your corrections to {self.sidecar}: {error}. "
+                f"Save the labels with File > Save Selected Layers to keep them."
+            )
         elif error is None:
             self.save_error = None
+        self._tell_kept_aside()
         if wrote or error is not None:
-            for listener in list(self.save_listeners):
-                listener()
+            self.saved.emit()
+
+    def _tell_kept_aside(self) -> None:
+        """Say once (in the main thread) where the sidecar the first autosave found went."""
+        if self._kept_aside_untold and self.kept_aside is not None:
+            self._kept_aside_untold = False
+            show_warning(
+                f"octfluid kept the sidecar it found beside the scan as {self.kept_aside.name} (these "
+                f"labels were not restored from it) and autosaves your corrections to {self.sidecar.name}."
+            )
 
     def save_now(self) -> bool:
         """Save at once, in this thread (closing, tests); True if something was written."""
         if self._pending is not None:
             self._pending.exception()  # wait for the one in flight; its error, if any, is reported below
         self._collect()
-        wrote = self.sidecar is not None and self._save_if_changed(*self._snapshot())
+        self._sync_state()
+        wrote = self.sidecar is not None and self._save_if_changed(self._session.autosave_snapshot(self._labels()))
+        self._tell_kept_aside()
         if wrote:
-            for listener in list(self.save_listeners):
-                listener()
+            self.saved.emit()
         return wrote
 
     def close(self) -> None:
@@ -174,6 +249,8 @@ class ReviewTracker:
         finally:
             self.layer.events.paint.disconnect(self._on_paint)
             self.layer.events.data.disconnect(self._on_data)
+            self.layer.events.metadata.disconnect(self._on_metadata)
+            self.layer.events.set_data.disconnect(self._on_redraw)
             self._executor.shutdown(wait=True)
             if _TRACKERS.get(id(self.layer)) is self:
                 del _TRACKERS[id(self.layer)]
@@ -191,9 +268,11 @@ def tracker_for(layer, viewer=None) -> ReviewTracker:
     if tracker is None:
         tracker = _TRACKERS[id(layer)] = ReviewTracker(layer, viewer)
         if viewer is not None:
+
             def on_removed(event, tracked=layer) -> None:
                 if unwrapped(event.value) is tracked and id(tracked) in _TRACKERS:
                     _TRACKERS[id(tracked)].close()
                     viewer.layers.events.removed.disconnect(on_removed)
+
             viewer.layers.events.removed.connect(on_removed)
     return tracker

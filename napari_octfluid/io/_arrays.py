@@ -28,8 +28,11 @@ def to_bscan_stack(array: np.ndarray, path: str | Path, channel_axis: int | None
     if array.size == 0:
         raise OctReadError(path, f"holds no pixels (shape {array.shape}).", "Choose a file that contains a scan.")
     if array.dtype.kind == "b":
-        raise OctReadError(path, "holds true/false values, which is a mask, not an OCT scan.",
-                           "Open it as labels, or choose the scan it belongs to.")
+        raise OctReadError(
+            path,
+            "holds true/false values, which is a mask, not an OCT scan.",
+            "Open it as labels, or choose the scan it belongs to.",
+        )
     if array.dtype.kind not in SUPPORTED_KINDS:
         raise OctReadError(path, f"holds {array.dtype} values; an OCT scan must be integer or floating point.")
     if channel_axis is not None:
@@ -52,5 +55,8 @@ def _grey_from_channels(array: np.ndarray, path: str | Path) -> np.ndarray:
     grey = colour[..., 0]
     if all(np.array_equal(grey, colour[..., c]) for c in range(1, colour.shape[-1])):
         return grey
-    raise OctReadError(path, "is a colour (RGB) image, but OCT B-scans are greyscale.",
-                       "Export the scan as greyscale, or open the vendor's own file.")
+    raise OctReadError(
+        path,
+        "is a colour (RGB) image, but OCT B-scans are greyscale.",
+        "Export the scan as greyscale, or open the vendor's own file.",
+    )

@@ -13,12 +13,31 @@ from .volume import OctVolume
 
 # First bytes of each format, so a file with the wrong extension gets a message that says what it is.
 _MAGIC: dict[bytes, str] = {
-    b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"II+\x00": "TIFF", b"MM\x00+": "TIFF",
-    b"HSF-OCT": "Heidelberg HEYEX .vol", b"CMDb": "Heidelberg HEYEX .e2e", b"FOCT": "Topcon .fda",
-    b"\x89PNG": "PNG", b"BM": "BMP", b"\xff\xd8\xff": "JPEG", b"<": "XML", b"PK\x03\x04": "ZIP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"II+\x00": "TIFF",
+    b"MM\x00+": "TIFF",
+    b"HSF-OCT": "Heidelberg HEYEX .vol",
+    b"CMDb": "Heidelberg HEYEX .e2e",
+    b"FOCT": "Topcon .fda",
+    b"\x89PNG": "PNG",
+    b"BM": "BMP",
+    b"\xff\xd8\xff": "JPEG",
+    b"<": "XML",
+    b"PK\x03\x04": "ZIP",
 }
-_EXPECTED = {".tif": "TIFF", ".tiff": "TIFF", ".vol": "Heidelberg HEYEX .vol", ".e2e": "Heidelberg HEYEX .e2e",
-             ".fda": "Topcon .fda", ".png": "PNG", ".bmp": "BMP", ".jpg": "JPEG", ".jpeg": "JPEG", ".xml": "XML"}
+_EXPECTED = {
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".vol": "Heidelberg HEYEX .vol",
+    ".e2e": "Heidelberg HEYEX .e2e",
+    ".fda": "Topcon .fda",
+    ".png": "PNG",
+    ".bmp": "BMP",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".xml": "XML",
+}
 
 _IMAGE_FORMATS = {"TIFF", "PNG", "BMP", "JPEG"}
 
@@ -26,8 +45,8 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = tuple(sorted({*BSCAN_SUFFIXES, *VENDOR_FOR
 
 
 def _read_single_bscan(path: Path) -> OctVolume:
-    return OctVolume(read_bscan_image(path)[None], meta={"source": str(path.resolve()), "format": path.suffix[1:].upper(),
-                                                          "spacing_source": "unknown"}, source_ndim=2)
+    meta = {"source": str(path.resolve()), "format": path.suffix[1:].upper(), "spacing_source": "unknown"}
+    return OctVolume(read_bscan_image(path)[None], meta=meta, source_ndim=2)
 
 
 def _reader_for(path: Path) -> Callable[[Path], OctVolume]:
@@ -41,8 +60,11 @@ def _reader_for(path: Path) -> Callable[[Path], OctVolume]:
         return read_vendor
     if suffix in BSCAN_SUFFIXES:
         return _read_single_bscan
-    raise OctReadError(path, f"has an extension octfluid does not read ({suffix or 'none'}).",
-                       f"Supported: {', '.join(SUPPORTED_SUFFIXES)}, or a folder of B-scan images.")
+    raise OctReadError(
+        path,
+        f"has an extension octfluid does not read ({suffix or 'none'}).",
+        f"Supported: {', '.join(SUPPORTED_SUFFIXES)}, or a folder of B-scan images.",
+    )
 
 
 def can_read(path: str | Path) -> bool:
@@ -75,10 +97,14 @@ def read_volume(path: str | Path) -> OctVolume:
             raise OctReadError(path, "is empty (0 bytes).", "The copy or export did not finish: make it again.")
         expected, found = _EXPECTED.get(path.suffix.lower()), sniff(path)
         if expected and found and found != expected:
-            raise OctReadError(path, f"has the extension of a {expected} file but is a {found} file.",
-                               "Rename it to its real format.")
+            raise OctReadError(
+                path, f"has the extension of a {expected} file but is a {found} file.", "Rename it to its real format."
+            )
         # Vendor headers vary between software versions, so only image formats must match their magic.
         if expected in _IMAGE_FORMATS and found is None:
-            raise OctReadError(path, f"has the extension of a {expected} file but does not start like one.",
-                               "The file may be corrupt: copy or export it again.")
+            raise OctReadError(
+                path,
+                f"has the extension of a {expected} file but does not start like one.",
+                "The file may be corrupt: copy or export it again.",
+            )
     return reader(path)

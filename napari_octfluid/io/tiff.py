@@ -14,15 +14,28 @@ import tifffile
 
 from .._atomic import atomic_path
 from ._arrays import to_bscan_stack
-from .errors import OctReadError
+from .errors import OctReadError, array_bytes, check_scan_allocation, describe_declared, scan_fits_budget
 from .volume import OctVolume
 
 # Length units a TIFF may name, in millimetres.
 _UNIT_MM = {
-    "nm": 1e-6, "nanometer": 1e-6,
-    "um": 1e-3, "µm": 1e-3, "\u00b5m": 1e-3, "micron": 1e-3, "micrometer": 1e-3, "\\u00B5m": 1e-3,
-    "mm": 1.0, "millimeter": 1.0, "cm": 10.0, "centimeter": 10.0, "m": 1000.0, "meter": 1000.0,
-    "inch": 25.4, "in": 25.4,
+    "nm": 1e-6,
+    "nanometer": 1e-6,
+    # the micro sign (U+00B5), the Greek mu (U+03BC) that some software writes instead, and ImageJ's escape
+    "um": 1e-3,
+    "\u00b5m": 1e-3,
+    "\u03bcm": 1e-3,
+    "micron": 1e-3,
+    "micrometer": 1e-3,
+    "\\u00B5m": 1e-3,
+    "mm": 1.0,
+    "millimeter": 1.0,
+    "cm": 10.0,
+    "centimeter": 10.0,
+    "m": 1000.0,
+    "meter": 1000.0,
+    "inch": 25.4,
+    "in": 25.4,
 }
 _RESOLUTION_UNIT_MM = {2: 25.4, 3: 10.0}  # TIFF ResolutionUnit: 2 = inch, 3 = centimetre; 1 = none
 MEMMAP_BYTES = 256 * 2**20  # uncompressed scans larger than this are memory-mapped, not read into memory
@@ -35,26 +48,63 @@ def read_tiff(path: str | Path) -> OctVolume:
     try:
         with _tifffile_errors() as complaints, tifffile.TiffFile(path) as tif:
             series = tif.series[0]
-            mappable = series.dataoffset is not None and series.nbytes >= MEMMAP_BYTES
-            pixels = tifffile.memmap(path, series=0, mode="r") if mappable else series.asarray()
+            pixels = _map_or_decode(path, series)
             axes = series.axes
             spacing, spacing_source, extra = _spacing_and_meta(tif, axes)
             file_format = "OME-TIFF" if tif.is_ome else "ImageJ TIFF" if tif.is_imagej else "TIFF"
         if complaints:  # tifffile reads what it can of a damaged file and only logs the damage
-            raise OctReadError(path, f"is damaged ({complaints[0]}): it holds fewer B-scans than it says.",
-                               "The file may be truncated: copy or export it again.")
+            raise OctReadError(
+                path,
+                f"is damaged ({complaints[0]}): it holds fewer B-scans than it says.",
+                "The file may be truncated: copy or export it again.",
+            )
     except OctReadError:
         raise
     except MemoryError:
         raise
     except Exception as exc:  # tifffile and its codecs raise many types for damaged files
-        raise OctReadError(path, f"is not a readable TIFF ({type(exc).__name__}: {exc}).",
-                           "The file may be truncated or corrupt: copy or export it again.") from exc
+        raise OctReadError(
+            path,
+            f"is not a readable TIFF ({type(exc).__name__}: {exc}).",
+            "The file may be truncated or corrupt: copy or export it again.",
+        ) from exc
     channel_axis = axes.index("S") if "S" in axes else None
     data, source_ndim = to_bscan_stack(pixels, path, channel_axis)
     meta: dict[str, Any] = {"source": str(path.resolve()), "format": file_format, "spacing_source": spacing_source}
     meta.update(extra)
     return OctVolume(data=data, spacing_mm=spacing, meta=meta, source_ndim=source_ndim)
+
+
+def _map_or_decode(path: Path, series: tifffile.TiffPageSeries) -> np.ndarray:
+    """The series' pixels: memory-mapped where they lie uncompressed and contiguous in the file and are large
+    (or too large for the memory budget), otherwise decoded, after checking what the header declares against
+    the budget: a few kilobytes of compressed TIFF can declare gigabytes."""
+    declared = describe_declared(series.shape, series.dtype)
+    if series.dataoffset is not None:  # uncompressed and contiguous: the pixels must all be in the file
+        end = series.dataoffset + series.nbytes
+        size = path.stat().st_size
+        if end > size:
+            raise OctReadError(
+                path,
+                f"declares {declared} pixels ending at byte {end}, but the file has only "
+                f"{size} bytes: it is truncated.",
+                "Copy or export it again.",
+            )
+        if series.nbytes >= MEMMAP_BYTES or not scan_fits_budget(path, series.nbytes):
+            return tifffile.memmap(path, series=0, mode="r")  # read from disk as needed, never copied
+    check_scan_allocation(path, _decoding_bytes(series), f"Decoding this scan ({declared})")
+    return series.asarray()  # tifffile decodes straight into the one array it returns
+
+
+def _decoding_bytes(series: tifffile.TiffPageSeries) -> int:
+    """The decoded series plus, for compressed data, a decoded tile or strip for each decoding thread and one for
+    the compressed bytes read (tiles are declared separately from the image and may be far larger than it)."""
+    if series.dataoffset is not None:  # uncompressed and contiguous: read straight into the array
+        return series.nbytes
+    chunk_shape = getattr(series.keyframe, "chunks", ()) or ()
+    chunk_bytes = array_bytes(chunk_shape, series.dtype.itemsize)
+    workers = max(int(getattr(tifffile.TIFF, "MAXWORKERS", 1) or 1), 1)
+    return series.nbytes + chunk_bytes * (workers + 1)
 
 
 @contextmanager
@@ -123,8 +173,9 @@ def _spacing_from_ome(xml: str) -> tuple[float | None, float | None, float | Non
     return physical("Z"), physical("Y"), physical("X")
 
 
-def write_tiff(path: str | Path, data: np.ndarray, spacing_mm=(None, None, None), meta: dict | None = None,
-               kind: str = "labels") -> Path:
+def write_tiff(
+    path: str | Path, data: np.ndarray, spacing_mm=(None, None, None), meta: dict | None = None, kind: str = "labels"
+) -> Path:
     """Write a scan or labels as an ImageJ TIFF that keeps the spacing, atomically.
 
     Fiji reads the spacing from the standard ImageJ tags; octfluid also stores which axes are
@@ -136,13 +187,16 @@ def write_tiff(path: str | Path, data: np.ndarray, spacing_mm=(None, None, None)
     array = np.asarray(data)
     if array.dtype == np.float64:
         array = array.astype(np.float32)  # ImageJ TIFF holds uint8, uint16 and float32 only
-    ij_meta: dict[str, Any] = {"axes": "ZYX" if array.ndim == 3 else "YX", "unit": "um",
-                               "octfluid_kind": kind, "octfluid_spacing_mm": json.dumps(list(spacing_mm))}
+    ij_meta: dict[str, Any] = {
+        "axes": "ZYX" if array.ndim == 3 else "YX",
+        "unit": "um",
+        "octfluid_kind": kind,
+        "octfluid_spacing_mm": json.dumps(list(spacing_mm)),
+    }
     ij_meta.update({k: str(meta[k]) for k in ("laterality", "device") if meta.get(k)})
     if z is not None and array.ndim == 3:
         ij_meta["spacing"] = z * 1e3
     resolution = (1.0 / (x * 1e3), 1.0 / (y * 1e3)) if x is not None and y is not None else None
     with atomic_path(path) as temporary:  # a crash never leaves a half-written mask where the user saved one
-        tifffile.imwrite(temporary, array, imagej=True, resolution=resolution, metadata=ij_meta,
-                         compression="zlib")
+        tifffile.imwrite(temporary, array, imagej=True, resolution=resolution, metadata=ij_meta, compression="zlib")
     return path

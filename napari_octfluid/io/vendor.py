@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 from typing import Any, Callable
+from xml.etree import ElementTree
 
-from .errors import OctReadError
+from .errors import OctReadError, array_bytes, check_scan_allocation, describe_declared
 from .volume import OctVolume
 
 # suffix -> (eyepy importer name, what the format is, who makes the device)
@@ -16,6 +18,12 @@ VENDOR_FORMATS: dict[str, tuple[str, str, str]] = {
     ".fda": ("import_topcon_fda", "Topcon .fda", "Topcon"),
 }
 
+# eyepy holds a .vol's B-scans four times as float32 at its peak (the bytes read, the stacked volume, its copy and
+# the intensity transform), and an XML export's B-scans three times as uint8 (the list, the stack, the copy).
+VOL_BYTES_PER_VOXEL = 16
+XML_COPIES = 3
+_VOL_HEADER_BYTES = 2048  # HEYEX .vol: the file header, then the SLO image, then each B-scan's header and pixels
+
 
 def read_vendor(path: str | Path) -> OctVolume:
     """Read a vendor file with eyepy and keep its spacing, laterality and acquisition date."""
@@ -24,20 +32,28 @@ def read_vendor(path: str | Path) -> OctVolume:
     import eyepy  # imported here: it is slow to import and only vendor files need it
 
     importer: Callable[[Any], Any] = getattr(eyepy, importer_name)
+    _check_declared_size(path)
     try:
         eye_volume = importer(path)
     except MemoryError:
         raise
     except Exception as exc:  # eyepy raises ValueError, construct errors, KeyError... for files it can't use
         detail = " ".join(str(exc).split())  # the parser's own message spans lines; the user sees one
-        raise OctReadError(path, f"could not be read as a {file_format} file ({type(exc).__name__}: {detail}).",
-                           "octfluid reads macular volume and line scans; export other scan patterns as TIFF.") from exc
+        raise OctReadError(
+            path,
+            f"could not be read as a {file_format} file ({type(exc).__name__}: {detail}).",
+            "octfluid reads macular volume and line scans; export other scan patterns as TIFF.",
+        ) from exc
     data = eye_volume.data
     if eye_volume.scale_unit not in ("mm", None):
         raise OctReadError(path, f"gives its spacing in {eye_volume.scale_unit!r}, which octfluid does not know.")
     spacing = (eye_volume.scale_z, eye_volume.scale_y, eye_volume.scale_x)
-    meta: dict[str, Any] = {"source": str(path.resolve()), "format": file_format, "device": maker,
-                            "spacing_source": file_format}
+    meta: dict[str, Any] = {
+        "source": str(path.resolve()),
+        "format": file_format,
+        "device": maker,
+        "spacing_source": file_format,
+    }
     eye_meta = eye_volume.meta
     for key, meta_key in (("laterality", "laterality"), ("visit_date", "acquired")):
         value = eye_meta[key] if key in eye_meta else None
@@ -46,3 +62,55 @@ def read_vendor(path: str | Path) -> OctVolume:
     if data.ndim == 2:
         data = data[None]
     return OctVolume(data=data, spacing_mm=spacing, meta=meta, source_ndim=3 if data.shape[0] > 1 else 2)
+
+
+def _check_declared_size(path: Path) -> None:
+    """Refuse what the file declares beyond the memory budget, before eyepy reads it: .vol headers give the
+    volume's size, XML exports name the image of each B-scan. (.e2e and .fda declare sizes deep inside
+    containers that only their readers walk.)"""
+    if path.is_dir() or path.suffix.lower() == ".xml":
+        _check_xml_export(path)
+    elif path.suffix.lower() == ".vol":
+        _check_vol(path)
+
+
+def _check_vol(path: Path) -> None:
+    with open(path, "rb") as handle:
+        header = handle.read(_VOL_HEADER_BYTES)
+    if len(header) < _VOL_HEADER_BYTES:
+        return  # not even a whole header: eyepy reports the damage
+    width, n_bscans, depth = struct.unpack_from("<III", header, 12)
+    slo_width, slo_height = struct.unpack_from("<II", header, 48)
+    pixels = array_bytes((n_bscans, depth, width), 4) + array_bytes((slo_height, slo_width), 1)
+    declared = describe_declared((n_bscans, depth, width), "float32")
+    if _VOL_HEADER_BYTES + pixels > path.stat().st_size:  # the pixels are stored raw: they must be in the file
+        raise OctReadError(
+            path,
+            f"declares {declared} pixels, more than its {path.stat().st_size} bytes can "
+            "hold: it is truncated or damaged.",
+            "Export it again.",
+        )
+    check_scan_allocation(
+        path, array_bytes((n_bscans, depth, width), VOL_BYTES_PER_VOXEL), f"Reading this scan ({declared})"
+    )
+
+
+def _check_xml_export(path: Path) -> None:
+    from .folder import declared_image
+
+    xml = path if path.suffix.lower() == ".xml" else next(iter(sorted(path.glob("*.xml"))), None)
+    if xml is None:
+        return
+    try:
+        root = ElementTree.parse(xml).getroot()
+    except (ElementTree.ParseError, OSError):
+        return  # eyepy reports the damage
+    names = [url.text.split("\\")[-1] for url in root.iter("ExamURL") if url.text]
+    declared = [image for name in names if (image := declared_image(xml.parent / name)) is not None]
+    if not declared:
+        return
+    needed = XML_COPIES * sum(image.bscan_bytes for image in declared) + max(i.decoding_bytes for i in declared)
+    largest = max(declared, key=lambda image: image.bscan_bytes)
+    check_scan_allocation(
+        path, needed, f"Reading the {len(declared)} images of this export (up to {largest.describe()} each)"
+    )

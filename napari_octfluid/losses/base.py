@@ -50,10 +50,16 @@ class SegmentationLoss(nn.Module):
         self.ignore_index = ignore_index
 
     def prepare(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> Prepared:
-        if logits.ndim != 4 or target.ndim != 3 or logits.shape[0] != target.shape[0] \
-                or logits.shape[2:] != target.shape[1:]:
-            raise ValueError(f"{self.name}: expected logits [N,C,H,W] and target [N,H,W], "
-                             f"got {tuple(logits.shape)} and {tuple(target.shape)}")
+        if (
+            logits.ndim != 4
+            or target.ndim != 3
+            or logits.shape[0] != target.shape[0]
+            or logits.shape[2:] != target.shape[1:]
+        ):
+            raise ValueError(
+                f"{self.name}: expected logits [N,C,H,W] and target [N,H,W], "
+                f"got {tuple(logits.shape)} and {tuple(target.shape)}"
+            )
         target = target.long()
         valid = torch.ones_like(target, dtype=logits.dtype)
         if self.ignore_index is not None:
@@ -61,7 +67,9 @@ class SegmentationLoss(nn.Module):
             target = torch.where(target == self.ignore_index, torch.zeros_like(target), target)
         n_classes = logits.shape[1]
         if target.numel() and int(target.max()) >= n_classes:
-            raise ValueError(f"{self.name}: target holds class {int(target.max())} but the model has {n_classes} classes")
+            raise ValueError(
+                f"{self.name}: target holds class {int(target.max())} but the model has {n_classes} classes"
+            )
         logits = self.transform_logits(logits)
         onehot = F.one_hot(target, n_classes).permute(0, 3, 1, 2).to(logits.dtype)
         if weight is not None:

@@ -1,5 +1,5 @@
-"""A weighted sum of registered losses that reports each weighted term, e.g. the paper's
-alpha*Dice + beta*focal Tversky + gamma*weighted BCE (seed 000 Eq. 5)."""
+"""A weighted sum of registered losses that reports each weighted term, e.g. the
+alpha*Dice + beta*focal Tversky + gamma*weighted BCE of Darooei et al. 2023 (Eq. 5)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import nn
 
 from .base import LOSSES, SegmentationLoss, register
 
-# Seed 000 names the three terms of Eq. 5 but states no values for alpha, beta, gamma: equal weights.
+# Darooei et al. 2023 name the three terms of Eq. 5 but state no values for alpha, beta, gamma: equal weights.
 PAPER_TERMS = (("dice", 1.0), ("focal_tversky", 1.0), ("wbce", 1.0))
 _TERM = re.compile(r"^\s*(?:([0-9.eE+-]+)\s*\*\s*)?([a-z_]+)\s*$")
 

@@ -1,4 +1,5 @@
-"""Loss values against the predicted fluid probability of one pixel (seed 001, Figure 1), for the explorer."""
+"""Loss values against the predicted fluid probability of one pixel, for the explorer (as in Figure 1 of
+Hossain, Paplinski & Betts 2019)."""
 
 from __future__ import annotations
 
@@ -16,4 +17,4 @@ def loss_curve(loss: SegmentationLoss, fluid_probability: np.ndarray, target_cla
     target = torch.full((1, 1, 1), int(target_class))
     loss = loss.double()
     with torch.no_grad():
-        return np.array([float(loss(logits[i:i + 1], target)) for i in range(len(p))])
+        return np.array([float(loss(logits[i : i + 1], target)) for i in range(len(p))])

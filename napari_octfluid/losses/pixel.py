@@ -20,21 +20,23 @@ def _class_weights(weights: Sequence[float] | None, x: Prepared) -> torch.Tensor
 
 @register("ce")
 class CrossEntropyLoss(SegmentationLoss):
-    """Cross-entropy -sum_i w_i P_i log P_hat_i (seed 001 Eq. 3, and Eq. 4 with class weights)."""
+    """Cross-entropy -sum_i w_i P_i log P_hat_i (Hossain, Paplinski & Betts 2019, Eq. 3, and Eq. 4 with class
+    weights)."""
 
     def __init__(self, class_weights: Sequence[float] | None = None, ignore_index: int | None = None) -> None:
         super().__init__(ignore_index)
         self.class_weights = class_weights
 
     def compute(self, x: Prepared) -> torch.Tensor:
-        per_pixel = F.cross_entropy(x.logits, x.target, weight=_class_weights(self.class_weights, x),
-                                    reduction="none").unsqueeze(1)
+        per_pixel = F.cross_entropy(
+            x.logits, x.target, weight=_class_weights(self.class_weights, x), reduction="none"
+        ).unsqueeze(1)
         return Fn.pixel_mean(per_pixel, x.valid, x.weight)
 
 
 @register("bce")
 class BinaryCrossEntropyLoss(SegmentationLoss):
-    """Binary cross-entropy of each fluid class's probability against its mask (seed 004, log loss)."""
+    """Binary cross-entropy of each fluid class's probability against its mask (the log loss)."""
 
     def compute(self, x: Prepared) -> torch.Tensor:
         per_pixel = Fn.binary_cross_entropy(foreground(x.probs), foreground(x.onehot)).mean(dim=1, keepdim=True)
@@ -43,12 +45,13 @@ class BinaryCrossEntropyLoss(SegmentationLoss):
 
 @register("wbce")
 class WeightedBinaryCrossEntropyLoss(SegmentationLoss):
-    """Weighted BCE -(w y log p + (1 - y) log(1 - p)) (seed 000 Eq. 5 third term; seed 004).
+    """Weighted BCE -(w y log p + (1 - y) log(1 - p)) (Darooei et al. 2023, Eq. 5, third term).
 
     Parameters
     ----------
     pos_weight : float, optional
-        Weight of fluid pixels; by default computed per batch as w = (N - sum y) / sum y (seed 004).
+        Weight of fluid pixels; by default computed per batch as w = (N - sum y) / sum y, the weight of
+        Sudre et al. 2017's weighted cross-entropy.
     """
 
     def __init__(self, pos_weight: float | None = None, ignore_index: int | None = None) -> None:
@@ -64,10 +67,11 @@ class WeightedBinaryCrossEntropyLoss(SegmentationLoss):
 
 @register("focal")
 class FocalLoss(SegmentationLoss):
-    """Focal loss -alpha_i (1 - p_i)^gamma log p_i on the true class (Lin et al.; seed 001 Eq. 6).
+    """Focal loss -alpha_i (1 - p_i)^gamma log p_i on the true class (Lin et al. 2017; Hossain, Paplinski &
+    Betts 2019, Eq. 6).
 
     ``alpha`` weighs the fluid classes and 1 - alpha the background, so with two classes this is exactly
-    seed 001 Eq. 9. gamma = 0 gives the (weighted) cross-entropy. Hand-written rather than MONAI's FocalLoss
+    their Eq. 9. gamma = 0 gives the (weighted) cross-entropy. Hand-written rather than MONAI's FocalLoss
     so that it takes per-pixel weights and ignored pixels; a test checks that the two agree.
     """
 
@@ -88,11 +92,12 @@ class FocalLoss(SegmentationLoss):
 @register("label_smoothing")
 class LabelSmoothingLoss(SegmentationLoss):
     """Cross-entropy against smoothed labels (1 - eps) one-hot + eps / C, each pixel weighted by its true
-    class's weight (Szegedy et al.'s label-smoothing regularisation with the class weighting of seed 002,
-    whose text gives no formula of its own)."""
+    class's weight (the label-smoothing regularisation of Szegedy et al. 2016 with the class weighting of
+    Kaloi et al. 2023, whose abstract gives no formula of its own)."""
 
-    def __init__(self, smoothing: float = 0.1, class_weights: Sequence[float] | None = None,
-                 ignore_index: int | None = None) -> None:
+    def __init__(
+        self, smoothing: float = 0.1, class_weights: Sequence[float] | None = None, ignore_index: int | None = None
+    ) -> None:
         super().__init__(ignore_index)
         self.smoothing, self.class_weights = smoothing, class_weights
 

@@ -20,7 +20,7 @@ def _fg(x: Prepared) -> tuple[torch.Tensor, torch.Tensor]:
 
 @register("dice")
 class DiceLossOct(SegmentationLoss):
-    """Soft Dice loss 1 - 2|P.G| / (|P| + |G|) (seed 000 Eq. 5 first term) — MONAI's DiceLoss."""
+    """Soft Dice loss 1 - 2|P.G| / (|P| + |G|) (Darooei et al. 2023, Eq. 5, first term) — MONAI's DiceLoss."""
 
     def __init__(self, smooth: float = 1e-5, ignore_index: int | None = None) -> None:
         super().__init__(ignore_index)
@@ -32,7 +32,7 @@ class DiceLossOct(SegmentationLoss):
 
 @register("jaccard")
 class JaccardLoss(SegmentationLoss):
-    """Soft IoU loss 1 - |P.G| / (|P| + |G| - |P.G|) (seed 004) — MONAI's DiceLoss(jaccard=True)."""
+    """Soft IoU loss 1 - |P.G| / (|P| + |G| - |P.G|) (Rahman & Wang 2016) — MONAI's DiceLoss(jaccard=True)."""
 
     def __init__(self, smooth: float = 1e-5, ignore_index: int | None = None) -> None:
         super().__init__(ignore_index)
@@ -44,14 +44,15 @@ class JaccardLoss(SegmentationLoss):
 
 @register("tversky")
 class TverskyLossOct(SegmentationLoss):
-    """Tversky loss 1 - TP / (TP + alpha FP + beta FN) (Salehi et al. 2017; seed 004) — MONAI's TverskyLoss.
+    """Tversky loss 1 - TP / (TP + alpha FP + beta FN) (Salehi et al. 2017) — MONAI's TverskyLoss.
 
     alpha weighs false positives and beta false negatives (MONAI's and Salehi's convention); beta = 0.7
     penalises missed fluid more, as Salehi et al. recommend. alpha = beta = 0.5 is the Dice loss.
     """
 
-    def __init__(self, alpha: float = 0.3, beta: float = 0.7, smooth: float = 1e-5,
-                 ignore_index: int | None = None) -> None:
+    def __init__(
+        self, alpha: float = 0.3, beta: float = 0.7, smooth: float = 1e-5, ignore_index: int | None = None
+    ) -> None:
         super().__init__(ignore_index)
         self.alpha, self.beta = alpha, beta
         self.monai = TverskyLoss(alpha=alpha, beta=beta, smooth_nr=smooth, smooth_dr=smooth, **_MONAI_INPUTS)
@@ -63,14 +64,16 @@ class TverskyLossOct(SegmentationLoss):
 @register("focal_tversky")
 class FocalTverskyLoss(SegmentationLoss):
     """Focal Tversky loss (1 - TI)^gamma with TI = TP / (TP + alpha FN + (1 - alpha) FP)
-    (Abraham & Khan 2019; seed 004: alpha = 0.7, gamma = 0.75). Hand-written: MONAI has no focal Tversky.
+    (Abraham & Khan 2019: alpha = 0.7, and their exponent 1/gamma with gamma = 4/3, i.e. 0.75). Hand-written:
+    MONAI has no focal Tversky.
 
     Note alpha weighs false negatives here, as in Abraham & Khan; gamma = 1 gives
     ``tversky(alpha=1 - alpha, beta=alpha)``.
     """
 
-    def __init__(self, alpha: float = 0.7, gamma: float = 0.75, smooth: float = 1e-5,
-                 ignore_index: int | None = None) -> None:
+    def __init__(
+        self, alpha: float = 0.7, gamma: float = 0.75, smooth: float = 1e-5, ignore_index: int | None = None
+    ) -> None:
         super().__init__(ignore_index)
         self.alpha, self.gamma, self.smooth = alpha, gamma, smooth
 
@@ -82,7 +85,7 @@ class FocalTverskyLoss(SegmentationLoss):
 
 @register("generalized_dice")
 class GeneralizedDiceLossOct(SegmentationLoss):
-    """Generalized Dice loss with class weights 1 / (sum r)^2 (Sudre et al. 2017; seed 004) — MONAI's
+    """Generalized Dice loss with class weights 1 / (sum r)^2 (Sudre et al. 2017) — MONAI's
     GeneralizedDiceLoss over every class, background included, so a batch without fluid is still scored."""
 
     def __init__(self, smooth: float = 1e-5, ignore_index: int | None = None) -> None:
@@ -95,8 +98,8 @@ class GeneralizedDiceLossOct(SegmentationLoss):
 
 @register("sensitivity_specificity")
 class SensitivitySpecificityLoss(SegmentationLoss):
-    """lam * (1 - sensitivity) + (1 - lam) * (1 - specificity) in squared-error form (Brosch et al. 2015;
-    seed 004, lam = 0.05). Hand-written: no library has it."""
+    """lam * (1 - sensitivity) + (1 - lam) * (1 - specificity) in squared-error form (Brosch et al. 2015,
+    as compared by Sudre et al. 2017; lam = 0.05). Hand-written: no library has it."""
 
     def __init__(self, lam: float = 0.05, ignore_index: int | None = None) -> None:
         super().__init__(ignore_index)
@@ -108,11 +111,18 @@ class SensitivitySpecificityLoss(SegmentationLoss):
 
 @register("exp_log")
 class ExponentialLogarithmicLoss(SegmentationLoss):
-    """w_dice E[(-ln Dice_i)^gamma_dice] + w_cross E[w_l (-ln p_l)^gamma_cross] (Wong et al. 2018; seed 004),
+    """w_dice E[(-ln Dice_i)^gamma_dice] + w_cross E[w_l (-ln p_l)^gamma_cross] (Wong et al. 2018),
     with label-frequency weights w_l = (sum_k f_k / f_l)^0.5. Hand-written: no library has it."""
 
-    def __init__(self, w_dice: float = 0.8, w_cross: float = 0.2, gamma_dice: float = 0.3, gamma_cross: float = 0.3,
-                 smooth: float = 1.0, ignore_index: int | None = None) -> None:
+    def __init__(
+        self,
+        w_dice: float = 0.8,
+        w_cross: float = 0.2,
+        gamma_dice: float = 0.3,
+        gamma_cross: float = 0.3,
+        smooth: float = 1.0,
+        ignore_index: int | None = None,
+    ) -> None:
         super().__init__(ignore_index)
         self.w_dice, self.w_cross = w_dice, w_cross
         self.gamma_dice, self.gamma_cross, self.smooth = gamma_dice, gamma_cross, smooth

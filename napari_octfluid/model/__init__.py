@@ -1,8 +1,18 @@
 """The TransUNet, its configurations by name, and safe checkpoints."""
 
-from .checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint, update_checkpoint
 from .configs import DEFAULT_CONFIG, MODEL_CONFIGS, TransUNetConfig
 from .transunet import TransUNet, count_parameters
 
-__all__ = ["CheckpointError", "DEFAULT_CONFIG", "MODEL_CONFIGS", "TransUNet", "TransUNetConfig", "count_parameters",
-           "load_model", "read_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "DEFAULT_CONFIG",
+    "MODEL_CONFIGS",
+    "TransUNet",
+    "TransUNetConfig",
+    "count_parameters",
+    "load_model",
+    "read_checkpoint",
+    "save_checkpoint",
+    "update_checkpoint",
+]

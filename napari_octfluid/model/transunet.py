@@ -1,6 +1,7 @@
 """TransUNet for OCT B-scans of any size: CNN encoder, transformer bottleneck, U-Net decoder.
 
-After Chen et al. 2021 (TransUNet) as modified by Darooei et al. 2023 (seed 000, Methods and Table 2).
+After Chen et al. 2021 (TransUNet) as modified by Darooei et al. 2023 (J Med Signals Sens 13:253-60, Methods and
+Table 2).
 Written here because no installable library has this 2D TransUNet for torch without torchvision/timm.
 """
 
@@ -17,15 +18,24 @@ def conv_stack(in_channels: int, out_channels: int, count: int, stride: int = 1)
     """``count`` x (3x3 conv, batch norm, ReLU), the first with ``stride``."""
     layers: list[nn.Module] = []
     for index in range(count):
-        layers += [nn.Conv2d(in_channels if index == 0 else out_channels, out_channels, 3, padding=1, bias=False,
-                             stride=stride if index == 0 else 1),
-                   nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+        layers += [
+            nn.Conv2d(
+                in_channels if index == 0 else out_channels,
+                out_channels,
+                3,
+                padding=1,
+                bias=False,
+                stride=stride if index == 0 else 1,
+            ),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        ]
     return nn.Sequential(*layers)
 
 
 class TransformerBottleneck(nn.Module):
     """Tokens = pixels of the deepest feature map, projected to ``embed_dim``, plus a learned position
-    embedding (seed 000 Eq. 2) interpolated to the token grid so any B-scan size works; pre-norm blocks of
+    embedding (Darooei et al. 2023, Eq. 2) interpolated to the token grid so any B-scan size works; pre-norm blocks of
     multi-head self-attention and a GELU MLP; projected back to the feature channels."""
 
     def __init__(self, channels: int, config: TransUNetConfig) -> None:
@@ -33,8 +43,15 @@ class TransformerBottleneck(nn.Module):
         self.project_in = nn.Conv2d(channels, config.embed_dim, 1)
         self.position = nn.Parameter(torch.zeros(1, config.embed_dim, *config.pos_grid))
         nn.init.trunc_normal_(self.position, std=0.02)
-        block = nn.TransformerEncoderLayer(config.embed_dim, config.num_heads, config.num_mlp, dropout=0.0,
-                                           activation="gelu", batch_first=True, norm_first=True)
+        block = nn.TransformerEncoderLayer(
+            config.embed_dim,
+            config.num_heads,
+            config.num_mlp,
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
         self.blocks = nn.TransformerEncoder(block, config.num_transformer, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(config.embed_dim)
         self.project_out = nn.Conv2d(config.embed_dim, channels, 1)
@@ -51,7 +68,7 @@ class TransformerBottleneck(nn.Module):
 class TransUNet(nn.Module):
     """``forward(x[N, 1, H, W]) -> logits[N, C, H, W]`` for any H, W (padded inside to a multiple of 32).
 
-    Every encoder level starts with a stride-2 convolution (seed 000), so the decoder ends at half
+    Every encoder level starts with a stride-2 convolution (Darooei et al. 2023, Methods), so the decoder ends at half
     resolution and the logits are upsampled bilinearly: the cost of full-resolution convolutions is saved
     (5x faster on a CPU) for a boundary resolution of two pixels.
     """
@@ -65,12 +82,15 @@ class TransUNet(nn.Module):
         filters = config.filter_num
         self.encoder = nn.ModuleList(
             conv_stack(config.in_channels if i == 0 else filters[i - 1], f, config.stack_num_down, stride=2)
-            for i, f in enumerate(filters))
+            for i, f in enumerate(filters)
+        )
         self.bottleneck = TransformerBottleneck(filters[-1], config)
-        self.upsample = nn.ModuleList(nn.ConvTranspose2d(filters[i + 1], filters[i], 2, stride=2)
-                                      for i in reversed(range(len(filters) - 1)))
-        self.decoder = nn.ModuleList(conv_stack(2 * filters[i], filters[i], config.stack_num_up)
-                                     for i in reversed(range(len(filters) - 1)))
+        self.upsample = nn.ModuleList(
+            nn.ConvTranspose2d(filters[i + 1], filters[i], 2, stride=2) for i in reversed(range(len(filters) - 1))
+        )
+        self.decoder = nn.ModuleList(
+            conv_stack(2 * filters[i], filters[i], config.stack_num_up) for i in reversed(range(len(filters) - 1))
+        )
         self.head = nn.Conv2d(filters[0], config.num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

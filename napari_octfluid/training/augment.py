@@ -22,8 +22,13 @@ class AugmentConfig:
     noise_sigma_max: float = 0.1  # in normalised intensity (0..1)
 
 
-def augment(images: torch.Tensor, labels: torch.Tensor, config: AugmentConfig, ignore_index: int,
-            generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    config: AugmentConfig,
+    ignore_index: int,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Randomly transform ``images[N,1,H,W]`` (0..1) and ``labels[N,H,W]`` alike; pixels that come from outside
     the B-scan after a rotation or shift are labelled ``ignore_index``."""
     n = images.shape[0]
@@ -44,8 +49,13 @@ def augment(images: torch.Tensor, labels: torch.Tensor, config: AugmentConfig, i
         grid = F.affine_grid(theta, list(images.shape), align_corners=False)
         images = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
         # labels + 1 so that the zero padding marks pixels from outside as unknown
-        moved = F.grid_sample((labels + 1).unsqueeze(1).float(), grid, mode="nearest", padding_mode="zeros",
-                              align_corners=False).squeeze(1).long()
+        moved = (
+            F.grid_sample(
+                (labels + 1).unsqueeze(1).float(), grid, mode="nearest", padding_mode="zeros", align_corners=False
+            )
+            .squeeze(1)
+            .long()
+        )
         labels = torch.where(moved == 0, torch.full_like(moved, ignore_index), moved - 1)
     contrast = uniform(*config.contrast, n, 1, 1, 1)
     brightness = uniform(-config.brightness, config.brightness, n, 1, 1, 1)

@@ -20,8 +20,10 @@ def check_change_kept(change_kept: float) -> float:
     """``change_kept`` as a float in (0, 1], or a ValueError that says what it means."""
     value = float(change_kept)
     if not 0.0 < value <= 1.0:
-        raise ValueError(f"The share of the fine-tuning change to keep must be above 0 and at most 1 (1 keeps the "
-                         f"fine-tuned weights as they are), not {change_kept!r}.")
+        raise ValueError(
+            f"The share of the fine-tuning change to keep must be above 0 and at most 1 (1 keeps the "
+            f"fine-tuned weights as they are), not {change_kept!r}."
+        )
     return value
 
 
@@ -50,6 +52,10 @@ def blend_weights(start: dict[str, torch.Tensor], tuned: nn.Module, change_kept:
     tuned_state = tuned.state_dict()
     if {n: v.shape for n, v in tuned_state.items()} != {n: v.shape for n, v in start.items()}:
         raise ValueError("The starting weights and the trained model have different layers: they cannot be blended.")
-    blended.load_state_dict({name: torch.lerp(start[name].to(value.device), value, alpha)
-                             if value.is_floating_point() else value for name, value in tuned_state.items()})
+    blended.load_state_dict(
+        {
+            name: torch.lerp(start[name].to(value.device), value, alpha) if value.is_floating_point() else value
+            for name, value in tuned_state.items()
+        }
+    )
     return blended

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..inference import labels_and_fluid
+from ..inference import forward
+from ..labels import IGNORE, pooled_counts
 from ..model import TransUNet
 from .data import BscanSet
 
@@ -20,27 +21,47 @@ THRESHOLDS = tuple(np.round(np.arange(0.3, 0.96, 0.05), 2)) + (0.97, 0.98, 0.99,
 
 
 def fluid_probabilities(model: TransUNet, data: BscanSet, device: torch.device) -> list[np.ndarray]:
+    """The fluid probability of every B-scan of ``data``, through prediction's forward pass and padding rule."""
     model.eval()
-    out = []
-    with torch.inference_mode():
-        for image in data.images:
-            logits = model(torch.from_numpy(image)[None, None].to(device)).float()
-            out.append(labels_and_fluid(logits)[1][0].cpu().numpy())
-    return out
+    outside = getattr(data, "outside", None)
+    return [
+        forward(model, image[None], device, None if outside is None else outside[index][None])[1][0]
+        for index, image in enumerate(data.images)
+    ]
 
 
-def calibrate_threshold(model: TransUNet, data: BscanSet, ignore_index: int = 255,
-                        device: torch.device = torch.device("cpu")) -> tuple[float, dict[float, float]]:
+def calibrate_threshold(
+    model: TransUNet, data: BscanSet, ignore_index: int = IGNORE, device: torch.device = torch.device("cpu")
+) -> tuple[float, dict[float, float]]:
     """The threshold (from ``THRESHOLDS``) with the best pooled Dice on ``data``, and Dice for each one."""
     probabilities = fluid_probabilities(model, data, device)
     dice = {}
     for threshold in THRESHOLDS:
-        tp = fp = fn = 0
-        for probability, label in zip(probabilities, data.labels):
-            predicted, reference, valid = probability > threshold, label == 1, label != ignore_index
-            tp += int((predicted & reference & valid).sum())
-            fp += int((predicted & ~reference & valid).sum())
-            fn += int((~predicted & reference & valid).sum())
-        dice[float(threshold)] = 2 * tp / max(2 * tp + fp + fn, 1)
+        predictions = (probability > threshold for probability in probabilities)
+        dice[float(threshold)] = float(pooled_counts(zip(predictions, data.labels), ignore_index).dice)
     best = max(dice, key=dice.get)
     return best, dice
+
+
+def calibrate_model(
+    model: TransUNet, data: BscanSet, device: torch.device = torch.device("cpu")
+) -> tuple[float, dict[float, float]]:
+    """Set ``model.decision_threshold`` to the one chosen on ``data`` (its training B-scans): the one place where a
+    model is calibrated after training (octfluid train and calibrate, cross-validation, the loss study). Returns the
+    threshold and the pooled Dice at each threshold tried."""
+    threshold, dice = calibrate_threshold(model, data, device=device)
+    model.decision_threshold = threshold
+    return threshold, dice
+
+
+def calibrate_checkpoint(
+    path, data: BscanSet, device: torch.device = torch.device("cpu")
+) -> tuple[float, dict[float, float]]:
+    """Calibrate the model saved at ``path`` on ``data`` and store the threshold (and the Dice figures behind it,
+    as ``threshold_dice_on_training``) in the checkpoint, keeping everything else it holds."""
+    from ..model import load_model, update_checkpoint
+
+    model, _ = load_model(path)
+    threshold, dice = calibrate_model(model, data, device)
+    update_checkpoint(path, model, threshold_dice_on_training=dice)
+    return threshold, dice

@@ -1,5 +1,5 @@
-"""Cross-validation by subject (seed 000 used 5 folds): train on k-1 folds, predict the held-out fold, and pool
-the held-out predictions of all folds into the figures of the model card.
+"""Cross-validation by subject (Darooei et al. 2023 used 5 folds): train on k-1 folds, predict the held-out fold,
+and pool the held-out predictions of all folds into the figures of the model card.
 
 Each fold is trained exactly as a recipe says, from scratch, with no validation set: the held-out subjects must
 not choose the epoch or the threshold, so the last epoch is kept and the threshold is calibrated on the fold's
@@ -13,13 +13,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Generator
 
-from ..evaluation import EvaluationRow, agreement_rows, grader_confusions, model_confusions
+from ..evaluation import EvaluationRow, agreement_rows, grader_rows, model_confusions
 from ..metrics import Confusion
 from ..model import TransUNet, TransUNetConfig, load_model, save_checkpoint
-from .calibrate import calibrate_threshold
+from ..subjects import Subject
+from .calibrate import calibrate_model
 from .data import BscanSet
 from .engine import EpochEnd, StepEnd, TrainConfig, train
-from .shared_data import Subject
 
 
 def subject_folds(names: list[str], k: int) -> list[list[str]]:
@@ -60,10 +60,6 @@ class CrossValidation:
     folds: list[FoldEnd]
 
 
-def _bscans(subjects: list[Subject]) -> BscanSet:
-    return BscanSet.from_volumes([(s.images, s.labels, s.name) for s in subjects])
-
-
 def _previous_fold(fold_dir: Path | None, held_out: list[str]) -> tuple[TransUNet, float] | None:
     """A fold already trained in ``fold_dir`` on the same split, with its training minutes."""
     path = fold_dir / "final.pt" if fold_dir is not None else None
@@ -75,28 +71,41 @@ def _previous_fold(fold_dir: Path | None, held_out: list[str]) -> tuple[TransUNe
     return model, float(payload.get("train_minutes", float("nan")))
 
 
-def train_fold(subjects: list[Subject], held_out: list[str], index: int, model_config: TransUNetConfig,
-               config: TrainConfig, fold_dir: Path | None = None
-               ) -> Generator[StepEnd | EpochEnd, None, tuple[TransUNet, float]]:
+def train_fold(
+    subjects: list[Subject],
+    held_out: list[str],
+    index: int,
+    model_config: TransUNetConfig,
+    config: TrainConfig,
+    fold_dir: Path | None = None,
+) -> Generator[StepEnd | EpochEnd, None, tuple[TransUNet, float]]:
     """Train fold ``index`` (1-based: its seed is the recipe's plus ``index``) on every subject not held out,
     calibrate its threshold on its training B-scans, and save it as ``fold_dir/final.pt``; returns the model and
     the minutes it took."""
-    training = _bscans([s for s in subjects if s.name not in held_out])
+    training = BscanSet.from_subjects([s for s in subjects if s.name not in held_out])
     started = time.perf_counter()
-    result = yield from train(TransUNet(model_config), training, None, replace(config, seed=config.seed + index),
-                              out_dir=fold_dir)
+    result = yield from train(
+        TransUNet(model_config), training, None, replace(config, seed=config.seed + index), out_dir=fold_dir
+    )
     model = result.model.cpu()
-    model.decision_threshold, _ = calibrate_threshold(model, training)
+    calibrate_model(model, training)
     minutes = (time.perf_counter() - started) / 60
     if fold_dir is not None:
         save_checkpoint(fold_dir / "final.pt", model, held_out=held_out, train_minutes=minutes)
     return model, minutes
 
 
-def cross_validate(subjects: list[Subject], k: int, model_config: TransUNetConfig, config: TrainConfig,
-                   noise_sigmas: tuple[float, ...] = (0.0,), out_dir: str | Path | None = None,
-                   batch_size: int | None = None, reuse: bool = False, only: tuple[int, ...] | None = None,
-                   ) -> Generator[FoldStarted | StepEnd | EpochEnd | FoldEnd, None, CrossValidation]:
+def cross_validate(
+    subjects: list[Subject],
+    k: int,
+    model_config: TransUNetConfig,
+    config: TrainConfig,
+    noise_sigmas: tuple[float, ...] = (0.0,),
+    out_dir: str | Path | None = None,
+    batch_size: int | None = None,
+    reuse: bool = False,
+    only: tuple[int, ...] | None = None,
+) -> Generator[FoldStarted | StepEnd | EpochEnd | FoldEnd, None, CrossValidation]:
     """Train and test ``k`` folds of ``subjects``; yields the training events of each fold between a
     ``FoldStarted`` and a ``FoldEnd``, and returns the pooled held-out figures.
 
@@ -120,19 +129,18 @@ def cross_validate(subjects: list[Subject], k: int, model_config: TransUNetConfi
             model, minutes = previous
         else:
             model, minutes = yield from train_fold(subjects, held_out, index, model_config, config, fold_dir)
-        volumes = [(name, name.split("_")[0], by_name[name].images, by_name[name].labels) for name in held_out]
         fold_rows = []
         for sigma in noise_sigmas:
-            per_group = model_confusions(model, volumes, sigma, config.device, batch_size)
+            per_group = model_confusions(model, [by_name[name] for name in held_out], sigma, config.device, batch_size)
             for group, parts in per_group.items():
                 pooled[sigma].setdefault(group, []).extend(parts)
             if sigma == noise_sigmas[0]:
-                fold_rows = [replace(row, group=f"fold {index} {row.group}")
-                             for row in agreement_rows(per_group, sigma)]
+                fold_rows = [
+                    replace(row, group=f"fold {index} {row.group}") for row in agreement_rows(per_group, sigma)
+                ]
         end = FoldEnd(index, k, held_out, model.decision_threshold, minutes, fold_rows)
         ends.append(end)
         yield end
     rows = [row for sigma in noise_sigmas for row in agreement_rows(pooled[sigma], sigma)]
-    graders = [(s.dataset, s.second_grader, s.labels) for s in subjects if s.second_grader is not None]
-    rows += agreement_rows(grader_confusions(graders), 0.0, rater="grader 2") if graders else []
+    rows += grader_rows(subjects)
     return CrossValidation(rows, ends)

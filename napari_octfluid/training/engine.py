@@ -18,17 +18,17 @@ import numpy as np
 import torch
 
 from .._malloc import tune_glibc_malloc
-from ..devices import is_out_of_memory, resolve_device
-from ..inference import labels_and_fluid
+from ..devices import resolve_device, step_down_after_out_of_memory
+from ..events import Notice
+from ..inference import forward
+from ..labels import IGNORE
 from ..losses import SegmentationLoss, build_loss
 from ..metrics import Confusion, confusion
-from ..model import TransUNet, save_checkpoint
+from ..model import TransUNet, load_model, save_checkpoint, update_checkpoint
 from .augment import AugmentConfig, augment
 from .blend import blend_weights, check_change_kept, starting_state
 from .data import BscanSet, random_crops
 from .parts import select_trainable
-
-IGNORE = 255
 
 
 class TrainingDataError(ValueError):
@@ -37,6 +37,11 @@ class TrainingDataError(ValueError):
 
 def _has_fluid(data: BscanSet | None) -> bool:
     return data is not None and any((label == 1).any() for label in data.labels)
+
+
+# the checkpoint field that says the run which wrote it ended and stored its result; absent in older checkpoints
+RUN_FINISHED = "finished"
+RUN_FILES = ("best.pt", "last.pt")  # what a run writes into its out_dir
 
 
 @dataclass
@@ -70,8 +75,9 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> "TrainConfig":
         values = dict(values)
         if "augment" in values and isinstance(values["augment"], dict):
-            values["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                                 for k, v in values["augment"].items()})
+            values["augment"] = AugmentConfig(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in values["augment"].items()}
+            )
         if "crop" in values:
             values["crop"] = tuple(values["crop"])
         return cls(**values)
@@ -105,13 +111,6 @@ class EpochEnd:
     loss_parameters: dict
 
 
-@dataclass(frozen=True)
-class TrainNotice:
-    """Something the user should know, e.g. a smaller batch or a move to the CPU after running out of memory."""
-
-    message: str
-
-
 @dataclass
 class TrainResult:
     model: TransUNet
@@ -123,30 +122,38 @@ class TrainResult:
 
 
 def evaluate_model(model: TransUNet, data: BscanSet, device: torch.device) -> Confusion:
-    """Pooled confusion counts of the model on whole B-scans (labels == IGNORE do not count)."""
+    """Pooled confusion counts of the model on whole B-scans (labels == IGNORE do not count), through the same
+    forward pass, decision threshold and padding rule as prediction, so validation figures are what the user gets."""
     model.eval()
     tp = fp = fn = 0
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        for image, label in zip(data.images, data.labels):
-            logits = model(torch.from_numpy(image)[None, None].to(device)).float()
-            predicted = labels_and_fluid(logits)[0][0].cpu().numpy()
-            counts = confusion(predicted, label == 1, valid=label != IGNORE)
-            tp, fp, fn = tp + int(counts.tp.sum()), fp + int(counts.fp.sum()), fn + int(counts.fn.sum())
+    outside = getattr(data, "outside", None)
+    for index, (image, label) in enumerate(zip(data.images, data.labels)):
+        predicted = forward(model, image[None], device, None if outside is None else outside[index][None])[0][0]
+        counts = confusion(predicted, label == 1, valid=label != IGNORE)
+        tp, fp, fn = tp + int(counts.tp.sum()), fp + int(counts.fp.sum()), fn + int(counts.fn.sum())
     return Confusion(np.array(tp), np.array(fp), np.array(fn))
 
 
-def _batch(train_data: BscanSet, replay_data: BscanSet | None, config: TrainConfig, rng: np.random.Generator,
-           batch_size: int):
+def _batch(
+    train_data: BscanSet, replay_data: BscanSet | None, config: TrainConfig, rng: np.random.Generator, batch_size: int
+):
     replayed = int(round(batch_size * config.replay_fraction)) if replay_data is not None else 0
-    parts = [random_crops(train_data, batch_size - replayed, config.crop, config.fluid_crop_fraction,
-                          IGNORE, rng)]
+    parts = [random_crops(train_data, batch_size - replayed, config.crop, config.fluid_crop_fraction, IGNORE, rng)]
     if replayed:
         parts.append(random_crops(replay_data, replayed, config.crop, config.fluid_crop_fraction, IGNORE, rng))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def _step(model, loss, optimiser, images: np.ndarray, labels: np.ndarray, device: torch.device,
-          augmentation: AugmentConfig | None, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+def _step(
+    model,
+    loss,
+    optimiser,
+    images: np.ndarray,
+    labels: np.ndarray,
+    device: torch.device,
+    augmentation: AugmentConfig | None,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, ...]:
     """One optimisation step on a batch of crops; returns the loss, the logits and the (augmented) labels."""
     x = torch.from_numpy(images).unsqueeze(1).to(device)
     y = torch.from_numpy(labels).long().to(device)
@@ -168,26 +175,15 @@ def _optimiser_to(optimiser: torch.optim.Optimizer, device: torch.device) -> Non
                 state[key] = value.to(device)
 
 
-def _after_out_of_memory(error: BaseException, device: torch.device, batch_size: int) -> tuple[torch.device, int, str]:
-    """The next try after running out of memory: half the batch; at one crop, the CPU; on the CPU, give up."""
-    if not is_out_of_memory(error):
-        raise error
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    if batch_size > 1:
-        return device, batch_size // 2, f"Out of memory on {device}: training on with batch size {batch_size // 2}."
-    if device.type != "cpu":
-        return torch.device("cpu"), 1, "Out of memory even with one crop: training on on the CPU (slower)."
-    raise MemoryError("Not enough memory to train on even one crop on the CPU: close other programs or use a "
-                      "smaller crop size.") from error
-
-
 ONE_CYCLE = dict(pct_start=0.1, div_factor=25.0, final_div_factor=1e4)  # OneCycleLR's defaults, warm-up 10 %
 
 
-def one_cycle_factor(progress: float, pct_start: float = ONE_CYCLE["pct_start"],
-                     div_factor: float = ONE_CYCLE["div_factor"],
-                     final_div_factor: float = ONE_CYCLE["final_div_factor"]) -> float:
+def one_cycle_factor(
+    progress: float,
+    pct_start: float = ONE_CYCLE["pct_start"],
+    div_factor: float = ONE_CYCLE["div_factor"],
+    final_div_factor: float = ONE_CYCLE["final_div_factor"],
+) -> float:
     """The learning rate as a fraction of its peak at ``progress`` (0 to 1) through a run: the cosine one-cycle
     shape of ``torch.optim.lr_scheduler.OneCycleLR`` (Smith & Topin 2019), written out because OneCycleLR only
     counts steps and a run that a time budget ends must follow the clock."""
@@ -203,40 +199,47 @@ def _cosine(begin: float, finish: float, fraction: float) -> float:
 
 
 def _schedule(optimiser: torch.optim.Optimizer, config: TrainConfig, total_steps: int, elapsed):
-    """One-cycle over the run's steps, or over its time budget when one is set: planned over the steps alone, a
-    2-minute fine-tune of "1000 epochs" would end in the warm-up at a 25th of the learning rate asked for."""
-    if config.time_budget_s is None:
-        return torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate, total_steps=total_steps,
-                                                   **ONE_CYCLE)
+    """The one-cycle shape (:func:`one_cycle_factor`) over the run's steps, or over its time budget when one is set
+    (planned over the steps alone, a 2-minute fine-tune of "1000 epochs" would end in the warm-up at a 25th of the
+    learning rate asked for). Written as a LambdaLR rather than OneCycleLR, which divides by zero for runs of
+    10 steps or fewer (its warm-up then has no step)."""
     budget = config.time_budget_s
 
     def factor(step: int) -> float:
-        by_time = elapsed() / budget if budget > 0 else 1.0
+        by_time = (elapsed() / budget if budget > 0 else 1.0) if budget is not None else 0.0
         return one_cycle_factor(max(step / total_steps, by_time))
 
     return torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
 
 
-def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = None,
-          config: TrainConfig | None = None, out_dir: str | Path | None = None,
-          loss: SegmentationLoss | None = None,
-          replay_data: BscanSet | None = None) -> Generator[StepEnd | EpochEnd | TrainNotice, None, TrainResult]:
+def train(
+    model: TransUNet,
+    train_data: BscanSet,
+    val_data: BscanSet | None = None,
+    config: TrainConfig | None = None,
+    out_dir: str | Path | None = None,
+    loss: SegmentationLoss | None = None,
+    replay_data: BscanSet | None = None,
+) -> Generator[StepEnd | EpochEnd | Notice, None, TrainResult]:
     """Train a copy of ``model`` on random crops of ``train_data``; validate on whole B-scans of ``val_data``.
 
     ``replay_data`` (e.g. the data the starting weights were trained on) fills ``replay_fraction`` of every
     batch, so that a few corrections do not make the model forget what it knew.
 
     Checkpoints (``best.pt`` by validation Dice, ``last.pt`` every epoch) go to ``out_dir`` atomically, with the
-    model and training settings, the loss spec and its learnable parameters, the data summary and the history.
+    model and training settings, the loss spec and its learnable parameters, the data summary and the history,
+    marked ``finished: False`` until :func:`mark_run_finished`.
     """
     config = config or TrainConfig()
     if len(train_data) == 0:
         raise TrainingDataError("No labelled B-scans to train on: correct or accept some B-scans first.")
     if not _has_fluid(train_data) and not _has_fluid(replay_data):
         # it would learn to find no fluid anywhere: a ruined model, not a fine-tuned one
-        raise TrainingDataError(f"None of the {len(train_data)} training B-scans holds any fluid label, so the model "
-                                "would learn to find no fluid at all. Label the fluid (label 1) on some B-scans, "
-                                "or train together with B-scans that have fluid.")
+        raise TrainingDataError(
+            f"None of the {len(train_data)} training B-scans holds any fluid label, so the model "
+            "would learn to find no fluid at all. Label the fluid (label 1) on some B-scans, "
+            "or train together with B-scans that have fluid."
+        )
     change_kept = check_change_kept(config.change_kept)
     device = resolve_device(config.device)
     if device.type == "cpu":
@@ -255,8 +258,11 @@ def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = No
 
     loss = (loss or build_loss(config.loss, ignore_index=IGNORE)).to(device)
     loss.ignore_index = IGNORE
-    optimiser = torch.optim.AdamW([*select_trainable(model, config.trainable), *loss.parameters()],
-                                  lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimiser = torch.optim.AdamW(
+        [*select_trainable(model, config.trainable), *loss.parameters()],
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+    )
     total_steps = config.epochs * config.steps_per_epoch
     start = time.perf_counter()
     schedule = _schedule(optimiser, config, total_steps, lambda: time.perf_counter() - start)
@@ -276,16 +282,24 @@ def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = No
             images, labels = _batch(train_data, replay_data, config, rng, batch_size)
             while True:
                 try:
-                    value, logits, target = _step(model, loss, optimiser, images[:batch_size],
-                                                  labels[:batch_size], device, config.augment, generator)
+                    value, logits, target = _step(
+                        model,
+                        loss,
+                        optimiser,
+                        images[:batch_size],
+                        labels[:batch_size],
+                        device,
+                        config.augment,
+                        generator,
+                    )
                     break
                 except (RuntimeError, torch.OutOfMemoryError) as error:
                     optimiser.zero_grad(set_to_none=True)
-                    device, batch_size, message = _after_out_of_memory(error, device, batch_size)
+                    device, batch_size, message = step_down_after_out_of_memory(error, device, batch_size, "crop")
                     model.to(device)
                     loss.to(device)
                     _optimiser_to(optimiser, device)
-                    yield TrainNotice(message)
+                    yield Notice(message)
             schedule.step()
             step += 1
             epoch_steps += 1
@@ -298,8 +312,16 @@ def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = No
             remaining = elapsed / step * (total_steps - step)
             if config.time_budget_s is not None:
                 remaining = min(remaining, max(config.time_budget_s - elapsed, 0.0))
-            yield StepEnd(step, total_steps, epoch, float(value.detach()), loss.terms(),
-                          schedule.get_last_lr()[0], elapsed, remaining)
+            yield StepEnd(
+                step,
+                total_steps,
+                epoch,
+                float(value.detach()),
+                loss.terms(),
+                schedule.get_last_lr()[0],
+                elapsed,
+                remaining,
+            )
             if config.time_budget_s is not None and elapsed >= config.time_budget_s:
                 break
         produced = result_model()
@@ -311,16 +333,36 @@ def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = No
         else:
             stale += 1
         elapsed = time.perf_counter() - start
-        event = EpochEnd(epoch, config.epochs, epoch_loss / epoch_steps, float(counts.dice),
-                         float(counts.jaccard), None if val is None else float(val.dice),
-                         None if val is None else float(val.jaccard), schedule.get_last_lr()[0], elapsed,
-                         elapsed / step * (total_steps - step), improved, loss.learnable_parameters())
+        event = EpochEnd(
+            epoch,
+            config.epochs,
+            epoch_loss / epoch_steps,
+            float(counts.dice),
+            float(counts.jaccard),
+            None if val is None else float(val.dice),
+            None if val is None else float(val.jaccard),
+            schedule.get_last_lr()[0],
+            elapsed,
+            elapsed / step * (total_steps - step),
+            improved,
+            loss.learnable_parameters(),
+        )
         history.append(event)
         if out is not None:
-            extra = {"loss_spec": getattr(loss, "spec", config.loss), "loss_state": loss.state_dict(),
-                     "train_config": config.to_dict(), "data": {"train": train_data.summary(),
-                     "validation": val_data.summary() if val_data is not None else None},
-                     "history": [asdict(e) for e in history], "epoch": epoch}
+            # "finished": False until the run's owner stores its result (calibration included) and calls
+            # mark_run_finished: a run killed before then never leaves a best.pt that looks final
+            extra = {
+                "loss_spec": getattr(loss, "spec", config.loss),
+                "loss_state": loss.state_dict(),
+                "train_config": config.to_dict(),
+                "data": {
+                    "train": train_data.summary(),
+                    "validation": val_data.summary() if val_data is not None else None,
+                },
+                "history": [asdict(e) for e in history],
+                "epoch": epoch,
+                RUN_FINISHED: False,
+            }
             last_path = save_checkpoint(out / "last.pt", produced, **extra)
             if improved:
                 best_path = save_checkpoint(out / "best.pt", produced, **extra)
@@ -329,3 +371,12 @@ def train(model: TransUNet, train_data: BscanSet, val_data: BscanSet | None = No
         if out_of_time or (config.early_stopping_patience is not None and stale >= config.early_stopping_patience):
             return TrainResult(produced, loss, history, best_path, last_path, True)
     return TrainResult(produced, loss, history, best_path, last_path, False)
+
+
+def mark_run_finished(*paths: str | Path | None) -> None:
+    """Store ``finished: True`` in the checkpoints a run wrote, once everything the run produces (the calibrated
+    threshold included) is in them; until then they say ``finished: False``, so that a run killed on the way
+    (even during calibration) leaves checkpoints that do not pass for final ones."""
+    for path in paths:
+        if path is not None:
+            update_checkpoint(path, load_model(path)[0], **{RUN_FINISHED: True})

@@ -3,14 +3,16 @@ that one command rebuilds a model (``octfluid train --recipe FILE``)."""
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import tomllib
+
 from ..model import MODEL_CONFIGS, TransUNetConfig
+from ..subjects import Subject
 from .data import BscanSet
 from .engine import TrainConfig
-from .shared_data import Subject, load_subjects
+from .shared_data import load_subjects
 
 
 @dataclass
@@ -46,10 +48,15 @@ def load_recipe(path: str | Path) -> Recipe:
 
     def subjects_set(part):
         subjects = recipe_subjects(path, part)
-        return BscanSet.from_volumes([(s.images, s.labels, s.name) for s in subjects]) if subjects else None
+        return BscanSet.from_subjects(subjects) if subjects else None
 
     config_name = recipe.get("model", {}).get("config", "paper")
     if config_name not in MODEL_CONFIGS:
         raise ValueError(f"{path.name}: unknown model config {config_name!r}; choose from {sorted(MODEL_CONFIGS)}")
-    return Recipe(MODEL_CONFIGS[config_name], TrainConfig.from_dict(recipe.get("training", {})),
-                  subjects_set("train"), subjects_set("validation"), path.read_text())
+    return Recipe(
+        MODEL_CONFIGS[config_name],
+        TrainConfig.from_dict(recipe.get("training", {})),
+        subjects_set("train"),
+        subjects_set("validation"),
+        path.read_text(),
+    )

@@ -18,22 +18,23 @@ from pathlib import Path
 
 import numpy as np
 
+from ..labels import IGNORE
 from ..weights import WEIGHTS_DIR
 from .data import BscanSet, random_crops
-from .engine import IGNORE
 
 REPLAY_CROPS = WEIGHTS_DIR / "replay_crops.npz"
 CROPS_PER_SUBJECT = 4
 CROP = (256, 256)
 
 
-def build_replay_crops(subjects, crops_per_subject: int = CROPS_PER_SUBJECT, crop: tuple[int, int] = CROP,
-                       seed: int = 0) -> BscanSet:
+def build_replay_crops(
+    subjects, crops_per_subject: int = CROPS_PER_SUBJECT, crop: tuple[int, int] = CROP, seed: int = 0
+) -> BscanSet:
     """``crops_per_subject`` random crops of each subject's B-scans (``training.shared_data.Subject``)."""
     rng = np.random.default_rng(seed)
     images, labels, sources = [], [], []
     for subject in subjects:
-        data = BscanSet.from_volumes([(subject.images, subject.labels, subject.name)])
+        data = BscanSet.from_subjects([subject])
         crop_images, crop_labels = random_crops(data, crops_per_subject, crop, 0.75, IGNORE, rng)
         images += list(crop_images)
         labels += list(crop_labels)
@@ -43,8 +44,12 @@ def build_replay_crops(subjects, crops_per_subject: int = CROPS_PER_SUBJECT, cro
 
 def save_replay_crops(crops: BscanSet, path: str | Path = REPLAY_CROPS) -> Path:
     path = Path(path)
-    np.savez_compressed(path, images=np.round(np.stack(crops.images) * 255).astype(np.uint8),
-                        labels=np.stack(crops.labels), sources=np.array(crops.sources))
+    np.savez_compressed(
+        path,
+        images=np.round(np.stack(crops.images) * 255).astype(np.uint8),
+        labels=np.stack(crops.labels),
+        sources=np.array(crops.sources),
+    )
     return path
 
 
@@ -56,8 +61,9 @@ def load_replay_crops(path: str | Path = REPLAY_CROPS, exclude: tuple[str, ...] 
     with np.load(path, allow_pickle=False) as stored:  # plain arrays: a file that needs pickle is refused
         images, labels, sources = stored["images"], stored["labels"], [str(s) for s in stored["sources"]]
     keep = [i for i, source in enumerate(sources) if source not in exclude]
-    return BscanSet([images[i].astype(np.float32) / 255 for i in keep], [labels[i] for i in keep],
-                    [sources[i] for i in keep])
+    return BscanSet(
+        [images[i].astype(np.float32) / 255 for i in keep], [labels[i] for i in keep], [sources[i] for i in keep]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,8 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     crops = build_replay_crops(recipe_subjects(args.recipe, "train"))
     path = save_replay_crops(crops, args.out)
-    print(f"wrote {len(crops)} crops of {len(set(crops.sources))} subjects to {path} "
-          f"({path.stat().st_size / 1e6:.1f} MB)")
+    print(
+        f"wrote {len(crops)} crops of {len(set(crops.sources))} subjects to {path} ({path.stat().st_size / 1e6:.1f} MB)"
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,9 @@ def notifications(monkeypatch):
 
 
 @pytest.mark.parametrize("name, data, kwargs, phrase", BAD_LAYERS, ids=[b[0] for b in BAD_LAYERS])
-def test_predict_refuses_the_layer_with_a_notification(make_napari_viewer, tiny_checkpoint, notifications,
-                                                       name, data, kwargs, phrase):
+def test_predict_refuses_the_layer_with_a_notification(
+    make_napari_viewer, tiny_checkpoint, notifications, name, data, kwargs, phrase
+):
     viewer = make_napari_viewer()
     layer = viewer.add_image(data.copy(), name=name, **kwargs)
     _, widget = viewer.window.add_plugin_dock_widget("octfluid", "Predict")
@@ -47,8 +48,7 @@ def test_predict_refuses_the_layer_with_a_notification(make_napari_viewer, tiny_
 
 
 @pytest.mark.parametrize("name, data, kwargs, phrase", BAD_LAYERS[:2], ids=[b[0] for b in BAD_LAYERS[:2]])
-def test_finetune_refuses_a_colour_scan(make_napari_viewer, tiny_checkpoint, notifications, name, data, kwargs,
-                                        phrase):
+def test_finetune_refuses_a_colour_scan(make_napari_viewer, tiny_checkpoint, notifications, name, data, kwargs, phrase):
     viewer = make_napari_viewer()
     scan = viewer.add_image(data.copy(), name=name, **kwargs)
     labels = np.zeros(data.shape[:2], np.uint8)

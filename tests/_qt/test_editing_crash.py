@@ -46,8 +46,9 @@ def test_sigkill_while_editing_keeps_the_autosaved_corrections(tmp_path):
     scan = tmp_path / "scan.tif"
     scan.write_bytes(b"not read by this test")
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}  # nothing is drawn: no X server needed
-    process = subprocess.Popen([sys.executable, "-c", EDITING_SESSION, str(scan)], stdout=subprocess.PIPE,
-                               text=True, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-c", EDITING_SESSION, str(scan)], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         assert process.stdout.readline().strip() == "first edit saved"
         time.sleep(1.0)  # autosaves keep happening while the edits go on

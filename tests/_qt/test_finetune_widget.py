@@ -1,31 +1,18 @@
 """The Fine-tune widget trains from Labels layers in a worker, updates its plot, and can stop or revert."""
 
+import threading
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
+from event_processing_bar import EventProcessingBar
 
-from napari_octfluid._qt.finetune import CHECKPOINT, comparison_summary, parse_bscan_list
+from napari_octfluid._qt import finetune, jobs
+from napari_octfluid._qt.finetune import CHECKPOINT
+from napari_octfluid._qt.jobs import JobRunner
 from napari_octfluid.model import load_model
-
-
-def test_bscan_lists():
-    assert parse_bscan_list("0, 3, 5-7", 10) == [0, 3, 5, 6, 7]
-    with pytest.raises(ValueError, match="outside"):
-        parse_bscan_list("9-12", 10)
-    with pytest.raises(ValueError, match="cannot read"):
-        parse_bscan_list("three", 10)
-
-
-@pytest.mark.parametrize("used_for, before, after, expected", [
-    (["trained on", "validation", "validation"], [0.2, 0.5, 0.7], [0.9, 0.7, 0.8],
-     "mean Dice 0.600 before, 0.750 after; the new model is better there: keep it."),
-    (["trained on", "validation", "not used"], [0.2, 0.8, 1.0], [0.9, 0.7, 0.6],
-     "mean Dice 0.800 before, 0.700 after; the new model is not better there: Revert is advised"),
-    (["trained on", "trained on", "not used"], [0.2, 0.4, 1.0], [0.9, 0.7, 0.6],
-     "Trained B-scans: mean Dice 0.300 before, 0.800 after. That says how well it learned them, not how"),
-])
-def test_the_comparison_judges_the_new_model_on_held_out_b_scans_only(used_for, before, after, expected):
-    assert expected in comparison_summary(np.array(used_for), np.array(before), np.array(after))
+from napari_octfluid.training.finetune import Comparison, ComparisonProgress
 
 
 @pytest.fixture
@@ -50,6 +37,7 @@ def test_finetunes_from_layers_and_updates_plot_and_metrics(viewer_with_blobs, q
     viewer, widget = viewer_with_blobs
     assert widget.summary.value == "3 B-scans to train on: 0, 1, 2"
     widget.val_bscans.value = "2"
+    assert widget.summary.value == "2 B-scans to train on: 0, 1; 1 to validate on"  # not trained on: not listed
     widget.start()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120000)
     assert widget.result is not None and len(widget.result.history) == 2
@@ -62,10 +50,13 @@ def test_finetunes_from_layers_and_updates_plot_and_metrics(viewer_with_blobs, q
     assert "#1f77b4" in colours and "#2ca02c" in colours  # the total loss and the validation Dice were drawn
     assert widget.status.value.startswith("Done: training Dice")
 
-    widget.predict_with_new_model()
+    widget.predict_with_new_model()  # two predictions: in the worker, the click returns at once
+    assert widget.worker is not None and "scan fluid (fine-tuned)" not in viewer.layers
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120000)
     assert "scan fluid (fine-tuned)" in viewer.layers
     rows = widget.compare.data.to_list()
     assert [row[1] for row in rows] == ["trained on", "trained on", "validation", "not used"]
+    assert rows[3][2:] == ["\u2013", "\u2013"]  # unreviewed: its labels are the old model's own prediction
     assert widget.status.value.startswith("Validation B-scans (not trained on): mean Dice ")
     widget.save_path.value = tmp_path / "mine.pt"
     widget.keep()
@@ -73,6 +64,8 @@ def test_finetunes_from_layers_and_updates_plot_and_metrics(viewer_with_blobs, q
     assert payload["fine_tuned_from"] == str(tiny_checkpoint)
     widget.revert()
     assert "scan fluid (fine-tuned)" not in viewer.layers
+    assert (tmp_path / "mine.pt").is_file() and "discarded" not in widget.status.value
+    assert "mine.pt, stays" in widget.status.value and not widget.predict_button.enabled
 
 
 def test_stop_leaves_the_starting_model_untouched(viewer_with_blobs, qtbot, tiny_checkpoint):
@@ -89,8 +82,9 @@ def test_stop_leaves_the_starting_model_untouched(viewer_with_blobs, qtbot, tiny
     assert widget.status.value == "Stopped: the model you started from is unchanged."
     assert tiny_checkpoint.read_bytes() == before
     original, _ = load_model(tiny_checkpoint)
-    assert all(torch.equal(a, b) for a, b in zip(original.state_dict().values(),
-                                                  widget._base_model.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(original.state_dict().values(), widget._base_model.state_dict().values())
+    )
 
 
 def test_loss_choices_come_from_the_registry(viewer_with_blobs):
@@ -127,27 +121,6 @@ def test_a_second_training_is_refused_while_one_runs(viewer_with_blobs, qtbot):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
 
 
-def test_replay_feeds_the_shipped_crops_to_the_engine(monkeypatch):
-    from napari_octfluid._qt import finetune
-    from napari_octfluid.events import run_to_end
-    from napari_octfluid.training.data import BscanSet
-
-    crops = BscanSet([np.zeros((8, 8), np.float32)], [np.ones((8, 8), np.uint8)], ["umn_00"])
-    seen = []
-
-    def fake_train(model, train_data, val_data, config, out_dir, loss, replay_data):
-        seen.append(replay_data)
-        return "trained"
-        yield
-
-    monkeypatch.setattr(finetune, "load_replay_crops", lambda: crops)
-    monkeypatch.setattr(finetune, "train", fake_train)
-    volume = (np.full((2, 40, 40), 100, np.uint8), np.ones((2, 40, 40), np.uint8), "scan")
-    for replay in (True, False):
-        run_to_end(finetune.prepare_and_train(None, volume, [0], [1], None, None, replay))
-    assert seen == [crops, None]
-
-
 def test_the_adapt_and_change_kept_choices_reach_the_engine(viewer_with_blobs, monkeypatch):
     _, widget = viewer_with_blobs
     assert widget.trainable.value == "decoder" and widget.trainable.native.currentText() == "decoder only"
@@ -155,12 +128,93 @@ def test_the_adapt_and_change_kept_choices_reach_the_engine(viewer_with_blobs, m
     widget.trainable.value = "all"
     widget.change_kept.value = 1.0
     started = []
-    # on the class: magicgui's Container cannot delete an instance attribute when monkeypatch undoes it
-    monkeypatch.setattr(type(widget), "_start_worker", lambda self, function, arguments, *rest:
-                        started.append(arguments))
+    monkeypatch.setattr(JobRunner, "start", lambda self, job, arguments, **handlers: started.append(arguments))
     widget.start()
     widget.trainable.value, widget.change_kept.value = "decoder", 0.3
     widget.start()
-    assert [(arguments[4].trainable, arguments[4].change_kept) for arguments in started] == [("all", 1.0),
-                                                                                           ("decoder", 0.3)]
+    assert [(arguments[4].trainable, arguments[4].change_kept) for arguments in started] == [
+        ("all", 1.0),
+        ("decoder", 0.3),
+    ]
     assert started[0][4].freeze_batchnorm
+
+
+def test_revert_without_keep_discards_the_model(viewer_with_blobs):
+    _, widget = viewer_with_blobs
+    widget.result = SimpleNamespace(model=None)
+    widget.revert()
+    assert widget.result is None and widget.status.value == "Reverted: the fine-tuned model was discarded."
+
+
+def offer_a_fine_tuned_model(widget):
+    """What a finished training leaves behind, without the training: the comparison's inputs."""
+    widget.result, widget._base_model = SimpleNamespace(model="tuned"), "base"
+    widget._trained_on, widget._validated_on = [0, 1], [2]
+
+
+def test_the_comparison_runs_in_a_worker_and_the_interface_stays_free(viewer_with_blobs, qtbot, monkeypatch):
+    viewer, widget = viewer_with_blobs
+    offer_a_fine_tuned_model(widget)
+    release, threads = threading.Event(), []
+
+    def slow_comparison(images, reference, base_model, tuned_model, used_for, device):
+        threads.append(threading.current_thread())
+        yield ComparisonProgress("starting", 4, 8)
+        assert release.wait(30), "the test never released the comparison"
+        labels = np.zeros(images.shape, np.uint8)
+        labels[:, 10:20, 10:20] = 1
+        nan = float("nan")
+        return Comparison(used_for, np.array([0.5, 0.6, 0.7, nan]), np.array([0.8, 0.9, 0.6, nan]), labels)
+
+    monkeypatch.setattr(finetune, "compare_models", slow_comparison)
+    widget.predict_with_new_model()  # would never return if the comparison ran on the GUI thread
+    assert widget.worker is not None and not widget.keep_button.enabled and not widget.train_button.enabled
+    qtbot.waitUntil(lambda: widget.status.value == "Predicting with the starting model: 4/8 B-scans", timeout=30000)
+    widget.start()  # refused while the comparison runs
+    assert widget.status.value.startswith("Predicting")
+    release.set()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30000)
+    assert threads and threads[0] is not threading.main_thread()
+    np.testing.assert_array_equal(viewer.layers["scan fluid (fine-tuned)"].data[:, 15, 15], [1, 1, 1, 1])
+    assert [row[2:] for row in widget.compare.data.to_list()] == [
+        [0.5, 0.8],
+        [0.6, 0.9],
+        [0.7, 0.6],
+        ["\u2013", "\u2013"],
+    ]  # magicgui reads "0.500" back as a number
+    assert widget.status.value.startswith("Validation B-scans (not trained on): mean Dice 0.700 before, 0.600")
+    assert widget.keep_button.enabled and widget.train_button.enabled
+
+
+def test_a_stopped_comparison_changes_nothing(viewer_with_blobs, qtbot, monkeypatch):
+    viewer, widget = viewer_with_blobs
+    offer_a_fine_tuned_model(widget)
+    release = threading.Event()
+
+    def slow_comparison(images, reference, base_model, tuned_model, used_for, device):
+        yield ComparisonProgress("starting", 1, 8)
+        release.wait(30)
+        yield ComparisonProgress("starting", 2, 8)
+        return Comparison(used_for, np.zeros(4), np.ones(4), np.ones(images.shape, np.uint8))
+
+    monkeypatch.setattr(finetune, "compare_models", slow_comparison)
+    widget.predict_with_new_model()
+    widget.stop()
+    release.set()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30000)
+    assert "scan fluid (fine-tuned)" not in viewer.layers and widget.compare.data.to_list() == []
+    assert widget.status.value == "Comparison stopped: nothing was changed."
+    assert widget.predict_button.enabled  # the fine-tuned model is still offered
+
+
+def test_the_final_message_wins_over_a_progress_bar_that_processes_events(viewer_with_blobs, qtbot, monkeypatch):
+    """napari's progress bar processes events as it updates: the result of the training, queued by then, was handled
+    inside the last step's event, whose stale 'step 6/6' then replaced 'Done: ...'."""
+    _, widget = viewer_with_blobs
+    monkeypatch.setattr(jobs, "progress", EventProcessingBar)
+    EventProcessingBar.instances.clear()
+    widget.start()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120000)
+    assert EventProcessingBar.instances[-1].processed_with_the_end_queued
+    assert widget.status.value.startswith("Done: training Dice")
+    assert len(widget.plot.steps) == 6

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_octfluid._qt.loss_explorer import PROBABILITIES, LossExplorerWidget
+from napari_octfluid._qt.loss_explorer import PROBABILITIES
 from napari_octfluid.losses import LOSSES
 from napari_octfluid.losses.explore import loss_curve
 

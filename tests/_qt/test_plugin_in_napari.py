@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from npe2 import PluginManifest
 
-from napari_octfluid._sample_data import SAMPLE_MASK, SAMPLE_SCAN
+from napari_octfluid._sample_data import SAMPLE_SCAN
 from napari_octfluid.io import SUPPORTED_SUFFIXES, write_tiff
 
 WIDGETS = ("Predict", "Review", "Fine-tune", "Quantify")
@@ -19,8 +19,13 @@ def test_manifest_is_valid_and_reads_every_supported_suffix():
 
 
 def test_scan_opens_with_our_reader_and_its_physical_scale(make_napari_viewer, tmp_path):
-    path = write_tiff(tmp_path / "scan.tif", np.full((3, 40, 60), 90, np.uint8), (0.12, 0.0039, 0.0118),
-                      {"laterality": "OS"}, kind="image")
+    path = write_tiff(
+        tmp_path / "scan.tif",
+        np.full((3, 40, 60), 90, np.uint8),
+        (0.12, 0.0039, 0.0118),
+        {"laterality": "OS"},
+        kind="image",
+    )
     viewer = make_napari_viewer()
     [layer] = viewer.open(path, plugin="octfluid")
     assert layer._type_string == "image"
@@ -62,8 +67,9 @@ def test_bad_file_becomes_a_notification_not_a_crash(make_napari_viewer, tmp_pat
 def test_labels_writer_keeps_spacing(make_napari_viewer, tmp_path):
     from napari_octfluid.io import read_volume
 
-    source = write_tiff(tmp_path / "mask.tif", (np.arange(3 * 20 * 30).reshape(3, 20, 30) % 3).astype(np.uint8),
-                        (None, 0.0039, 0.0118))
+    source = write_tiff(
+        tmp_path / "mask.tif", (np.arange(3 * 20 * 30).reshape(3, 20, 30) % 3).astype(np.uint8), (None, 0.0039, 0.0118)
+    )
     viewer = make_napari_viewer()
     [layer] = viewer.open(source, plugin="octfluid")
     assert layer._type_string == "labels"
@@ -83,8 +89,9 @@ def test_all_widgets_dock_and_work_on_the_sample(make_napari_viewer, qtbot):
     expected = np.count_nonzero(viewer.layers[1].data.reshape(11, -1), axis=1)
 
     review = widgets["Review"]
-    assert [[row[0], row[1], row[2]] for row in review.table.data.to_list()[:3]] == \
-        [[i, "unreviewed", int(expected[i])] for i in range(3)]
+    assert [[row[0], row[1], row[2]] for row in review.table.data.to_list()[:3]] == [
+        [i, "unreviewed", int(expected[i])] for i in range(3)
+    ]
     viewer.dims.set_current_step(0, 8)
     target = review.go_to_next_with_fluid()
     assert target == next(i for i in [9, 10, 0, 1, 2] if expected[i] > 0)

@@ -2,7 +2,9 @@
 
 import numpy as np
 import pytest
+from event_processing_bar import EventProcessingBar
 
+from napari_octfluid._qt import jobs
 from napari_octfluid._qt.predict import CHECKPOINT_CHOICE, PredictWidget
 
 
@@ -95,3 +97,15 @@ def test_a_second_prediction_is_refused_while_one_runs(viewer_and_widget, qtbot)
     assert widget.worker is first
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
     assert len([layer for layer in viewer.layers if layer.name == "duke_dme_subject01 fluid"]) == 1
+
+
+def test_the_final_message_wins_over_a_progress_bar_that_processes_events(viewer_and_widget, qtbot, monkeypatch):
+    """napari's progress bar processes events as it updates: with the prediction's result and end queued by then,
+    they were handled inside the last progress event, whose stale '11/11 B-scans' then replaced 'Done in ...'."""
+    viewer, widget = viewer_and_widget
+    monkeypatch.setattr(jobs, "progress", EventProcessingBar)
+    EventProcessingBar.instances.clear()
+    run_and_wait(widget, qtbot)
+    assert EventProcessingBar.instances[-1].processed_with_the_end_queued
+    assert widget.status.value.startswith("Done in")
+    assert "duke_dme_subject01 fluid" in viewer.layers

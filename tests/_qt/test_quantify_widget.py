@@ -14,8 +14,7 @@ SPACING = (0.12, 0.0039, 0.0118)
 
 @pytest.fixture
 def quantify(make_napari_viewer, tmp_path):
-    scan = write_tiff(tmp_path / "scan.tif", read_volume(SAMPLE_SCAN).data, SPACING, {"laterality": "OS"},
-                      kind="image")
+    scan = write_tiff(tmp_path / "scan.tif", read_volume(SAMPLE_SCAN).data, SPACING, {"laterality": "OS"}, kind="image")
     mask = write_tiff(tmp_path / "mask.tif", read_volume(SAMPLE_MASK).data, SPACING, {"laterality": "OS"})
     viewer = make_napari_viewer()
     viewer.open(scan, plugin="octfluid")
@@ -81,3 +80,14 @@ def test_unknown_spacing_gives_no_sectors(quantify):
     widget.spacing_um[0].value = 0.0
     widget.compute()
     assert "spacing" in widget.sectors.data.to_list()[0][0]
+
+
+def test_an_implausible_spacing_is_refused_before_any_volume_is_shown(quantify):
+    """The command line's spacing rule (quantify.check_spacing): 3900 um along depth is millimetres typed where
+    micrometres belong; no volume is computed from it, and the panel says what is wrong."""
+    viewer, widget, _ = quantify
+    widget.spacing_um[1].value = 3900.0
+    assert widget.compute() is None
+    assert "Check the spacing" in widget.summary_label.value and "3.9 mm" in widget.summary_label.value
+    widget.spacing_um[1].value = 3.9
+    assert widget.compute().volume_nl > 0

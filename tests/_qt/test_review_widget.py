@@ -16,8 +16,7 @@ SPACING = (0.12, 0.0039, 0.0118)
 @pytest.fixture
 def scan_file(tmp_path):
     """The sample scan saved in a folder of the user's, with a spacing (the Duke export has none)."""
-    return write_tiff(tmp_path / "scan.tif", read_volume(SAMPLE_SCAN).data, SPACING, {"laterality": "OD"},
-                      kind="image")
+    return write_tiff(tmp_path / "scan.tif", read_volume(SAMPLE_SCAN).data, SPACING, {"laterality": "OD"}, kind="image")
 
 
 @pytest.fixture
@@ -57,7 +56,7 @@ def test_statuses_follow_paint_fill_undo_and_data_replacement(predicted, qtbot):
     assert tracker.state.status(3) is Status.CORRECTED and statuses(review)[3] == "corrected"
 
     viewer.dims.set_current_step(0, 3)
-    labels.undo()  # napari emits no event for undo: the tracker's timer catches it
+    labels.undo()  # napari names no B-scan for an undo: the redraw it causes, or the timer, re-checks
     tracker.tick()
     assert tracker.state.status(3) is Status.UNREVIEWED
 
@@ -77,6 +76,31 @@ def test_statuses_follow_paint_fill_undo_and_data_replacement(predicted, qtbot):
     assert "3 of 11 reviewed (2 corrected, 1 accepted)" in review.status.value
 
 
+def test_undo_on_a_bscan_not_on_screen_makes_it_unreviewed_again(predicted, qtbot):
+    viewer, panel, labels = predicted
+    review, tracker = panel.tools["Review"], panel.tools["Review"].tracker
+    finetune = panel.tools["Fine-tune"]
+    finetune.labels_layer.value = labels
+    viewer.dims.set_current_step(0, 0)
+    labels.brush_size = 5
+    labels.paint((4, 100, 100), 2)
+    settle(qtbot)
+    assert statuses(review)[4] == "corrected" and finetune.chosen_bscans()[0] == [4]
+
+    labels.undo()  # B-scan 0 is on screen
+    settle(qtbot)
+    assert tracker.state.status(4) is Status.UNREVIEWED and statuses(review)[4] == "unreviewed"
+    assert finetune.chosen_bscans()[0] == []  # nothing left to train on
+    labels.redo()
+    settle(qtbot)
+    assert statuses(review)[4] == "corrected"
+
+    labels.visible = False  # a hidden layer is not redrawn: the autosave timer's check catches the undo
+    labels.undo()
+    tracker.tick()
+    assert statuses(review)[4] == "unreviewed" and viewer.dims.current_step[0] == 0
+
+
 def test_navigation_jumps_to_unreviewed_fluid_and_uncertain_bscans(predicted):
     viewer, panel, labels = predicted
     review = panel.tools["Review"]
@@ -88,6 +112,10 @@ def test_navigation_jumps_to_unreviewed_fluid_and_uncertain_bscans(predicted):
     assert viewer.dims.current_step[0] == uncertain
     fluid = review.go_to("fluid")
     assert fluid is None or (labels.data[fluid] > 0).any()
+    viewer.dims.set_current_step(0, 0)  # accepted: the next by priority is the most uncertain unreviewed
+    assert review.go_to("priority") == uncertain
+    order = review.tracker.session.priority_order()
+    assert review.go_to("priority") == order[1] and viewer.dims.current_step[0] == order[1]
     review.show_probability.value = True
     assert viewer.layers["scan fluid probability"].visible
 
@@ -100,7 +128,7 @@ def test_a_new_prediction_leaves_reviewed_bscans_alone(predicted, qtbot):
     viewer.dims.set_current_step(0, 5)
     review.toggle_accept()
     corrected, accepted = labels.data[2].copy(), labels.data[5].copy()
-    labels.data[7] = 0  # an edit napari does not announce, on an unreviewed B-scan... 
+    labels.data[7] = 0  # an edit napari does not announce, on an unreviewed B-scan...
     predict.run()
     qtbot.waitUntil(lambda: predict.worker is None, timeout=60000)
     np.testing.assert_array_equal(labels.data[2], corrected)
@@ -110,8 +138,7 @@ def test_a_new_prediction_leaves_reviewed_bscans_alone(predicted, qtbot):
     assert state.status(7) is Status.UNREVIEWED  # ...is overwritten: it was never marked as reviewed
 
 
-def test_corrections_autosave_and_come_back_when_the_scan_is_reopened(predicted, scan_file, make_napari_viewer,
-                                                                         qtbot):
+def test_corrections_autosave_and_come_back_when_the_scan_is_reopened(predicted, scan_file, make_napari_viewer, qtbot):
     viewer, panel, labels = predicted
     review = panel.tools["Review"]
     labels.paint((4, 120, 400), 5)
@@ -167,3 +194,12 @@ def test_showing_the_finetune_tab_lists_the_bscans_reviewed_meanwhile(predicted,
     settle(qtbot)
     panel.setCurrentIndex(list(panel.tools).index("Fine-tune"))
     assert finetune.summary.value.startswith("1 B-scans to train on: 7")
+
+
+def test_labels_that_are_not_bscans_get_a_message_not_a_traceback(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
+    review = panel.tools["Review"]
+    review.labels_layer.value = viewer.add_labels(np.zeros((2, 3, 16, 16), np.uint8), name="timelapse")
+    assert review.tracker is None and "cannot review 'timelapse'" in review.status.value
+    assert review.go_to("unreviewed") is None

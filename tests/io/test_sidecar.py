@@ -25,8 +25,12 @@ def test_round_trip_restores_labels_statuses_model_and_uncertainty(tmp_path):
     assert path.name == "scan.tif.octfluid.npz"
     restored, restored_state = load_sidecar(path, expected_shape=labels.shape)
     np.testing.assert_array_equal(restored, labels)
-    assert restored_state.statuses().tolist() == [Status.UNREVIEWED, Status.CORRECTED, Status.UNREVIEWED,
-                                                  Status.ACCEPTED]
+    assert restored_state.statuses().tolist() == [
+        Status.UNREVIEWED,
+        Status.CORRECTED,
+        Status.UNREVIEWED,
+        Status.ACCEPTED,
+    ]
     assert restored_state.model == "octfluid_default.pt"
     np.testing.assert_allclose(restored_state.uncertainty, [0.1, 0.2, 0.3, 0.4])
 

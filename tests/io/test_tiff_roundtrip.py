@@ -47,9 +47,20 @@ def test_labels_write_is_atomic_and_leaves_no_temp_file(tmp_path):
 def test_spacing_from_ome_metadata(tmp_path):
     path = tmp_path / "scan.ome.tif"
     data = np.zeros((3, 16, 24), np.uint16)
-    tifffile.imwrite(path, data, ome=True, metadata={
-        "axes": "ZYX", "PhysicalSizeZ": 0.12, "PhysicalSizeZUnit": "mm",
-        "PhysicalSizeY": 3.87, "PhysicalSizeYUnit": "µm", "PhysicalSizeX": 11.82, "PhysicalSizeXUnit": "µm"})
+    tifffile.imwrite(
+        path,
+        data,
+        ome=True,
+        metadata={
+            "axes": "ZYX",
+            "PhysicalSizeZ": 0.12,
+            "PhysicalSizeZUnit": "mm",
+            "PhysicalSizeY": 3.87,
+            "PhysicalSizeYUnit": "µm",
+            "PhysicalSizeX": 11.82,
+            "PhysicalSizeXUnit": "µm",
+        },
+    )
     volume = read_volume(path)
     assert volume.meta["format"] == "OME-TIFF"
     assert volume.spacing_mm == pytest.approx((0.12, 0.00387, 0.01182))
@@ -58,8 +69,13 @@ def test_spacing_from_ome_metadata(tmp_path):
 def test_spacing_from_foreign_imagej_file(tmp_path):
     path = tmp_path / "fiji.tif"
     # as Fiji writes it: pixels per micron in the resolution tags, slice spacing in the description
-    tifffile.imwrite(path, np.zeros((5, 16, 24), np.uint8), imagej=True, resolution=(1 / 11.82, 1 / 3.87),
-                     metadata={"spacing": 120.0, "unit": "micron", "axes": "ZYX"})
+    tifffile.imwrite(
+        path,
+        np.zeros((5, 16, 24), np.uint8),
+        imagej=True,
+        resolution=(1 / 11.82, 1 / 3.87),
+        metadata={"spacing": 120.0, "unit": "micron", "axes": "ZYX"},
+    )
     assert read_volume(path).spacing_mm == pytest.approx((0.12, 0.00387, 0.01182))
 
 

@@ -9,9 +9,23 @@ import torch
 from napari_octfluid.losses import LOSSES, CompositeLoss, build_loss
 from napari_octfluid.losses import _functional as Fn
 
-ALL_NAMES = ["dice", "jaccard", "tversky", "focal_tversky", "generalized_dice", "sensitivity_specificity",
-             "exp_log", "ce", "bce", "wbce", "focal", "label_smoothing", "dual_focal", "adaptive_dual_focal",
-             "composite"]
+ALL_NAMES = [
+    "dice",
+    "jaccard",
+    "tversky",
+    "focal_tversky",
+    "generalized_dice",
+    "sensitivity_specificity",
+    "exp_log",
+    "ce",
+    "bce",
+    "wbce",
+    "focal",
+    "label_smoothing",
+    "dual_focal",
+    "adaptive_dual_focal",
+    "composite",
+]
 
 
 def logits_for(fluid_probability, shape):
@@ -78,21 +92,25 @@ def test_gradients_are_finite_on_single_class_bscans(name, fill):
 
 def random_case(seed=0, classes=2):
     generator = torch.Generator().manual_seed(seed)
-    return (torch.randn(3, classes, 12, 10, generator=generator, dtype=torch.float64),
-            torch.randint(0, classes, (3, 12, 10), generator=generator))
+    return (
+        torch.randn(3, classes, 12, 10, generator=generator, dtype=torch.float64),
+        torch.randint(0, classes, (3, 12, 10), generator=generator),
+    )
 
 
 def test_tversky_with_equal_weights_is_dice():
     logits, target = random_case()
     assert float(LOSSES["tversky"](alpha=0.5, beta=0.5)(logits, target)) == pytest.approx(
-        float(LOSSES["dice"]()(logits, target)), rel=1e-6)  # equal up to the smoothing constants
+        float(LOSSES["dice"]()(logits, target)), rel=1e-6
+    )  # equal up to the smoothing constants
 
 
 @pytest.mark.parametrize("alpha", [0.5, 0.7, 0.9])
 def test_focal_tversky_with_gamma_one_is_tversky(alpha):
     logits, target = random_case()
     assert float(LOSSES["focal_tversky"](alpha=alpha, gamma=1.0)(logits, target)) == pytest.approx(
-        float(LOSSES["tversky"](alpha=1 - alpha, beta=alpha)(logits, target)), rel=1e-6)
+        float(LOSSES["tversky"](alpha=1 - alpha, beta=alpha)(logits, target)), rel=1e-6
+    )
 
 
 @pytest.mark.parametrize("alpha", [None, 0.25, 0.6])
@@ -100,11 +118,13 @@ def test_focal_with_gamma_zero_is_weighted_cross_entropy(alpha):
     logits, target = random_case()
     class_weights = None if alpha is None else [1 - alpha, alpha]
     assert float(LOSSES["focal"](alpha=alpha, gamma=0.0)(logits, target)) == pytest.approx(
-        float(LOSSES["ce"](class_weights=class_weights)(logits, target)), rel=1e-9)
+        float(LOSSES["ce"](class_weights=class_weights)(logits, target)), rel=1e-9
+    )
 
 
 def test_dual_focal_gradient_vanishes_at_a_perfect_prediction():
-    """Seed 001 Eq. 14: the derivative of DFL is zero where P_hat = P; cross-entropy's is not."""
+    """The derivative of DFL is zero where P_hat = P, cross-entropy's is not (Hossain, Paplinski & Betts 2019,
+    Eq. 14)."""
     onehot = torch.tensor([[[[1.0]], [[0.0]]]])
     probs = onehot.clone().requires_grad_(True)
     Fn.dual_focal_term(probs, onehot).sum().backward()
@@ -119,7 +139,7 @@ def test_binary_focal_matches_seed_001_eq_9():
     eq9 = -alpha * (1 - p) ** gamma * y * math.log(p) - (1 - alpha) * (1 - p) ** gamma * (1 - y) * math.log(1 - p)
     assert float(LOSSES["focal"]()(logits_for([p], (1, 1, 1)), torch.tensor([[[y]]]))) == pytest.approx(eq9)
     p, y = 0.3, 0  # for background Eq. 9 reads (1 - alpha) p^gamma log(1 - p): the true class's (1 - p_true)
-    eq9 = -(1 - alpha) * p ** gamma * math.log(1 - p)
+    eq9 = -(1 - alpha) * p**gamma * math.log(1 - p)
     assert float(LOSSES["focal"]()(logits_for([p], (1, 1, 1)), torch.tensor([[[y]]]))) == pytest.approx(eq9)
 
 
@@ -130,27 +150,33 @@ class TestAgreementWithMonai:
         logits, target = random_case(3)
         reference = self.monai.DiceLoss(include_background=False, to_onehot_y=True, softmax=True, batch=True)
         assert float(LOSSES["dice"]()(logits, target)) == pytest.approx(
-            float(reference(logits, target.unsqueeze(1))), rel=1e-9)
+            float(reference(logits, target.unsqueeze(1))), rel=1e-9
+        )
 
     def test_tversky(self):
         logits, target = random_case(4)
-        reference = self.monai.TverskyLoss(include_background=False, to_onehot_y=True, softmax=True, batch=True,
-                                           alpha=0.3, beta=0.7)
+        reference = self.monai.TverskyLoss(
+            include_background=False, to_onehot_y=True, softmax=True, batch=True, alpha=0.3, beta=0.7
+        )
         assert float(LOSSES["tversky"]()(logits, target)) == pytest.approx(
-            float(reference(logits, target.unsqueeze(1))), rel=1e-9)
+            float(reference(logits, target.unsqueeze(1))), rel=1e-9
+        )
 
     def test_generalized_dice(self):
         logits, target = random_case(5, classes=3)
         reference = self.monai.GeneralizedDiceLoss(to_onehot_y=True, softmax=True, batch=True)
         assert float(LOSSES["generalized_dice"]()(logits, target)) == pytest.approx(
-            float(reference(logits, target.unsqueeze(1))), rel=1e-9)
+            float(reference(logits, target.unsqueeze(1))), rel=1e-9
+        )
 
     def test_focal(self):
         logits, target = random_case(6)
         reference = self.monai.FocalLoss(to_onehot_y=True, use_softmax=True, gamma=2.0, alpha=0.25)
-        # MONAI averages over the class channels as well; ours is per pixel, as in seed 001 Eq. 6
+        # MONAI averages over the class channels as well; ours is per pixel, as in Hossain, Paplinski & Betts
+        # 2019, Eq. 6
         assert float(LOSSES["focal"]()(logits, target)) == pytest.approx(
-            2 * float(reference(logits, target.unsqueeze(1))), rel=1e-6)
+            2 * float(reference(logits, target.unsqueeze(1))), rel=1e-6
+        )
 
 
 @pytest.mark.parametrize("name", ["ce", "bce", "wbce", "focal", "dual_focal", "dice", "tversky", "focal_tversky"])
@@ -159,7 +185,8 @@ def test_ignored_pixels_do_not_count(name):
     padded_logits = torch.cat([logits, torch.randn(3, 2, 12, 4, dtype=logits.dtype)], dim=3)
     padded_target = torch.cat([target, torch.full((3, 12, 4), 255)], dim=2)
     assert float(LOSSES[name](ignore_index=255)(padded_logits, padded_target)) == pytest.approx(
-        float(LOSSES[name]()(logits, target)), rel=1e-9)
+        float(LOSSES[name]()(logits, target)), rel=1e-9
+    )
 
 
 def test_pixel_weight_map_scales_pixels():

@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from test_engine import blob_data, quick_config  # tests/training is on the path (rootdir import mode)
 
 from napari_octfluid.events import run_to_end as drain
 from napari_octfluid.model import MODEL_CONFIGS, TransUNet, load_model
 from napari_octfluid.training.blend import blend_weights, starting_state
 from napari_octfluid.training.engine import EpochEnd, TrainConfig, train
-
-from test_engine import blob_data, quick_config  # tests/training is on the path (rootdir import mode)
 
 
 def linear_with(weight: float, bias: float) -> torch.nn.Linear:
@@ -46,8 +45,9 @@ def test_a_run_keeping_half_the_change_returns_validates_and_saves_the_blend(tmp
     torch.manual_seed(0)
     start = TransUNet(MODEL_CONFIGS["tiny"])
     _, full = drain(train(start, blob_data(), None, quick_config(epochs=1)))
-    events, half = drain(train(start, blob_data(), blob_data(seed=1), quick_config(epochs=1, change_kept=0.5),
-                               tmp_path))
+    events, half = drain(
+        train(start, blob_data(), blob_data(seed=1), quick_config(epochs=1, change_kept=0.5), tmp_path)
+    )
     # the blend only changes what the run hands back, not how it trains: same seed, same trajectory
     for name, value in half.model.state_dict().items():
         if value.is_floating_point():

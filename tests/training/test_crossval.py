@@ -5,9 +5,9 @@ import pytest
 
 from napari_octfluid.events import run_to_end
 from napari_octfluid.model import MODEL_CONFIGS
+from napari_octfluid.subjects import Subject
 from napari_octfluid.training.crossval import FoldEnd, FoldStarted, cross_validate, subject_folds
 from napari_octfluid.training.engine import TrainConfig
-from napari_octfluid.training.shared_data import Subject
 
 SHARED_NAMES = [f"duke_{i:02d}" for i in range(1, 6)] + [f"umn_{i:02d}" for i in range(15)]
 
@@ -38,8 +38,9 @@ def synthetic_subject(name, seed):
 def test_cross_validation_trains_each_fold_and_pools_the_held_out_predictions(tmp_path):
     subjects = [synthetic_subject(name, i) for i, name in enumerate(["duke_01", "duke_02", "umn_00", "umn_01"])]
     config = TrainConfig(epochs=1, steps_per_epoch=2, batch_size=2, crop=(64, 64), device="cpu")
-    events, result = run_to_end(cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], config, (0.0, 10.0),
-                                               out_dir=tmp_path))
+    events, result = run_to_end(
+        cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], config, (0.0, 10.0), out_dir=tmp_path)
+    )
     started = [e for e in events if isinstance(e, FoldStarted)]
     ended = [e for e in events if isinstance(e, FoldEnd)]
     assert [e.held_out for e in started] == [["duke_01", "umn_00"], ["duke_02", "umn_01"]]
@@ -55,8 +56,7 @@ def test_reuse_tests_trained_folds_again_without_training(tmp_path):
     subjects = [synthetic_subject(name, i) for i, name in enumerate(["duke_01", "duke_02", "umn_00", "umn_01"])]
     config = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=(64, 64), device="cpu")
     _, first = run_to_end(cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], config, out_dir=tmp_path))
-    events, again = run_to_end(cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], config, out_dir=tmp_path,
-                                              reuse=True))
+    events, again = run_to_end(cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], config, out_dir=tmp_path, reuse=True))
     assert not [e for e in events if not isinstance(e, (FoldStarted, FoldEnd))]  # no training step this time
     assert [r.agreement.pooled_dice for r in again.rows] == [r.agreement.pooled_dice for r in first.rows]
 
@@ -64,15 +64,15 @@ def test_reuse_tests_trained_folds_again_without_training(tmp_path):
 def test_only_some_folds_run_and_a_later_reuse_pools_every_fold(tmp_path):
     subjects = [synthetic_subject(name, i) for i, name in enumerate(["duke_01", "duke_02", "umn_00", "umn_01"])]
     config = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=(64, 64), device="cpu")
-    events, second = run_to_end(cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], config, out_dir=tmp_path,
-                                               only=(2,)))
+    events, second = run_to_end(cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], config, out_dir=tmp_path, only=(2,)))
     assert [e.held_out for e in events if isinstance(e, FoldStarted)] == [["duke_02", "umn_01"]]
     assert not (tmp_path / "fold_1").exists() and (tmp_path / "fold_2" / "final.pt").exists()
     pooled = {(row.group, row.rater): row.agreement for row in second.rows}
     assert pooled[("all", "model")].n_bscans == 4  # fold 2's subjects only
     run_to_end(cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], config, out_dir=tmp_path, only=(1,)))
-    events, pooled_all = run_to_end(cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], config, out_dir=tmp_path,
-                                                   reuse=True))
+    events, pooled_all = run_to_end(
+        cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], config, out_dir=tmp_path, reuse=True)
+    )
     assert not [e for e in events if not isinstance(e, (FoldStarted, FoldEnd))]  # both folds trained already
     assert {(r.group, r.rater): r.agreement for r in pooled_all.rows}[("all", "model")].n_bscans == 8
 

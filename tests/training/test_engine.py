@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from napari_octfluid.devices import step_down_after_out_of_memory
+from napari_octfluid.events import Notice
 from napari_octfluid.events import run_to_end as drain
 from napari_octfluid.model import MODEL_CONFIGS, TransUNet, load_model
+from napari_octfluid.subjects import Subject
 from napari_octfluid.training.data import BscanSet
-from napari_octfluid.training.engine import (EpochEnd, StepEnd, TrainConfig, TrainingDataError, TrainNotice,
-                                             _after_out_of_memory, one_cycle_factor, train)
+from napari_octfluid.training.engine import EpochEnd, StepEnd, TrainConfig, TrainingDataError, one_cycle_factor, train
 
 
 def blob_data(n=6, seed=0):
@@ -17,17 +19,15 @@ def blob_data(n=6, seed=0):
     labels = np.zeros((n, 64, 64), np.uint8)
     for i in range(n):
         top, left = rng.integers(5, 35, 2)
-        labels[i, top:top + 16, left:left + 20] = 1
+        labels[i, top : top + 16, left : left + 20] = 1
     images[labels == 1] = 40
-    return BscanSet.from_volumes([(images, labels, f"blobs{seed}")])
+    return BscanSet.from_subjects([Subject(f"blobs{seed}", images, labels)])
 
 
 def quick_config(**changes):
     values = dict(epochs=3, steps_per_epoch=8, batch_size=4, crop=(64, 64), learning_rate=1e-2, device="cpu")
     values.update(changes)
     return TrainConfig(**values)
-
-
 
 
 def test_events_metrics_and_learning(tmp_path):
@@ -55,8 +55,15 @@ def test_the_model_passed_in_is_never_changed_even_when_stopped():
 
 
 def test_checkpoints_hold_what_reproduces_the_run(tmp_path):
-    events, result = drain(train(TransUNet(MODEL_CONFIGS["tiny"]), blob_data(), blob_data(seed=1),
-                                 quick_config(loss="adaptive_dual_focal"), tmp_path))
+    events, result = drain(
+        train(
+            TransUNet(MODEL_CONFIGS["tiny"]),
+            blob_data(),
+            blob_data(seed=1),
+            quick_config(loss="adaptive_dual_focal"),
+            tmp_path,
+        )
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
     model, payload = load_model(result.last_checkpoint)
     assert payload["loss_spec"] == "adaptive_dual_focal" and payload["epoch"] == 3
@@ -69,8 +76,14 @@ def test_checkpoints_hold_what_reproduces_the_run(tmp_path):
 
 
 def test_early_stopping_when_validation_stops_improving(tmp_path):
-    _, result = drain(train(TransUNet(MODEL_CONFIGS["tiny"]), blob_data(), blob_data(seed=1),
-                            quick_config(epochs=10, learning_rate=1e-9, early_stopping_patience=2)))
+    _, result = drain(
+        train(
+            TransUNet(MODEL_CONFIGS["tiny"]),
+            blob_data(),
+            blob_data(seed=1),
+            quick_config(epochs=10, learning_rate=1e-9, early_stopping_patience=2),
+        )
+    )
     assert result.stopped_early and len(result.history) < 10
 
 
@@ -89,10 +102,19 @@ def test_replay_fills_part_of_every_batch_and_a_time_budget_stops_the_run(monkey
 
     seen = []
     real = engine.random_crops
-    monkeypatch.setattr(engine, "random_crops", lambda data, n, *a: seen.append((data.sources[0], n)) or real(data, n, *a))
+    monkeypatch.setattr(
+        engine, "random_crops", lambda data, n, *a: seen.append((data.sources[0], n)) or real(data, n, *a)
+    )
     replay = blob_data(seed=5)
-    events, result = drain(train(TransUNet(MODEL_CONFIGS["tiny"]), blob_data(), None,
-                                 quick_config(epochs=100, replay_fraction=0.5, time_budget_s=0.0), replay_data=replay))
+    events, result = drain(
+        train(
+            TransUNet(MODEL_CONFIGS["tiny"]),
+            blob_data(),
+            None,
+            quick_config(epochs=100, replay_fraction=0.5, time_budget_s=0.0),
+            replay_data=replay,
+        )
+    )
     assert seen[:2] == [("blobs0[0]", 2), ("blobs5[0]", 2)]
     assert result.stopped_early and len(result.history) == 1 and len(events) == 2  # one step, then the epoch
 
@@ -121,41 +143,55 @@ class RunsOutOfMemoryAbove(torch.nn.Module):
 
 def test_running_out_of_memory_halves_the_batch_and_says_so():
     events, result = drain(train(RunsOutOfMemoryAbove(1), blob_data(), None, quick_config(epochs=2, steps_per_epoch=3)))
-    notices = [e.message for e in events if isinstance(e, TrainNotice)]
-    assert notices == ["Out of memory on cpu: training on with batch size 2.",
-                       "Out of memory on cpu: training on with batch size 1."]
+    notices = [e.message for e in events if isinstance(e, Notice)]
+    assert notices == [
+        "Out of memory on cpu: going on with batch size 2.",
+        "Out of memory on cpu: going on with batch size 1.",
+    ]
     assert len([e for e in events if isinstance(e, StepEnd)]) == 6 and len(result.history) == 2
 
 
 def test_out_of_memory_with_one_crop_on_the_cpu_is_a_clear_memory_error():
-    with pytest.raises(MemoryError, match="Not enough memory to train on even one crop"):
+    with pytest.raises(MemoryError, match="Not enough memory for even one crop"):
         drain(train(RunsOutOfMemoryAbove(0), blob_data(), None, quick_config(epochs=1, steps_per_epoch=1)))
 
 
 def test_out_of_memory_with_one_crop_on_the_gpu_moves_to_the_cpu():
-    device, batch, message = _after_out_of_memory(RuntimeError("CUDA out of memory"), torch.device("cuda"), 1)
+    device, batch, message = step_down_after_out_of_memory(
+        RuntimeError("CUDA out of memory"), torch.device("cuda"), 1, "crop"
+    )
     assert (device.type, batch) == ("cpu", 1) and "on the CPU" in message
     with pytest.raises(RuntimeError, match="shapes do not match"):  # other errors are not mistaken for memory
-        _after_out_of_memory(RuntimeError("shapes do not match"), torch.device("cpu"), 4)
+        step_down_after_out_of_memory(RuntimeError("shapes do not match"), torch.device("cpu"), 4, "crop")
 
 
 def test_labels_without_any_fluid_are_refused_unless_replay_brings_fluid():
-    empty = BscanSet.from_volumes([(np.full((2, 64, 64), 100, np.uint8), np.zeros((2, 64, 64), np.uint8), "e")])
+    empty = BscanSet.from_subjects([Subject("e", np.full((2, 64, 64), 100, np.uint8), np.zeros((2, 64, 64), np.uint8))])
     with pytest.raises(TrainingDataError, match="would learn to find no fluid"):
         next(train(TransUNet(MODEL_CONFIGS["tiny"]), empty, None, quick_config()))
-    events, _ = drain(train(TransUNet(MODEL_CONFIGS["tiny"]), empty, None, quick_config(epochs=1, steps_per_epoch=2),
-                            replay_data=blob_data()))
+    events, _ = drain(
+        train(
+            TransUNet(MODEL_CONFIGS["tiny"]),
+            empty,
+            None,
+            quick_config(epochs=1, steps_per_epoch=2),
+            replay_data=blob_data(),
+        )
+    )
     assert len([e for e in events if isinstance(e, StepEnd)]) == 2
 
 
-@pytest.mark.parametrize("progress, factor", [
-    (0.0, 1 / 25),                          # OneCycleLR starts at max_lr / div_factor
-    (0.05, 1 / 25 + (1 - 1 / 25) / 2),      # half-way through the warm-up, by the cosine
-    (0.1, 1.0),                             # the peak at pct_start
-    (0.55, 1 / 25e4 + (1 - 1 / 25e4) / 2),  # half-way down
-    (1.0, 1 / 25e4),                        # ends at max_lr / (div_factor * final_div_factor)
-    (1.7, 1 / 25e4),                        # past the end (a step that overran the budget) stays at the end
-])
+@pytest.mark.parametrize(
+    "progress, factor",
+    [
+        (0.0, 1 / 25),  # OneCycleLR starts at max_lr / div_factor
+        (0.05, 1 / 25 + (1 - 1 / 25) / 2),  # half-way through the warm-up, by the cosine
+        (0.1, 1.0),  # the peak at pct_start
+        (0.55, 1 / 25e4 + (1 - 1 / 25e4) / 2),  # half-way down
+        (1.0, 1 / 25e4),  # ends at max_lr / (div_factor * final_div_factor)
+        (1.7, 1 / 25e4),  # past the end (a step that overran the budget) stays at the end
+    ],
+)
 def test_one_cycle_factor_follows_the_cosine_one_cycle(progress, factor):
     assert one_cycle_factor(progress) == pytest.approx(factor)
 
@@ -198,9 +234,14 @@ def test_a_time_budgeted_run_reaches_the_peak_learning_rate_and_ends_in_time(mon
 
     readings = iter(np.arange(0.0, 1e4, 0.05))
     monkeypatch.setattr(engine.time, "perf_counter", lambda: float(next(readings)))
-    events, result = drain(train(TransUNet(MODEL_CONFIGS["tiny"]), blob_data(), None,
-                                 quick_config(epochs=1000, steps_per_epoch=10, learning_rate=1e-3,
-                                              time_budget_s=3.0)))
+    events, result = drain(
+        train(
+            TransUNet(MODEL_CONFIGS["tiny"]),
+            blob_data(),
+            None,
+            quick_config(epochs=1000, steps_per_epoch=10, learning_rate=1e-3, time_budget_s=3.0),
+        )
+    )
     rates = [e.learning_rate for e in events if isinstance(e, StepEnd)]
     assert result.stopped_early and 5 < len(rates) < 10000
     assert max(rates) > 0.5e-3  # by steps alone it would stay under 0.05e-3
@@ -226,7 +267,7 @@ def test_calibration_reaches_above_0_99_when_the_model_is_that_sure():
     labels = np.zeros((1, 64, 64), np.uint8)
     labels[0, 20:40, 20:40] = 1
     probability = np.where(labels[0] == 1, 0.997, 0.993)  # background at 0.993: only a threshold above it is right
-    data = BscanSet.from_volumes([(np.full((1, 64, 64), 100, np.uint8), labels, "sure")])
+    data = BscanSet.from_subjects([Subject("sure", np.full((1, 64, 64), 100, np.uint8), labels)])
     threshold, dice = calibrate_threshold(FixedProbability(probability), data)
     assert threshold == 0.995 and dice[0.995] == pytest.approx(1.0) and dice[0.99] < 0.2
 
@@ -244,3 +285,19 @@ def test_decoder_only_training_keeps_the_encoder_and_bottleneck_and_changes_the_
 def test_an_unknown_trainable_part_is_a_clear_error():
     with pytest.raises(ValueError, match="choose one of all, decoder"):
         next(train(TransUNet(MODEL_CONFIGS["tiny"]), blob_data(), None, quick_config(trainable="encoder")))
+
+
+@pytest.mark.parametrize("steps", [1, 2, 10])
+def test_short_runs_follow_the_one_cycle_schedule(steps):
+    """OneCycleLR divided by zero for 10 steps or fewer (issue 19); the schedule is the same cosine at any length."""
+    events, result = drain(
+        train(
+            TransUNet(MODEL_CONFIGS["tiny"]),
+            blob_data(),
+            None,
+            quick_config(epochs=1, steps_per_epoch=steps, learning_rate=1e-2),
+        )
+    )
+    rates = [e.learning_rate for e in events if isinstance(e, StepEnd)]
+    assert rates == pytest.approx([1e-2 * one_cycle_factor(step / steps) for step in range(1, steps + 1)])
+    assert len(result.history) == 1

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from napari_octfluid.labels import IGNORE
+from napari_octfluid.subjects import Subject
 from napari_octfluid.training.replay import REPLAY_CROPS, build_replay_crops, load_replay_crops, save_replay_crops
-from napari_octfluid.training.shared_data import Subject
 
 
 def subject(name, seed):
@@ -12,7 +13,7 @@ def subject(name, seed):
     images = rng.integers(0, 255, (3, 300, 320)).astype(np.uint8)
     labels = np.zeros((3, 300, 320), np.uint8)
     labels[:, 100:140, 150:200] = 1
-    labels[:, :, :10] = 255  # unknown columns stay unknown
+    labels[:, :, :10] = IGNORE  # unknown columns stay unknown
     return Subject(name, images, labels)
 
 
@@ -25,7 +26,7 @@ def test_crops_round_trip_through_the_file_within_a_grey_level(tmp_path):
     assert loaded.sources == crops.sources
     assert max(np.abs(a - b).max() for a, b in zip(loaded.images, crops.images)) <= 0.5 / 255 + 1e-6
     assert all(np.array_equal(a, b) for a, b in zip(loaded.labels, crops.labels))
-    assert {int(v) for label in loaded.labels for v in np.unique(label)} <= {0, 1, 255}
+    assert {int(v) for label in loaded.labels for v in np.unique(label)} <= {0, 1, IGNORE}
 
 
 def test_held_out_subjects_are_left_out_and_a_missing_file_gives_none(tmp_path):

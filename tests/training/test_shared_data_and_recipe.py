@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from napari_octfluid.cli import main
+from napari_octfluid.labels import IGNORE
 from napari_octfluid.training.recipe import load_recipe, recipe_subjects
-from napari_octfluid.training.shared_data import DUKE_ANNOTATED_COLUMNS, IGNORE, load_subjects
+from napari_octfluid.training.shared_data import DUKE_ANNOTATED_COLUMNS, load_subjects
 
 REPO_RECIPE = "recipes/default_weights.toml"
 
@@ -17,6 +18,7 @@ def test_duke_columns_outside_the_band_are_unknown(shared_data):
     assert set(np.unique(duke.labels[..., start:stop])) <= {0, 1}
     assert duke.second_grader is not None and (duke.second_grader[..., :start] == IGNORE).all()
     assert IGNORE not in umn.labels and umn.second_grader is None
+    assert (duke.dataset, umn.dataset) == ("duke", "umn") and len(duke.spacing_mm) == 3
     # the band holds every fluid pixel of both graders
     from napari_octfluid.io import read_volume
 

@@ -22,10 +22,30 @@ def test_sigkill_during_training_leaves_a_loadable_checkpoint(tmp_path):
     write_tiff(tmp_path / "img.tif", images, kind="image")
     write_tiff(tmp_path / "lab.tif", labels)
     out = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "napari_octfluid.cli", "train", "--images",
-                                str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lab.tif"), "--model", "tiny",
-                                "--epochs", "10000", "--steps-per-epoch", "1", "--batch-size", "1",
-                                "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "napari_octfluid.cli",
+            "train",
+            "--images",
+            str(tmp_path / "img.tif"),
+            "--labels",
+            str(tmp_path / "lab.tif"),
+            "--model",
+            "tiny",
+            "--epochs",
+            "10000",
+            "--steps-per-epoch",
+            "1",
+            "--batch-size",
+            "1",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 120
         while not (out / "last.pt").exists() and time.time() < deadline:

@@ -5,12 +5,13 @@ import sys
 import pytest
 import torch
 
-from napari_octfluid.model.baselines import attention_unet, basic_unet
-from napari_octfluid.training.study import ARMS, StudySettings, build_network
+from octfluid_study.baselines import attention_unet, basic_unet
+from octfluid_study.study import ARMS, StudySettings, build_network
 
 
-@pytest.mark.parametrize("make, kwargs", [(basic_unet, {"features": (4, 4, 8, 8, 16, 4)}),
-                                          (attention_unet, {"channels": (4, 8, 8, 16, 16)})])
+@pytest.mark.parametrize(
+    "make, kwargs", [(basic_unet, {"features": (4, 4, 8, 8, 16, 4)}), (attention_unet, {"channels": (4, 8, 8, 16, 16)})]
+)
 @pytest.mark.parametrize("height, width", [(37, 50), (64, 96), (1, 17)])
 def test_any_bscan_size_gives_logits_of_that_size(make, kwargs, height, width):
     network = make(**kwargs).eval()

@@ -1,5 +1,6 @@
-"""The comparison study of losses and networks (seed 000 Tables 1, 3 and 4; seed 004's dual focal loss):
-k-fold cross-validation by subject with the same step budget, data, crops and seed for every arm.
+"""The comparison study of losses and networks (after Darooei et al. 2023, Tables 1, 3 and 4, and the dual
+focal loss of Hossain, Paplinski & Betts 2019, Eq. 7): k-fold cross-validation by subject with the same step
+budget, data, crops and seed for every arm.
 
 Each arm is a network and a loss. One run trains an arm on the folds' training subjects, records a learning
 curve (Dice on a few held-out B-scans after every epoch, for plots only: nothing is chosen on it), calibrates a
@@ -21,25 +22,42 @@ from typing import Generator
 import numpy as np
 import torch
 
-from ..devices import resolve_device
-from ..evaluation import add_noise, counts_against
-from ..inference import predict, run_to_end
-from ..metrics import Agreement, Confusion
-from ..model import MODEL_CONFIGS, TransUNet, count_parameters
-from ..model.baselines import BASELINES
-from .calibrate import calibrate_threshold
-from .crossval import subject_folds
-from .data import BscanSet
-from .engine import EpochEnd, StepEnd, TrainConfig, train
-from .shared_data import Subject
+from napari_octfluid.devices import resolve_device
+from napari_octfluid.evaluation import add_noise
+from napari_octfluid.inference import predict, run_to_end
+from napari_octfluid.labels import counts_against
+from napari_octfluid.metrics import Agreement, Confusion
+from napari_octfluid.model import MODEL_CONFIGS, TransUNet, count_parameters
+from napari_octfluid.subjects import Subject
+from napari_octfluid.training.calibrate import calibrate_model
+from napari_octfluid.training.crossval import subject_folds
+from napari_octfluid.training.data import BscanSet
+from napari_octfluid.training.engine import EpochEnd, StepEnd, TrainConfig, train
 
-# seed 000's losses (Tables 3, 4), seed 001's (CE, WCE, focal, dual focal) and seed 004's catalogue
-LOSS_ARMS = ("composite", "dice", "focal_tversky", "tversky", "wbce", "ce", "focal", "dual_focal",
-             "adaptive_dual_focal", "generalized_dice", "exp_log")
+from .baselines import BASELINES
+
+# the losses of Darooei et al. 2023 (Tables 3, 4); of Hossain, Paplinski & Betts 2019 (CE, WCE, focal, dual
+# focal: Eq. 3, 4, 6, 7 and 21); generalized Dice (Sudre et al. 2017) and exponential logarithmic (Wong et al. 2018)
+LOSS_ARMS = (
+    "composite",
+    "dice",
+    "focal_tversky",
+    "tversky",
+    "wbce",
+    "ce",
+    "focal",
+    "dual_focal",
+    "adaptive_dual_focal",
+    "generalized_dice",
+    "exp_log",
+)
 NETWORK_ARMS = ("basic_unet", "attention_unet", "swin_unetr")
 # the networks of the smoke run: the same kinds, a few thousand parameters
-TINY_BASELINES = {"basic_unet": {"features": (4, 4, 8, 8, 16, 4)},
-                  "attention_unet": {"channels": (4, 8, 8, 16, 16)}, "swin_unetr": {"feature_size": 12}}
+TINY_BASELINES = {
+    "basic_unet": {"features": (4, 4, 8, 8, 16, 4)},
+    "attention_unet": {"channels": (4, 8, 8, 16, 16)},
+    "swin_unetr": {"feature_size": 12},
+}
 
 
 @dataclass(frozen=True)
@@ -49,8 +67,10 @@ class Arm:
     loss: str  # a loss spec of the registry
 
 
-ARMS: dict[str, Arm] = {**{loss: Arm(loss, "transunet", loss) for loss in LOSS_ARMS},
-                        **{net: Arm(net, net, "composite") for net in NETWORK_ARMS}}
+ARMS: dict[str, Arm] = {
+    **{loss: Arm(loss, "transunet", loss) for loss in LOSS_ARMS},
+    **{net: Arm(net, net, "composite") for net in NETWORK_ARMS},
+}
 
 
 @dataclass
@@ -71,9 +91,16 @@ class StudySettings:
     device: str = "auto"
 
     def train_config(self, loss: str, seed: int) -> TrainConfig:
-        return TrainConfig(loss=loss, epochs=max(1, math.ceil(self.steps / self.steps_per_epoch)),
-                           steps_per_epoch=min(self.steps, self.steps_per_epoch), batch_size=self.batch_size,
-                           crop=tuple(self.crop), learning_rate=self.learning_rate, seed=seed, device=self.device)
+        return TrainConfig(
+            loss=loss,
+            epochs=max(1, math.ceil(self.steps / self.steps_per_epoch)),
+            steps_per_epoch=min(self.steps, self.steps_per_epoch),
+            batch_size=self.batch_size,
+            crop=tuple(self.crop),
+            learning_rate=self.learning_rate,
+            seed=seed,
+            device=self.device,
+        )
 
 
 @dataclass(frozen=True)
@@ -130,11 +157,12 @@ def _curve_set(held_out: list[Subject], wanted: int) -> BscanSet:
     """``wanted`` held-out B-scans with fluid, spread over the subjects."""
     candidates = [(s, z) for s in held_out for z in range(len(s.labels)) if (s.labels[z] == 1).any()]
     chosen = [candidates[i] for i in _evenly(len(candidates), wanted)]
-    return BscanSet.from_volumes([(s.images[z], s.labels[z], s.name) for s, z in chosen])
+    return BscanSet.from_subjects(held_out, [[z for s, z in chosen if s is subject] for subject in held_out])
 
 
-def _held_out_counts(model: torch.nn.Module, subject: Subject, index: int, threshold: float,
-                     settings: StudySettings) -> dict:
+def _held_out_counts(
+    model: torch.nn.Module, subject: Subject, index: int, threshold: float, settings: StudySettings
+) -> dict:
     bscans = _evenly(len(subject.images), settings.eval_bscans_per_subject)
     images, labels = subject.images[bscans], subject.labels[bscans]
     counts = {}
@@ -147,12 +175,13 @@ def _held_out_counts(model: torch.nn.Module, subject: Subject, index: int, thres
     return {"subject": subject.name, "dataset": subject.dataset, "bscans": bscans, "counts": counts}
 
 
-def run_arm(arm: Arm, subjects: list[Subject], held_out: list[str], fold: int, seed: int,
-            settings: StudySettings) -> Generator[StepEnd | EpochEnd, None, RunResult]:
+def run_arm(
+    arm: Arm, subjects: list[Subject], held_out: list[str], fold: int, seed: int, settings: StudySettings
+) -> Generator[StepEnd | EpochEnd, None, RunResult]:
     """Train ``arm`` on the subjects not in ``held_out`` and count its errors on those held out."""
     training = [s for s in subjects if s.name not in held_out]
     testing = [s for s in subjects if s.name in held_out]
-    train_set = BscanSet.from_volumes([(s.images, s.labels, s.name) for s in training])
+    train_set = BscanSet.from_subjects(training)
     network = build_network(arm, settings)
     # every arm of a (fold, seed) draws the same crops in the same order
     config = settings.train_config(arm.loss, seed=1000 * seed + fold)
@@ -161,22 +190,42 @@ def run_arm(arm: Arm, subjects: list[Subject], held_out: list[str], fold: int, s
     seconds = time.perf_counter() - started
     model = result.model
     chosen = _evenly(len(train_set), settings.calibration_bscans)
-    calibration = BscanSet([train_set.images[i] for i in chosen], [train_set.labels[i] for i in chosen], [])
-    threshold, _ = calibrate_threshold(model, calibration, device=resolve_device(settings.device))
+    calibration = BscanSet(
+        [train_set.images[i] for i in chosen],
+        [train_set.labels[i] for i in chosen],
+        [],
+        outside=[train_set.outside[i] for i in chosen] if train_set.outside else None,
+    )
+    threshold, _ = calibrate_model(model, calibration, device=resolve_device(settings.device))
     position = {s.name: index for index, s in enumerate(subjects)}  # each subject's noise seed
     per_subject = [_held_out_counts(model, s, position[s.name], threshold, settings) for s in testing]
-    curve = [(e.epoch * config.steps_per_epoch, float("nan") if e.val_dice is None else float(e.val_dice))
-             for e in result.history]
-    return RunResult(arm.name, arm.network, arm.loss, fold, seed, list(held_out), count_parameters(model), seconds,
-                     float(threshold), curve, per_subject, asdict(settings))
+    curve = [
+        (e.epoch * config.steps_per_epoch, float("nan") if e.val_dice is None else float(e.val_dice))
+        for e in result.history
+    ]
+    return RunResult(
+        arm.name,
+        arm.network,
+        arm.loss,
+        fold,
+        seed,
+        list(held_out),
+        count_parameters(model),
+        seconds,
+        float(threshold),
+        curve,
+        per_subject,
+        asdict(settings),
+    )
 
 
 def run_path(out_dir: Path, arm: str, fold: int, seed: int) -> Path:
     return Path(out_dir) / arm / f"fold{fold}_seed{seed}.json"
 
 
-def run_study(subjects: list[Subject], arms: list[str], folds: int, seeds: list[int], settings: StudySettings,
-              out_dir: str | Path) -> Generator[RunStarted | StepEnd | EpochEnd | RunResult, None, list[RunResult]]:
+def run_study(
+    subjects: list[Subject], arms: list[str], folds: int, seeds: list[int], settings: StudySettings, out_dir: str | Path
+) -> Generator[RunStarted | StepEnd | EpochEnd | RunResult, None, list[RunResult]]:
     """Every arm on every fold and seed, folds outermost (an interrupted study has whole folds of every arm).
     A run already saved in ``out_dir`` is loaded, not repeated."""
     unknown = sorted(set(arms) - set(ARMS))
@@ -200,10 +249,12 @@ def run_study(subjects: list[Subject], arms: list[str], folds: int, seeds: list[
 
 
 def _agreement(runs: list[RunResult], condition: str, decision: str, dataset: str | None = None) -> Agreement:
-    parts = [s["counts"][condition][decision] for r in runs for s in r.subjects
-             if dataset is None or s["dataset"] == dataset]
-    return Agreement.from_confusion(Confusion(*(np.array([v for p in parts for v in p[key]], dtype=np.int64)
-                                                for key in ("tp", "fp", "fn"))))
+    parts = [
+        s["counts"][condition][decision] for r in runs for s in r.subjects if dataset is None or s["dataset"] == dataset
+    ]
+    return Agreement.from_confusion(
+        Confusion(*(np.array([v for p in parts for v in p[key]], dtype=np.int64) for key in ("tp", "fp", "fn")))
+    )
 
 
 @dataclass(frozen=True)
@@ -235,19 +286,42 @@ def summarise(results: list[RunResult]) -> list[StudyRow]:
         by_seed = [[r for r in runs if r.seed == seed] for seed in sorted({r.seed for r in runs})]
         for condition in ("clean", "noisy"):
             for decision in ("argmax", "calibrated"):
-                def over_seeds(attribute: str, dataset: str | None = None) -> float:
-                    return float(np.mean([getattr(_agreement(seed_runs, condition, decision, dataset), attribute)
-                                          for seed_runs in by_seed]))
+
+                def over_seeds(
+                    attribute: str, dataset: str | None = None, condition=condition, decision=decision, by_seed=by_seed
+                ) -> float:
+                    return float(
+                        np.mean(
+                            [
+                                getattr(_agreement(seed_runs, condition, decision, dataset), attribute)
+                                for seed_runs in by_seed
+                            ]
+                        )
+                    )
+
                 per_run = [_agreement([r], condition, decision).pooled_dice for r in runs]
                 datasets = {s["dataset"] for r in runs for s in r.subjects}
-                rows.append(StudyRow(
-                    arm, runs[0].network, runs[0].loss, condition, decision, over_seeds("pooled_dice"),
-                    over_seeds("pooled_jaccard"), over_seeds("mean_bscan_dice"), over_seeds("false_positive_rate"),
-                    over_seeds("pooled_dice", "duke") if "duke" in datasets else float("nan"),
-                    over_seeds("pooled_dice", "umn") if "umn" in datasets else float("nan"),
-                    float(np.mean(per_run)), float(np.std(per_run, ddof=1)) if len(per_run) > 1 else float("nan"),
-                    len(runs), len(by_seed), float(np.mean([r.train_seconds for r in runs])) / 60,
-                    runs[0].parameters))
+                rows.append(
+                    StudyRow(
+                        arm,
+                        runs[0].network,
+                        runs[0].loss,
+                        condition,
+                        decision,
+                        over_seeds("pooled_dice"),
+                        over_seeds("pooled_jaccard"),
+                        over_seeds("mean_bscan_dice"),
+                        over_seeds("false_positive_rate"),
+                        over_seeds("pooled_dice", "duke") if "duke" in datasets else float("nan"),
+                        over_seeds("pooled_dice", "umn") if "umn" in datasets else float("nan"),
+                        float(np.mean(per_run)),
+                        float(np.std(per_run, ddof=1)) if len(per_run) > 1 else float("nan"),
+                        len(runs),
+                        len(by_seed),
+                        float(np.mean([r.train_seconds for r in runs])) / 60,
+                        runs[0].parameters,
+                    )
+                )
     return rows
 
 

@@ -10,25 +10,47 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_octfluid.training.study import ARMS, RunResult, StudySettings, mean_curves, summarise
+from octfluid_study.study import ARMS, RunResult, StudySettings, mean_curves, summarise
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(arm, fold, seed, duke, umn, curve):
     """A saved run whose held-out subjects have the given per-B-scan (tp, fp, fn)."""
+
     def subject(name, dataset, counts):
         table = {"tp": [c[0] for c in counts], "fp": [c[1] for c in counts], "fn": [c[2] for c in counts]}
-        return {"subject": name, "dataset": dataset, "bscans": list(range(len(counts))),
-                "counts": {condition: {decision: table for decision in ("argmax", "calibrated")}
-                           for condition in ("clean", "noisy")}}
-    return RunResult(arm, "transunet", arm, fold, seed, ["duke_01", "umn_00"], 10, 60.0 * fold, 0.5, curve,
-                     [subject("duke_01", "duke", duke), subject("umn_00", "umn", umn)], {})
+        return {
+            "subject": name,
+            "dataset": dataset,
+            "bscans": list(range(len(counts))),
+            "counts": {
+                condition: {decision: table for decision in ("argmax", "calibrated")}
+                for condition in ("clean", "noisy")
+            },
+        }
+
+    return RunResult(
+        arm,
+        "transunet",
+        arm,
+        fold,
+        seed,
+        ["duke_01", "umn_00"],
+        10,
+        60.0 * fold,
+        0.5,
+        curve,
+        [subject("duke_01", "duke", duke), subject("umn_00", "umn", umn)],
+        {},
+    )
 
 
 def test_summary_pools_every_held_out_bscan_of_every_fold():
-    runs = [_run("dice", 1, 0, duke=[(8, 2, 0), (0, 0, 0)], umn=[(2, 0, 2)], curve=[(50, 0.2), (100, 0.4)]),
-            _run("dice", 2, 0, duke=[(0, 4, 0)], umn=[(10, 0, 0)], curve=[(50, 0.4), (100, 0.6)])]
+    runs = [
+        _run("dice", 1, 0, duke=[(8, 2, 0), (0, 0, 0)], umn=[(2, 0, 2)], curve=[(50, 0.2), (100, 0.4)]),
+        _run("dice", 2, 0, duke=[(0, 4, 0)], umn=[(10, 0, 0)], curve=[(50, 0.4), (100, 0.6)]),
+    ]
     row = next(r for r in summarise(runs) if r.condition == "clean" and r.decision == "argmax")
     tp, fp, fn = 8 + 2 + 10, 2 + 4, 2
     assert row.pooled_dice == pytest.approx(2 * tp / (2 * tp + fp + fn))  # 40 / 48
@@ -46,8 +68,10 @@ def test_summary_pools_every_held_out_bscan_of_every_fold():
 
 
 def test_seeds_are_pooled_separately_then_averaged():
-    runs = [_run("focal", 1, 0, duke=[(1, 0, 1)], umn=[(1, 0, 0)], curve=[]),
-            _run("focal", 1, 1, duke=[(0, 0, 2)], umn=[(0, 0, 1)], curve=[])]
+    runs = [
+        _run("focal", 1, 0, duke=[(1, 0, 1)], umn=[(1, 0, 0)], curve=[]),
+        _run("focal", 1, 1, duke=[(0, 0, 2)], umn=[(0, 0, 1)], curve=[]),
+    ]
     row = next(r for r in summarise(runs) if r.condition == "clean" and r.decision == "argmax")
     assert row.pooled_dice == pytest.approx(np.mean([2 * 2 / (4 + 1), 0.0]))
     assert row.seeds == 2 and math.isfinite(row.run_dice_sd)
@@ -60,8 +84,17 @@ def test_run_results_survive_a_round_trip(tmp_path):
 
 
 def test_smoke_run_trains_and_reports_every_arm_and_resumes(tmp_path):
-    command = [sys.executable, str(ROOT / "benchmarks" / "loss_study.py"), "--smoke", "--out", str(tmp_path / "runs"),
-               "--report", str(tmp_path / "report"), "--threads", "1"]
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "loss_study.py"),
+        "--smoke",
+        "--out",
+        str(tmp_path / "runs"),
+        "--report",
+        str(tmp_path / "report"),
+        "--threads",
+        "1",
+    ]
     first = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert first.returncode == 0, first.stderr
     arms = [arm for arm in ARMS if arm != "swin_unetr"]

@@ -1,4 +1,5 @@
-"""Other networks of about the TransUNet's size, for the network comparison of the study (seed 000, Table 1).
+"""Other networks of about the TransUNet's size, for the network comparison of the study (after Darooei et al.
+2023, Table 1).
 
 The networks are MONAI's; this module only wraps them to the TransUNet's contract: any B-scan size (padded inside
 to the network's multiple, never resized), logits ``[N, C, H, W]`` and a ``decision_threshold`` attribute, so that
@@ -37,8 +38,9 @@ def basic_unet(num_classes: int = 2, features: tuple[int, ...] = (16, 32, 64, 12
     """MONAI's BasicUNet in 2D (four 2x poolings); the default features give 1.95 M parameters."""
     from monai.networks.nets import BasicUNet
 
-    return PaddedNetwork(BasicUNet(spatial_dims=2, in_channels=1, out_channels=num_classes, features=features),
-                         16, "basic_unet")
+    return PaddedNetwork(
+        BasicUNet(spatial_dims=2, in_channels=1, out_channels=num_classes, features=features), 16, "basic_unet"
+    )
 
 
 def attention_unet(num_classes: int = 2, channels: tuple[int, ...] = (16, 32, 64, 128, 256)) -> PaddedNetwork:
@@ -46,9 +48,17 @@ def attention_unet(num_classes: int = 2, channels: tuple[int, ...] = (16, 32, 64
     channels give 1.99 M parameters."""
     from monai.networks.nets import AttentionUnet
 
-    return PaddedNetwork(AttentionUnet(spatial_dims=2, in_channels=1, out_channels=num_classes, channels=channels,
-                                       strides=(2,) * (len(channels) - 1)), 2 ** (len(channels) - 1),
-                         "attention_unet")
+    return PaddedNetwork(
+        AttentionUnet(
+            spatial_dims=2,
+            in_channels=1,
+            out_channels=num_classes,
+            channels=channels,
+            strides=(2,) * (len(channels) - 1),
+        ),
+        2 ** (len(channels) - 1),
+        "attention_unet",
+    )
 
 
 def swin_unetr(num_classes: int = 2, feature_size: int = 12) -> PaddedNetwork:
@@ -59,9 +69,13 @@ def swin_unetr(num_classes: int = 2, feature_size: int = 12) -> PaddedNetwork:
         raise RuntimeError("SwinUNETR needs the einops package: pip install einops") from error
     from monai.networks.nets import SwinUNETR
 
-    return PaddedNetwork(SwinUNETR(spatial_dims=2, in_channels=1, out_channels=num_classes,
-                                   feature_size=feature_size), 32, "swin_unetr")
+    return PaddedNetwork(
+        SwinUNETR(spatial_dims=2, in_channels=1, out_channels=num_classes, feature_size=feature_size), 32, "swin_unetr"
+    )
 
 
 BASELINES: dict[str, Callable[..., PaddedNetwork]] = {
-    "basic_unet": basic_unet, "attention_unet": attention_unet, "swin_unetr": swin_unetr}
+    "basic_unet": basic_unet,
+    "attention_unet": attention_unet,
+    "swin_unetr": swin_unetr,
+}

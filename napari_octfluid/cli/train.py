@@ -1,0 +1,182 @@
+"""``octfluid train``: train from a recipe or labelled files, or fine-tune (``--init``) with the same preset as the
+Fine-tune widget."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ._common import (
+    DEVICES,
+    CommandError,
+    load_subjects,
+    override,
+    positive_float,
+    positive_int,
+    report_training,
+    report_unfinished_run,
+)
+
+
+def share_of_change(text: str) -> float:
+    from ..training.blend import check_change_kept
+
+    try:
+        return check_change_kept(float(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_parser(sub) -> None:
+    from ..training.parts import TRAINABLE_PARTS
+
+    parser = sub.add_parser("train", help="train or fine-tune the model on labelled B-scans")
+    parser.add_argument("--recipe", help="a TOML recipe (data, model, settings), e.g. recipes/default_weights.toml")
+    parser.add_argument("--images", nargs="+", default=[])
+    parser.add_argument("--labels", nargs="+", default=[])
+    parser.add_argument("--val-images", nargs="+", default=[])
+    parser.add_argument("--val-labels", nargs="+", default=[])
+    parser.add_argument(
+        "--init",
+        help="checkpoint to start from: fine-tuning, with the Fine-tune widget's preset "
+        "(decoder only, half of the change kept, lr 1e-4, replay) unless overridden",
+    )
+    parser.add_argument(
+        "--replay",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fill half of every batch with the crops shipped beside the default weights, so that "
+        "fine-tuning on a few B-scans does not forget the rest (default: on with --init)",
+    )
+    parser.add_argument("--model", default="paper", help="model configuration when starting from scratch")
+    parser.add_argument("--loss", help="a loss name or a weighted sum, e.g. '1*dice + 1*focal_tversky + 1*wbce'")
+    parser.add_argument("--epochs", type=positive_int)
+    parser.add_argument("--steps-per-epoch", type=positive_int)
+    parser.add_argument("--batch-size", type=positive_int)
+    parser.add_argument("--lr", type=positive_float)
+    parser.add_argument("--device", choices=DEVICES)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--trainable",
+        choices=list(TRAINABLE_PARTS),
+        help="the parts that learn: all (default from scratch), or the decoder alone (the default "
+        "with --init: the encoder and transformer keep what the starting weights learnt)",
+    )
+    parser.add_argument(
+        "--change-kept",
+        type=share_of_change,
+        metavar="SHARE",
+        help="keep this share (0-1] of the change from the --init weights (WiSE-FT; default 0.5 "
+        "with --init, 1 otherwise): less loses less on other scans",
+    )
+    parser.add_argument(
+        "--out",
+        default="octfluid-training",
+        help="folder for best.pt and last.pt (a new one, or one without a training run in it)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the training run already in --out (its best.pt and last.pt)"
+    )
+    parser.set_defaults(run=run)
+
+
+def check_run_folder(out: Path, overwrite: bool, inputs: list) -> None:
+    """Refuse, before any work, an --out that holds another run's checkpoints (unless --overwrite) or that cannot
+    take them. A run replaces best.pt from its first epoch on: written into a finished run's folder, it would
+    throw away that run's calibrated weights for those of a run that may still be stopped."""
+    from ..outputs import OutputError, check_outputs
+    from ..training.engine import RUN_FILES
+
+    check_outputs(folders={"--out": out}, inputs=inputs)
+    runs = [out / name for name in RUN_FILES]
+    for path in runs:
+        if any(path.exists() and Path(source).exists() and path.samefile(source) for source in inputs if source):
+            # then --overwrite would destroy the starting weights (--init) before they are needed again
+            raise OutputError(f"--out {out} holds {path.name}, which this run reads: choose another folder.")
+    held = [path.name for path in runs if path.exists()]
+    if held and not overwrite:
+        # refused rather than written into a fresh subfolder: the run's results stay where the user looks for them
+        raise OutputError(
+            f"--out {out} already holds a training run ({', '.join(held)}): choose another folder, "
+            "or pass --overwrite to replace it."
+        )
+
+
+def _shipped_replay():
+    from ..training.replay import REPLAY_CROPS, load_replay_crops
+
+    replay = load_replay_crops()
+    if replay is None:
+        raise CommandError(f"--replay: this installation has no replay crops ({REPLAY_CROPS} is missing).")
+    return replay
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..events import drive
+    from ..model import MODEL_CONFIGS, TransUNet, load_model
+    from ..training.calibrate import calibrate_checkpoint
+    from ..training.data import BscanSet
+    from ..training.engine import TrainConfig, mark_run_finished, train
+    from ..training.finetune import finetune_config, replay_by_default
+    from ..training.recipe import load_recipe
+
+    out = Path(args.out)
+    check_run_folder(
+        out, args.overwrite, [*args.images, *args.labels, *args.val_images, *args.val_labels, args.init, args.recipe]
+    )
+    fine_tuning = bool(args.init) and not args.recipe
+    if args.recipe:
+        recipe = load_recipe(args.recipe)
+        model, config = TransUNet(recipe.model_config), recipe.train_config
+        train_data, val_data = recipe.train_data, recipe.val_data
+    else:
+        if not args.images:
+            raise CommandError("give --recipe FILE, or --images and --labels.")
+        subjects = load_subjects(args.images, args.labels)
+        train_data = BscanSet.from_subjects(subjects)
+        val_data = BscanSet.from_subjects(load_subjects(args.val_images, args.val_labels)) if args.val_images else None
+        if fine_tuning:
+            model, payload = load_model(args.init)
+            report_unfinished_run("train", args.init, payload)
+            # the widget's preset, one definition; crops fit the smallest B-scan given
+            smallest = [min(s.images.shape[axis] for s in subjects) for axis in (-2, -1)]
+            config = finetune_config(smallest)
+        else:
+            model, config = TransUNet(MODEL_CONFIGS[args.model]), TrainConfig()
+    override(config, args)
+    replay = args.replay if args.replay is not None else fine_tuning and replay_by_default()
+    replay_data = _shipped_replay() if replay else None
+    print(
+        f"octfluid train: {train_data.summary()['bscans']} training B-scans, "
+        f"{val_data.summary()['bscans'] if val_data else 0} validation B-scans, loss {config.loss}, "
+        f"{config.epochs} x {config.steps_per_epoch} steps, {config.trainable} learns"
+        f"{', replay' if replay_data is not None else ''} -> {out}/",
+        file=sys.stderr,
+    )
+    started = time.perf_counter()
+    result = drive(train(model, train_data, val_data, config, out_dir=out, replay_data=replay_data), report_training)
+    minutes = (time.perf_counter() - started) / 60
+    print(
+        f"best checkpoint: {result.best_checkpoint}; last: {result.last_checkpoint} ({minutes:.1f} min"
+        f"{', stopped early' if result.stopped_early else ''})"
+    )
+    if result.best_checkpoint is None or result.model.config.num_classes != 2:
+        pass  # nothing to calibrate: the run is finished as it is
+    elif fine_tuning and result.model.decision_threshold is not None:
+        # chosen again on a few corrected B-scans, the threshold made every subject of the fine-tuning benchmark
+        # worse (docs/finetune_benchmark.md, --recalibrate): keep the one the starting weights were calibrated with
+        print(f"decision threshold {result.model.decision_threshold:.2f} kept from {args.init}")
+    else:
+        print_calibration(result.best_checkpoint, *calibrate_checkpoint(result.best_checkpoint, train_data))
+    # only now: a run stopped before this point leaves checkpoints that say they are not final
+    mark_run_finished(result.best_checkpoint, result.last_checkpoint)
+    return 0
+
+
+def print_calibration(path, threshold: float, dice: dict[float, float]) -> None:
+    print(
+        f"decision threshold {threshold:.2f} (pooled Dice on the training B-scans {dice[threshold]:.4f}; "
+        f"argmax-equivalent 0.50: {dice[0.5]:.4f}) stored in {path}"
+    )

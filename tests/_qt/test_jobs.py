@@ -1,0 +1,198 @@
+"""The widgets' job runner: handlers in order and never nested, stop, pause, closing the dock, the thread budget."""
+
+import threading
+
+import pytest
+import torch
+from event_processing_bar import EventProcessingBar
+from qtpy.QtWidgets import QWidget
+
+from napari_octfluid._qt.jobs import JobRunner, Progress
+
+
+class Recorder:
+    """A widget's handlers, recording what they saw and whether one ran inside another."""
+
+    def __init__(self) -> None:
+        self.calls: list = []
+        self.status = ""
+        self._depth = 0
+        self.nested = False
+
+    def _enter(self, *call) -> None:
+        self.nested |= self._depth > 0 or EventProcessingBar.any_updating()
+        self.calls.append(call)
+
+    def show_status(self, text: str) -> None:
+        self.status = text
+
+    def on_event(self, event):
+        self._enter("event", event)
+        self._depth += 1
+        try:
+            return Progress(event, f"{event}/3 steps") if isinstance(event, int) else None
+        finally:
+            self._depth -= 1
+
+    def on_result(self, result) -> None:
+        self._enter("result", result)
+        self.status = f"Done: {result}"
+
+    def on_error(self, error) -> None:
+        self._enter("error", str(error))
+
+    def on_finished(self, stopped: bool) -> None:
+        self._enter("finished", stopped)
+
+    def handlers(self) -> dict:
+        return {
+            "on_event": self.on_event,
+            "on_result": self.on_result,
+            "on_error": self.on_error,
+            "on_finished": self.on_finished,
+        }
+
+
+@pytest.fixture
+def owner(qtbot):
+    widget = QWidget()
+    qtbot.addWidget(widget)
+    return widget
+
+
+def counting(steps: int = 3, result: str = "42"):
+    for step in range(1, steps + 1):
+        yield step
+    return result
+
+
+def test_a_progress_bar_that_processes_events_cannot_put_stale_progress_after_the_result(owner, qtbot):
+    """napari's progress bar processes events in its update: the job's result and end were handled inside the
+    handler of the last progress event, which then wrote '3/3 steps' over 'Done'."""
+    recorder = Recorder()
+    EventProcessingBar.instances.clear()
+    runner = JobRunner(owner, recorder.show_status, progress_bar=EventProcessingBar)
+    runner.start(counting, (3,), total=3, description="counting", **recorder.handlers())
+    qtbot.waitUntil(lambda: not runner.busy, timeout=30000)
+    bar = EventProcessingBar.instances[-1]
+    assert bar.processed_with_the_end_queued and bar.closed and bar.n == 3
+    assert recorder.status == "Done: 42"
+    assert recorder.calls == [("event", 1), ("event", 2), ("event", 3), ("result", "42"), ("finished", False)]
+    assert not recorder.nested
+
+
+def test_the_thread_budget_is_lowered_while_a_job_runs(owner, qtbot):
+    before = torch.get_num_threads()
+    seen = []
+
+    def job():
+        seen.append(torch.get_num_threads())
+        yield 1
+        return None
+
+    runner = JobRunner(owner, lambda text: None, progress_bar=EventProcessingBar)
+    runner.start(job, (), total=1, description="", on_result=lambda r: None, on_error=lambda e: None)
+    qtbot.waitUntil(lambda: not runner.busy, timeout=30000)
+    assert seen[0] <= before and torch.get_num_threads() == before
+
+
+def test_after_a_stop_nothing_reaches_the_widget_but_the_end(owner, qtbot):
+    recorder = Recorder()
+    release = threading.Event()
+
+    def waiting():
+        yield 1
+        release.wait(30)
+        yield 2
+        return "too late"
+
+    runner = JobRunner(owner, recorder.show_status, progress_bar=EventProcessingBar)
+    runner.start(waiting, (), total=3, description="", **recorder.handlers())
+    qtbot.waitUntil(lambda: bool(recorder.calls), timeout=30000)
+    assert runner.stop()
+    release.set()
+    qtbot.waitUntil(lambda: not runner.busy, timeout=30000)
+    assert recorder.calls == [("event", 1), ("finished", True)]
+    assert not runner.stop()  # nothing runs any more
+
+
+def test_pause_and_resume(owner, qtbot):
+    recorder = Recorder()
+    release = threading.Event()
+
+    def waiting():
+        yield 1
+        release.wait(30)
+        yield 2
+        yield 3
+        return "done"
+
+    runner = JobRunner(owner, recorder.show_status, progress_bar=EventProcessingBar)
+    runner.start(waiting, (), total=3, description="", **recorder.handlers())
+    assert runner.toggle_pause() and runner.paused
+    release.set()
+    qtbot.wait(200)
+    assert ("event", 3) not in recorder.calls  # paused at the next event
+    assert not runner.toggle_pause()
+    qtbot.waitUntil(lambda: not runner.busy, timeout=30000)
+    assert recorder.calls[-2:] == [("result", "done"), ("finished", False)] and not runner.paused
+
+
+def test_an_error_is_handed_to_the_widget_then_the_end(owner, qtbot):
+    recorder = Recorder()
+
+    def failing():
+        yield 1
+        raise RuntimeError("out of luck")
+
+    runner = JobRunner(owner, recorder.show_status, progress_bar=EventProcessingBar)
+    with qtbot.capture_exceptions() as relayed:  # napari also relays a worker's error to its notifications
+        runner.start(failing, (), total=2, description="", **recorder.handlers())
+        qtbot.waitUntil(lambda: not runner.busy, timeout=30000)
+    # a RuntimeError (torch raises many) too: superqt would take it for its own deleted worker and end silently
+    assert recorder.calls == [("event", 1), ("error", "out of luck"), ("finished", False)]
+    assert all("out of luck" in str(exception[1]) for exception in relayed)
+
+
+def test_a_second_job_is_refused_while_one_runs(owner, qtbot):
+    runner = JobRunner(owner, lambda text: None, progress_bar=EventProcessingBar)
+    release = threading.Event()
+
+    def waiting():
+        release.wait(30)
+        return None
+        yield
+
+    runner.start(waiting, (), total=1, description="", on_result=lambda r: None, on_error=lambda e: None)
+    with pytest.raises(RuntimeError, match="already running"):
+        runner.start(waiting, (), total=1, description="", on_result=lambda r: None, on_error=lambda e: None)
+    release.set()
+    qtbot.waitUntil(lambda: not runner.busy, timeout=30000)
+
+
+def test_closing_the_dock_stops_the_job_and_no_handler_runs_after(qtbot):
+    owner = QWidget()
+    recorder = Recorder()
+    release = threading.Event()
+    before = torch.get_num_threads()
+
+    def endless():
+        step = 0
+        while True:
+            step += 1
+            yield step
+            release.wait(30)
+
+    runner = JobRunner(owner, recorder.show_status, progress_bar=EventProcessingBar)
+    runner.start(endless, (), total=1000, description="", **recorder.handlers())
+    qtbot.waitUntil(lambda: bool(recorder.calls), timeout=30000)
+    worker = runner.worker
+    ended = []
+    worker.finished.connect(lambda: ended.append(True))
+    owner.deleteLater()  # what napari does to a closed dock
+    qtbot.waitUntil(lambda: runner.closed, timeout=30000)
+    calls = list(recorder.calls)
+    release.set()
+    qtbot.waitUntil(lambda: bool(ended) and not runner.busy, timeout=30000)
+    assert recorder.calls == calls  # neither later events nor the end reached the deleted widget
+    assert torch.get_num_threads() == before
