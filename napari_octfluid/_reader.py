@@ -10,7 +10,8 @@ from napari.utils.notifications import show_error, show_info, show_warning
 
 from ._layers import META_KEY, REVIEW_KEY, layer_data, layer_kwargs
 from .io import OctReadError, OctVolume, can_read, read_volume
-from .io.sidecar import RESTORED_SIDECAR_KEY, SCAN_IDENTITY_KEY, ScanIdentity, SidecarError, read_sidecar, sidecar_path
+from .io.scan_identity import SCAN_IDENTITY_KEY, ScanIdentity
+from .io.sidecar import RESTORED_SIDECAR_KEY, SidecarError, read_sidecar, sidecar_path
 
 # npe2's documented "accepted the file, opened no layers" value: napari goes on instead of failing.
 NO_LAYERS = [(None,)]
@@ -40,7 +41,22 @@ def read_scan_layers(path):
     # once, here: the autosave binds every sidecar write to it without reading the scan again
     identity = ScanIdentity.of(volume.data, Path(volume.meta.get("source") or volume.name).name)
     scan[1]["metadata"][META_KEY][SCAN_IDENTITY_KEY] = identity.as_metadata()
-    return [scan, *restored_corrections(volume, identity)]
+    return [scan, *restored_corrections(volume, identity), *duke_grader_layers(volume)]
+
+
+def duke_grader_layers(volume: OctVolume) -> list:
+    """Each grader's fluid in a Duke DME .mat file, as a labels layer beside its scan (not annotated: 255)."""
+    from .io.duke_mat import GRADERS, GRADERS_KEY, read_duke_mat
+
+    layers = []
+    for variable in volume.meta.get(GRADERS_KEY, []):
+        try:
+            labels = read_duke_mat(volume.meta["source"], labels=variable)
+        except OctReadError as error:
+            show_warning(f"octfluid opened the scan without its {variable}: {error}")
+            continue
+        layers.append(layer_data(labels, f"{volume.name} fluid (grader {GRADERS.index(variable) + 1})"))
+    return layers
 
 
 def restored_corrections(volume: OctVolume, identity: ScanIdentity | None = None) -> list:

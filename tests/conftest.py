@@ -48,3 +48,68 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
         loss(model(x), y).backward()
         optimiser.step()
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", model.eval(), loss_spec=loss.spec)
+
+
+def _train_argv(images, labels, **options) -> list[str]:
+    """``octfluid train`` arguments: the images and labels, then each keyword as an option (``steps_per_epoch=2``
+    gives ``--steps-per-epoch 2``, ``True`` a bare flag)."""
+    argv = ["train", "--images", str(images), "--labels", str(labels)]
+    for name, value in options.items():
+        option = "--" + name.replace("_", "-")
+        argv += [option] if value is True else [option, str(value)]
+    return argv
+
+
+@pytest.fixture(scope="session")
+def train_argv():
+    """Builds ``octfluid train`` arguments from keywords (see ``_train_argv``), so that tests state only what they
+    vary."""
+    return _train_argv
+
+
+@pytest.fixture(scope="session")
+def write_tiny_scan():
+    """Writes a small random uint8 scan as a TIFF (``path``, ``bscans`` B-scans of 64 x 80, ``spacing_mm``) and
+    returns its path: what a batch of scans needs, without the minutes a real scan costs."""
+    import numpy as np
+
+    from napari_octfluid.io import write_tiff
+
+    def write(path: Path, bscans: int = 2, spacing_mm=(None, None, None), seed: int = 0) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        images = np.random.default_rng(seed).integers(0, 255, (bscans, 64, 80), dtype=np.uint8)
+        return write_tiff(path, images, spacing_mm, kind="image")
+
+    return write
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_as_found():
+    """octfluid's commands set torch's thread count for the whole process (``--threads``, or the cores free now):
+    a test that runs one in this process puts the count back, so that later tests do not run on one thread by
+    chance."""
+    import sys
+
+    torch = sys.modules.get("torch")  # never imported here for tests that do not need it
+    before = torch.get_num_threads() if torch is not None else None
+    yield
+    if before is not None and torch.get_num_threads() != before:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def full_disk_csv_writer():
+    """A stand-in for ``csv.writer`` whose first row half reaches the file before the disk is full (ENOSPC): what
+    an atomic CSV write must survive, leaving the previous file whole."""
+    import errno
+    import os
+
+    class FullDisk:
+        def __init__(self, handle, *_args, **_kwargs):
+            self.handle = handle
+
+        def writerow(self, row):
+            self.handle.write(f"{row[0]},")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    return FullDisk

@@ -15,6 +15,13 @@ from numpy.lib import format as npy_format
 from napari_octfluid.io.sidecar import ScanIdentity, save_sidecar
 from napari_octfluid.review import ReviewState
 
+SHAPE = (4, 16, 20)  # the scans the sidecars are forged for
+
+
+def scan_pixels(seed: int) -> np.ndarray:
+    """The pixels of a scan of ``SHAPE``: another seed, another scan of the same shape."""
+    return np.random.default_rng(seed).integers(0, 4096, SHAPE, dtype=np.uint16)
+
 
 def npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()

@@ -16,6 +16,18 @@ from napari_octfluid.io import read_volume
 from napari_octfluid.training.replay import REPLAY_CROPS
 
 OCTFLUID = str(Path(sys.executable).with_name("octfluid"))  # the console script installed beside this Python
+# a training run of seconds: what the commands do around training, not what it learns
+QUICK_TRAINING = {"model": "tiny", "epochs": 1, "steps_per_epoch": 1, "batch_size": 1, "device": "cpu"}
+
+
+def _tiny_pair(folder):
+    """A scan of two 64 x 64 B-scans and its labels, with a block of fluid: img.tif and lab.tif in ``folder``."""
+    from napari_octfluid.io import write_tiff
+
+    images = np.random.default_rng(0).integers(0, 255, (2, 64, 64), dtype=np.uint8)
+    labels = np.zeros((2, 64, 64), np.uint8)
+    labels[:, 20:40, 10:30] = 1
+    return (write_tiff(folder / "img.tif", images, kind="image"), write_tiff(folder / "lab.tif", labels, kind="labels"))
 
 
 def test_console_script_lists_subcommands_and_version():
@@ -216,7 +228,7 @@ def test_predict_with_a_bad_checkpoint_gives_one_line(tmp_path, weights_content,
 @pytest.mark.parametrize(
     "values, outcome", [("seven", "counted as fluid"), ("nan", "not whole numbers"), ("negative", "outside 0..255")]
 )
-def test_train_checks_the_label_values(tmp_path, capsys, values, outcome):
+def test_train_checks_the_label_values(tmp_path, capsys, train_argv, values, outcome):
     from napari_octfluid.io import write_tiff
 
     images = np.random.default_rng(0).integers(0, 255, (2, 64, 64), dtype=np.uint8)
@@ -225,25 +237,7 @@ def test_train_checks_the_label_values(tmp_path, capsys, values, outcome):
     write_tiff(tmp_path / "img.tif", images, kind="image")
     write_tiff(tmp_path / "lab.tif", labels if values != "seven" else labels.astype(np.uint8), kind="labels")
     before = (tmp_path / "lab.tif").read_bytes()
-    code = main(
-        [
-            "train",
-            "--images",
-            str(tmp_path / "img.tif"),
-            "--labels",
-            str(tmp_path / "lab.tif"),
-            "--model",
-            "tiny",
-            "--epochs",
-            "1",
-            "--steps-per-epoch",
-            "1",
-            "--batch-size",
-            "1",
-            "--out",
-            str(tmp_path / "run"),
-        ]
-    )
+    code = main(train_argv(tmp_path / "img.tif", tmp_path / "lab.tif", **QUICK_TRAINING, out=tmp_path / "run"))
     err = capsys.readouterr().err
     assert outcome in err
     assert code == (0 if values == "seven" else 1)
@@ -251,67 +245,31 @@ def test_train_checks_the_label_values(tmp_path, capsys, values, outcome):
 
 
 @pytest.mark.skipif(not REPLAY_CROPS.is_file(), reason="no replay crops shipped in this checkout")
-def test_train_with_replay_mixes_in_the_shipped_crops(tmp_path, capsys):
+def test_train_with_replay_mixes_in_the_shipped_crops(tmp_path, capsys, train_argv):
     from napari_octfluid.io import write_tiff
 
     images = np.random.default_rng(0).integers(0, 255, (2, 64, 64), dtype=np.uint8)
     write_tiff(tmp_path / "img.tif", images, kind="image")
     write_tiff(tmp_path / "lab.tif", np.zeros((2, 64, 64), np.uint8), kind="labels")  # a user erased all fluid
-    command = [
-        "train",
-        "--images",
-        str(tmp_path / "img.tif"),
-        "--labels",
-        str(tmp_path / "lab.tif"),
-        "--model",
-        "tiny",
-        "--epochs",
-        "1",
-        "--steps-per-epoch",
-        "1",
-        "--batch-size",
-        "2",
-        "--out",
-        str(tmp_path / "run"),
-    ]
+    options = {**QUICK_TRAINING, "batch_size": 2, "out": tmp_path / "run"}
+    command = train_argv(tmp_path / "img.tif", tmp_path / "lab.tif", **options)
     assert main(command) == 1 and "would learn to find no fluid" in capsys.readouterr().err
     assert main(command + ["--replay"]) == 0  # the replayed crops hold fluid, so this is a sound fine-tune
     assert (tmp_path / "run" / "best.pt").is_file()
 
 
-def test_fine_tuning_the_decoder_keeps_the_encoder_the_threshold_and_the_share_asked_for(tmp_path, tiny_checkpoint):
+def test_fine_tuning_the_decoder_keeps_the_encoder_the_threshold_and_the_share_asked_for(
+    tmp_path, tiny_checkpoint, train_argv
+):
     import torch
 
-    from napari_octfluid.io import write_tiff
     from napari_octfluid.model import load_model, save_checkpoint
 
     start, _ = load_model(tiny_checkpoint)
     start.decision_threshold = 0.9  # as calibrated weights carry
     init = save_checkpoint(tmp_path / "start.pt", start)
-    images = np.random.default_rng(0).integers(0, 255, (2, 64, 64), dtype=np.uint8)
-    labels = np.zeros((2, 64, 64), np.uint8)
-    labels[:, 20:40, 10:30] = 1
-    write_tiff(tmp_path / "img.tif", images, kind="image")
-    write_tiff(tmp_path / "lab.tif", labels, kind="labels")
-    command = [
-        "train",
-        "--images",
-        str(tmp_path / "img.tif"),
-        "--labels",
-        str(tmp_path / "lab.tif"),
-        "--init",
-        str(init),
-        "--trainable",
-        "decoder",
-        "--epochs",
-        "1",
-        "--steps-per-epoch",
-        "2",
-        "--batch-size",
-        "2",
-        "--lr",
-        "0.01",
-    ]
+    options = {"init": init, "trainable": "decoder", "epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "lr": 0.01}
+    command = train_argv(*_tiny_pair(tmp_path), **options)
     assert main(command + ["--change-kept", "1", "--out", str(tmp_path / "all")]) == 0
     assert main(command + ["--change-kept", "0.5", "--out", str(tmp_path / "half")]) == 0
     tuned, payload = load_model(tmp_path / "all" / "best.pt")
@@ -346,38 +304,14 @@ def test_command_line_settings_override_the_recipe_and_the_noise_ablation_turns_
     assert TrainConfig().augment.noise_probability > 0
 
 
-def test_fine_tuning_from_the_command_line_uses_the_widgets_preset(tmp_path, tiny_checkpoint):
+def test_fine_tuning_from_the_command_line_uses_the_widgets_preset(tmp_path, tiny_checkpoint, train_argv):
     """octfluid train --init and the Fine-tune widget share one preset (training/finetune.py), so the command line
     reproduces what the widget does: decoder only, half of the change kept, BatchNorm frozen, lr 1e-4, replay."""
-    from napari_octfluid.io import write_tiff
     from napari_octfluid.model import load_model
     from napari_octfluid.training.finetune import finetune_config
 
-    images = np.random.default_rng(0).integers(0, 255, (2, 64, 64), dtype=np.uint8)
-    labels = np.zeros((2, 64, 64), np.uint8)
-    labels[:, 20:40, 10:30] = 1
-    write_tiff(tmp_path / "img.tif", images, kind="image")
-    write_tiff(tmp_path / "lab.tif", labels, kind="labels")
-    assert (
-        main(
-            [
-                "train",
-                "--images",
-                str(tmp_path / "img.tif"),
-                "--labels",
-                str(tmp_path / "lab.tif"),
-                "--init",
-                str(tiny_checkpoint),
-                "--epochs",
-                "1",
-                "--steps-per-epoch",
-                "1",
-                "--out",
-                str(tmp_path / "run"),
-            ]
-        )
-        == 0
-    )
+    options = {"init": tiny_checkpoint, "epochs": 1, "steps_per_epoch": 1, "out": tmp_path / "run"}
+    assert main(train_argv(*_tiny_pair(tmp_path), **options)) == 0
     _, payload = load_model(tmp_path / "run" / "best.pt")
     preset = finetune_config((64, 64), epochs=1, steps_per_epoch=1).to_dict()
     assert payload["train_config"] == preset
@@ -392,24 +326,11 @@ def test_fine_tuning_from_the_command_line_uses_the_widgets_preset(tmp_path, tin
 # --- issue 21: nothing the user made is lost; one line, never a traceback
 
 
-def _tiny_pair(folder):
-    from napari_octfluid.io import write_tiff
-
-    images = np.random.default_rng(0).integers(0, 255, (2, 64, 64), dtype=np.uint8)
-    labels = np.zeros((2, 64, 64), np.uint8)
-    labels[:, 20:40, 10:30] = 1
-    return (write_tiff(folder / "img.tif", images, kind="image"), write_tiff(folder / "lab.tif", labels, kind="labels"))
-
-
-QUICK_TRAIN = ["--model", "tiny", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "1", "--device", "cpu"]
-
-
-def test_a_new_training_run_never_replaces_a_finished_one(tmp_path, capsys):
+def test_a_new_training_run_never_replaces_a_finished_one(tmp_path, capsys, train_argv):
     """Issue 21, data loss 3: a second run into the same --out replaced the finished run's calibrated best.pt."""
     from napari_octfluid.model import load_model
 
-    images, labels = _tiny_pair(tmp_path)
-    command = ["train", "--images", str(images), "--labels", str(labels), *QUICK_TRAIN, "--out", str(tmp_path / "run")]
+    command = train_argv(*_tiny_pair(tmp_path), **QUICK_TRAINING, out=tmp_path / "run")
     assert main(command) == 0
     finished = (tmp_path / "run" / "best.pt").read_bytes()
     model, payload = load_model(tmp_path / "run" / "best.pt")
@@ -423,7 +344,7 @@ def test_a_new_training_run_never_replaces_a_finished_one(tmp_path, capsys):
     assert main(command + ["--overwrite"]) == 0  # asked for explicitly
 
 
-def test_a_run_stopped_before_its_calibration_leaves_checkpoints_that_say_so(tmp_path, capsys, monkeypatch):
+def test_a_run_stopped_before_its_calibration_leaves_checkpoints_that_say_so(tmp_path, capsys, monkeypatch, train_argv):
     """Issue 21, data loss 3: a killed run left an uncalibrated best.pt that looked final."""
     from napari_octfluid.model import load_model
 
@@ -433,7 +354,7 @@ def test_a_run_stopped_before_its_calibration_leaves_checkpoints_that_say_so(tmp
     monkeypatch.setattr("napari_octfluid.training.calibrate.calibrate_checkpoint", killed)
     images, labels = _tiny_pair(tmp_path)
     run = tmp_path / "run"
-    assert main(["train", "--images", str(images), "--labels", str(labels), *QUICK_TRAIN, "--out", str(run)]) == 130
+    assert main(train_argv(images, labels, **QUICK_TRAINING, out=run)) == 130
     for name in ("best.pt", "last.pt"):
         model, payload = load_model(run / name)
         assert payload["finished"] is False and model.decision_threshold is None
@@ -559,29 +480,21 @@ def test_a_failing_disk_during_predict_gives_one_line_and_no_partial_mask(
     assert list(out.parent.iterdir()) == []  # neither a mask nor a temporary file
 
 
-def test_a_full_disk_during_quantify_csv_keeps_the_previous_table(tmp_path, capsys, monkeypatch):
+def test_a_full_disk_during_quantify_csv_keeps_the_previous_table(tmp_path, capsys, monkeypatch, full_disk_csv_writer):
     """Issue 21: the CSV was not written atomically (a full disk left a 0-byte file) and gave a traceback."""
     import napari_octfluid.quantify
 
     table = tmp_path / "q.csv"
     table.write_text("the previous table\n")
 
-    class FullDisk:
-        def __init__(self, handle):
-            self.handle = handle
-
-        def writerow(self, row):
-            self.handle.write("bscan,")
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(napari_octfluid.quantify.csv, "writer", FullDisk)
+    monkeypatch.setattr(napari_octfluid.quantify.csv, "writer", full_disk_csv_writer)
     assert main(["quantify", str(SAMPLE_MASK), "--csv", str(table)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no space left on the disk" in err and "q.csv" in err
     assert table.read_text() == "the previous table\n" and sorted(p.name for p in tmp_path.iterdir()) == ["q.csv"]
 
 
-def test_a_full_disk_during_training_gives_one_line(tmp_path, capsys, monkeypatch):
+def test_a_full_disk_during_training_gives_one_line(tmp_path, capsys, monkeypatch, train_argv):
     import torch
 
     images, labels = _tiny_pair(tmp_path)
@@ -592,7 +505,7 @@ def test_a_full_disk_during_training_gives_one_line(tmp_path, capsys, monkeypatc
 
     monkeypatch.setattr(torch, "save", full_disk)
     run = tmp_path / "run"
-    assert main(["train", "--images", str(images), "--labels", str(labels), *QUICK_TRAIN, "--out", str(run)]) == 1
+    assert main(train_argv(images, labels, **QUICK_TRAINING, out=run)) == 1
     err = capsys.readouterr().err
     last = err.splitlines()[-1]  # on a line of its own, after the progress line
     assert last.startswith("octfluid train: error: no space left on the disk") and "Traceback" not in err
@@ -724,3 +637,18 @@ def test_memory_limit_option_refuses_a_scan_larger_than_it(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--memory-limit", "lots", "info", str(SAMPLE_SCAN)])
     assert "--memory-limit" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["predict", "train"])
+def test_a_broken_torchrun_environment_is_one_line(command, tmp_path, capsys, monkeypatch):
+    """RANK/WORLD_SIZE/LOCAL_RANK that are not whole numbers: one line naming them, no traceback."""
+    monkeypatch.setenv("RANK", "x")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    argv = {
+        "predict": ["predict", str(SAMPLE_SCAN), "-o", str(tmp_path / "m.tif")],
+        "train": ["train", "--images", str(SAMPLE_SCAN), "--labels", str(SAMPLE_MASK), "--out", str(tmp_path / "r")],
+    }
+    assert main(argv[command]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "RANK, WORLD_SIZE and LOCAL_RANK must be whole numbers" in err

@@ -58,7 +58,7 @@ def test_evaluate_gives_a_row_per_group_and_noise_level(tiny_checkpoint):
     assert all(r.agreement.n_bscans == (4 if r.group == "all" else 2) for r in rows)
 
 
-def test_evaluate_and_train_commands(tiny_checkpoint, tmp_path, capsys):
+def test_evaluate_and_train_commands(tiny_checkpoint, tmp_path, capsys, train_argv):
     rng = np.random.default_rng(0)
     images = rng.normal(150, 20, (3, 64, 64)).clip(0, 255).astype(np.uint8)
     labels = np.zeros((3, 64, 64), np.uint8)
@@ -87,30 +87,8 @@ def test_evaluate_and_train_commands(tiny_checkpoint, tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "pooled Dice" in out and (tmp_path / "e.csv").read_text().count("\n") == 3
-    assert (
-        main(
-            [
-                "train",
-                "--images",
-                str(image_path),
-                "--labels",
-                str(label_path),
-                "--init",
-                str(tiny_checkpoint),
-                "--epochs",
-                "1",
-                "--steps-per-epoch",
-                "2",
-                "--batch-size",
-                "2",
-                "--out",
-                str(tmp_path / "run"),
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
+    options = {"init": tiny_checkpoint, "epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "device": "cpu"}
+    assert main(train_argv(image_path, label_path, **options, out=tmp_path / "run")) == 0
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.pt", "last.pt"]
 
 

@@ -101,6 +101,25 @@ def test_fast_labels_and_probability_match_softmax_and_argmax():
     np.testing.assert_allclose(fluid.numpy(), 1 - probabilities[:, 0].numpy(), atol=1e-12)
 
 
+@pytest.mark.parametrize("threshold", [None, 0.5, 0.98])
+def test_two_class_labels_and_probability_are_the_general_forms_bits(threshold):
+    """Issue 22: two classes take a shorter path, which must give the very same bits (masks identical to before)."""
+    from napari_octfluid.inference import labels_and_fluid
+
+    padded = torch.randn(3, 2, 40, 64) * 8
+    padded[0, 1, :2, :2], padded[0, 0, 2:4, :2] = 200.0, 200.0  # exp overflow both ways
+    logits = padded[..., :37, :50]  # the model's output is a view of its padded map
+    background = logits[:, 0]
+    best_fluid, best_class = logits[:, 1:].max(dim=1)
+    expected_labels = torch.where(best_fluid > background, best_class + 1, 0).to(torch.uint8)
+    expected_fluid = 1.0 - 1.0 / torch.exp(logits - background.unsqueeze(1)).sum(dim=1)
+    if threshold is not None:
+        expected_labels = (expected_fluid > threshold).to(torch.uint8)
+    labels, fluid = labels_and_fluid(logits, threshold)
+    assert labels.dtype == torch.uint8 and torch.equal(labels, expected_labels)
+    assert torch.equal(fluid, expected_fluid)
+
+
 def test_a_stored_decision_threshold_decides_the_labels(tmp_path):
     from napari_octfluid.model import save_checkpoint
 
@@ -136,3 +155,33 @@ def test_no_fluid_is_predicted_in_padding(tiny_checkpoint):
     _, result = run_to_end(predict(volume, model, "cpu"))
     assert not result.labels[0, 40:, :24].any() and result.labels[0, :30].all()
     assert (result.fluid_probability[0, 40:, :24] == 0).all()
+
+
+def test_shipped_weights_give_the_same_masks_as_before_on_the_sample_scan(monkeypatch):
+    """Issue 22: the upsamplers became a 1x1 convolution + pixel shuffle and prediction runs an inference copy
+    (BatchNorm folded, channels_last). Against the network as it was, ``nn.ConvTranspose2d`` upsamplers run
+    through the plain model, the shipped weights give the same masks on the sample scan."""
+    from napari_octfluid._sample_data import SAMPLE_SCAN
+    from napari_octfluid.io import read_volume
+    from napari_octfluid.weights import default_weights_path
+
+    weights = default_weights_path()
+    if weights is None:
+        pytest.skip("no shipped weights in this installation")
+    scan = read_volume(SAMPLE_SCAN).data
+    model, _ = load_model(weights)
+    _, result = run_to_end(predict(scan, model, "cpu", batch_size=4))
+
+    before = TransUNet(model.config)
+    filters = model.config.filter_num
+    before.upsample = torch.nn.ModuleList(
+        torch.nn.ConvTranspose2d(filters[i + 1], filters[i], 2, stride=2) for i in reversed(range(len(filters) - 1))
+    )
+    before.load_state_dict(torch.load(weights, weights_only=True)["model_state"])  # as it loaded before
+    before.decision_threshold = model.decision_threshold
+    monkeypatch.setattr(inference, "fused_for_inference", lambda network: network)  # the plain model, as before
+    _, expected = run_to_end(predict(scan, before, "cpu", batch_size=4))
+
+    assert int((result.labels != expected.labels).sum()) == 0
+    np.testing.assert_allclose(result.fluid_probability, expected.fluid_probability, atol=1e-5)
+    assert expected.labels.any()  # the comparison covers fluid, not only background

@@ -32,27 +32,28 @@ def test_sound_outputs_pass(tmp_path, scan):
     )
 
 
+# the outputs as they are given on the command line: options and paths; --out names a folder, the others files
 @pytest.mark.parametrize(
-    "files, folders, phrase",
+    "outputs, phrase",
     [
-        ({"-o": "{scan}"}, {}, "-o {scan} is also an input"),
-        ({"-o": "{link}"}, {}, "the same file as {scan}"),
-        ({"-o": "{hard_link}"}, {}, "the same file as {scan}"),
-        ({"-o": "{pngs}/mask.tif"}, {}, "is inside the input folder {pngs}"),
-        ({"-o": "{pngs}/deeper/mask.tif"}, {}, "is inside the input folder"),
-        ({}, {"--out": "{pngs}"}, "--out {pngs} is also an input"),
-        ({}, {"--out": "{pngs}/run"}, "is inside the input folder"),
-        ({"-o": "{tmp}/m.tif", "--probabilities": "{tmp}/m.tif"}, {}, "-o and --probabilities both name"),
-        ({"--csv": "{tmp}/run"}, {"--out": "{tmp}/run"}, "--csv and --out both name"),
-        ({"-o": "{tmp}"}, {}, "is a folder: give the name of the file"),
-        ({"-o": "{tmp}/nowhere/m.tif"}, {}, "the folder {tmp}/nowhere does not exist"),
-        ({"-o": "{scan}/m.tif"}, {}, "is a file, not a folder"),
-        ({"-o": "{fifo}"}, {}, "not a regular file"),
-        ({}, {"--out": "{tmp}/notes.txt"}, "is a file, not a folder"),
-        ({}, {"--out": "{scan}/run"}, "is a file, not a folder"),
+        ("-o {scan}", "-o {scan} is also an input"),
+        ("-o {link}", "the same file as {scan}"),
+        ("-o {hard_link}", "the same file as {scan}"),
+        ("-o {pngs}/mask.tif", "is inside the input folder {pngs}"),
+        ("-o {pngs}/deeper/mask.tif", "is inside the input folder"),
+        ("--out {pngs}", "--out {pngs} is also an input"),
+        ("--out {pngs}/run", "is inside the input folder"),
+        ("-o {tmp}/m.tif --probabilities {tmp}/m.tif", "-o and --probabilities both name"),
+        ("--csv {tmp}/run --out {tmp}/run", "--csv and --out both name"),
+        ("-o {tmp}", "is a folder: give the name of the file"),
+        ("-o {tmp}/nowhere/m.tif", "the folder {tmp}/nowhere does not exist"),
+        ("-o {scan}/m.tif", "is a file, not a folder"),
+        ("-o {fifo}", "not a regular file"),
+        ("--out {tmp}/notes.txt", "is a file, not a folder"),
+        ("--out {scan}/run", "is a file, not a folder"),
     ],
 )
-def test_outputs_that_would_fail_or_destroy_an_input_are_refused(tmp_path, scan, files, folders, phrase):
+def test_outputs_that_would_fail_or_destroy_an_input_are_refused(tmp_path, scan, outputs, phrase):
     pngs = tmp_path / "pngs"
     pngs.mkdir()
     (tmp_path / "link.tif").symlink_to(scan)
@@ -67,11 +68,13 @@ def test_outputs_that_would_fail_or_destroy_an_input_are_refused(tmp_path, scan,
         tmp=tmp_path,
         fifo=tmp_path / "fifo",
     )
+    words = outputs.split()  # before the paths are filled in: a temporary folder's name may hold a space
+    named = {option: path.format(**names) for option, path in zip(words[::2], words[1::2])}
     with pytest.raises(OutputError) as refused:
         check_outputs(
-            {option: path.format(**names) for option, path in files.items()},
+            {option: path for option, path in named.items() if option != "--out"},
             inputs=[scan, pngs],
-            folders={option: path.format(**names) for option, path in folders.items()},
+            folders={option: path for option, path in named.items() if option == "--out"},
         )
     message = str(refused.value)
     assert "\n" not in message and phrase.format(**names) in message

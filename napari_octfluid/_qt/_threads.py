@@ -1,4 +1,5 @@
-"""Leave one CPU core to napari's interface while a widget runs the model in a worker thread.
+"""The widgets' torch threads: chosen as the command line chooses them (``devices.choose_threads``), less one core
+left to napari's interface.
 
 PyTorch uses every core by default; on a 2-core laptop the Qt event loop then waits for a core and the
 interface stalls for up to a second at a time.
@@ -6,27 +7,34 @@ interface stalls for up to a second at a time.
 
 from __future__ import annotations
 
-import os
+import functools
+from typing import Callable, Generator
 
 import torch
 
+from ..devices import choose_threads
 
-def interface_friendly_threads() -> int:
-    return max(1, (os.cpu_count() or 2) - 1)
+INTERFACE_CORES = 1
 
 
-class ThreadBudget:
-    """Lowers torch's thread count while a worker runs and restores it after."""
+def interface_friendly_threads(requested: int | None = None) -> int:
+    """The threads for a widget's job: the user's setting where given, else the command line's choice from the
+    cores free now, less the interface's core."""
+    return choose_threads(requested, reserved=INTERFACE_CORES)
 
-    def __init__(self) -> None:
-        self._saved: int | None = None
 
-    def lower(self) -> None:
-        if self._saved is None:
-            self._saved = torch.get_num_threads()
-            torch.set_num_threads(min(self._saved, interface_friendly_threads()))
+def with_threads(job: Callable[..., Generator], threads: int) -> Callable[..., Generator]:
+    """``job`` (a generator function) run with ``threads`` torch threads in the worker thread that runs it, and the
+    worker's count put back after. With OpenMP (torch's CPU builds) the count belongs to each thread: one set in the
+    main thread never reaches a worker that napari's thread pool reuses, which keeps the count of its first job."""
 
-    def restore(self) -> None:
-        if self._saved is not None:
-            torch.set_num_threads(self._saved)
-            self._saved = None
+    @functools.wraps(job)  # napari names the task after the function
+    def run(*args) -> Generator:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return (yield from job(*args))
+        finally:
+            torch.set_num_threads(before)
+
+    return run

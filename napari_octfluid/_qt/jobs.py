@@ -20,7 +20,7 @@ from napari.utils import progress
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QWidget
 
-from ._threads import ThreadBudget
+from ._threads import interface_friendly_threads, with_threads
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ class JobRunner:
     - ``on_error(error)`` if the job raised, unless the dock is closed;
     - ``on_finished(stopped)`` last, unless the dock is closed; ``stopped`` says whether the user stopped it.
 
-    torch's thread count is lowered while a job runs, to leave a core to the interface (``ThreadBudget``).
+    The job runs with torch's thread count chosen as the command line chooses it (``devices.choose_threads``), less
+    one core left to the interface, set inside the worker thread (``with_threads``: the count is per thread).
     """
 
     def __init__(
@@ -84,7 +85,6 @@ class JobRunner:
         self._progress = None
         self._handlers: _Handlers | None = None
         self._has_result = False
-        self._threads = ThreadBudget()
         self._queue: deque[tuple[Any, Callable, tuple]] = deque()
         self._delivering = False
         owner.destroyed.connect(self._on_owner_destroyed)
@@ -104,12 +104,15 @@ class JobRunner:
         on_error: Callable[[Exception], None],
         on_event: Callable[[Any], Progress | None] | None = None,
         on_finished: Callable[[bool], None] | None = None,
+        threads: int | None = None,
     ) -> None:
-        """Run the generator function ``job(*args)`` in a worker thread, with a progress bar of ``total`` steps."""
+        """Run the generator function ``job(*args)`` in a worker thread, with a progress bar of ``total`` steps and
+        ``threads`` torch threads (None: the cores free now, less one for the interface)."""
         if self.worker is not None:
             raise RuntimeError("a job is already running: stop it or wait for its end first")
         # the bar first: napari's processes events as it appears, which must not deliver anything of this job
         self._progress = (self._progress_bar or progress)(total=total, desc=description)
+        job = with_threads(job, interface_friendly_threads(threads))
         worker = thread_worker(_guarded(job), start_thread=False)(*args)
         worker.yielded.connect(lambda event: self._deliver(worker, self._handle_event, event))
         worker.returned.connect(lambda result: self._deliver(worker, self._handle_result, result))
@@ -117,7 +120,6 @@ class JobRunner:
         worker.finished.connect(lambda: self._deliver(worker, self._handle_finished))
         self.worker, self._handlers = worker, _Handlers(on_event, on_result, on_error, on_finished)
         self.paused = self.stop_requested = self._has_result = False
-        self._threads.lower()
         worker.start()
 
     def toggle_pause(self) -> bool:
@@ -186,7 +188,6 @@ class JobRunner:
         stopped, handlers = self.stop_requested, self._handlers
         self.worker, self._handlers = None, None
         self.paused = self.stop_requested = False
-        self._threads.restore()
         if self._progress is not None:
             bar, self._progress = self._progress, None
             bar.close()

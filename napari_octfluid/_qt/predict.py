@@ -1,4 +1,4 @@
-"""Predict dock widget: choose scan, weights, device and batch size, then run the model into a Labels layer.
+"""Predict dock widget: choose scan, weights, device, batch size and threads, then run the model into a Labels layer.
 
 The model runs in a worker thread (``jobs.JobRunner``); layers are only touched here, in the main thread, when
 the worker yields or returns.
@@ -7,6 +7,7 @@ the worker yields or returns.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from .review_tracking import as_volume, review_state, tracker_for
 
 DEFAULT_WEIGHTS_CHOICE = "shipped default"
 CHECKPOINT_CHOICE = "checkpoint file..."
-AUTO = 0  # batch size 0: let the engine choose
+AUTO = 0  # batch size or threads 0: let octfluid choose
 
 
 def checksum(data: np.ndarray) -> str:
@@ -44,6 +45,8 @@ class PredictWidget(Container):
         self.checkpoint = FileEdit(label="Checkpoint", filter="*.pt *.pth", visible=False)
         self.device = ComboBox(label="Device", choices=list(DEVICE_CHOICES))
         self.batch_size = SpinBox(label="Batch size (0 = auto)", value=AUTO, min=0, max=512)
+        # auto: the cores free when Predict is pressed, less one for napari (as octfluid predict chooses, less one)
+        self.threads = SpinBox(label="Threads (0 = auto)", value=AUTO, min=0, max=os.cpu_count() or 1)
         self.with_probability = CheckBox(text="Show the fluid probability layer", value=False)
         self.run_button = PushButton(text="Predict fluid")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -55,6 +58,7 @@ class PredictWidget(Container):
                 self.checkpoint,
                 self.device,
                 self.batch_size,
+                self.threads,
                 self.with_probability,
                 self.run_button,
                 self.cancel_button,
@@ -116,6 +120,7 @@ class PredictWidget(Container):
             on_result=self._on_result,
             on_error=self._on_error,
             on_finished=self._on_finished,
+            threads=self.threads.value or None,
         )
 
     def cancel(self, *_) -> None:

@@ -22,14 +22,8 @@ from qtpy.QtCore import QTimer
 
 from .._layers import META_KEY, REVIEW_KEY
 from .._sample_data import SAMPLE_DIR
-from ..io.sidecar import (
-    RESTORED_SIDECAR_KEY,
-    SCAN_IDENTITY_KEY,
-    ScanIdentity,
-    keep_unrestored_sidecar,
-    save_sidecar,
-    sidecar_path,
-)
+from ..io.scan_identity import SCAN_IDENTITY_KEY, ScanIdentity
+from ..io.sidecar import RESTORED_SIDECAR_KEY, keep_unrestored_sidecar, save_sidecar, sidecar_path
 from ..review import AutosaveLedger, AutosaveSnapshot, ReviewSession, ReviewState, Signal
 
 AUTOSAVE_INTERVAL_MS = 2000

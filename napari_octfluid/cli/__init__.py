@@ -13,10 +13,10 @@ import warnings
 from typing import Sequence
 
 from .. import __version__
-from . import calibrate, crossval, demo, evaluate, info, predict, quantify, train, view
+from . import calibrate, crossval, demo, evaluate, export, info, predict, quantify, train, view
 from ._common import CommandError, end_progress_line
 
-COMMANDS = (info, predict, train, calibrate, evaluate, crossval, quantify, view, demo)
+COMMANDS = (info, predict, train, calibrate, evaluate, crossval, quantify, view, demo, export)
 NEEDS_TORCH = {"predict", "train", "evaluate", "crossval", "calibrate", "demo"}
 
 __all__ = ["CommandError", "build_parser", "main"]
@@ -67,11 +67,12 @@ def user_errors(command: str) -> tuple[type[BaseException], ...]:
     )
     if command in NEEDS_TORCH:  # only these import torch; quantify and info stay light
         from ..devices import DeviceUnavailableError
+        from ..distributed import DistributedSetupError
         from ..model import CheckpointError
         from ..preprocess import BscanError
         from ..training.engine import TrainingDataError
 
-        errors += (BscanError, CheckpointError, DeviceUnavailableError, TrainingDataError)
+        errors += (BscanError, CheckpointError, DeviceUnavailableError, DistributedSetupError, TrainingDataError)
     return errors
 
 

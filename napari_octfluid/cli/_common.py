@@ -40,6 +40,14 @@ def progress_line(done: int, total: int, elapsed: float) -> None:
     _progress_print(f"\r{done}/{total} B-scans ({rate:.1f}/s)", "\n" if done == total else "")
 
 
+def status_line(text: str, final: bool = False) -> None:
+    """A line that the next one overwrites (``final``: the one that stays), padded to cover a longer one before
+    it: a batch shows each scan's progress and then its outcome on one line."""
+    width = _progress.get("width", 0) if _progress["open"] else 0
+    _progress_print(f"\r{text.ljust(width)}", "\n" if final else "")
+    _progress["width"] = 0 if final else len(text)
+
+
 def report_training(event) -> None:
     """One progress line per training step (overwritten) and one per epoch, on stderr."""
     from ..events import Notice
@@ -171,6 +179,39 @@ class SpacingAction(argparse.Action):
             raise argparse.ArgumentError(
                 self, f"{error} {option_string} takes millimetres, e.g. 0.0039 for 3.9 um."
             ) from None
+
+
+def add_spacing_option(parser: argparse.ArgumentParser, purpose: str) -> None:
+    """``--spacing Z Y X`` in millimetres, checked as the Quantify widget checks it (``SpacingAction``)."""
+    parser.add_argument(
+        "--spacing",
+        nargs=3,
+        type=float,
+        action=SpacingAction,
+        metavar=("Z", "Y", "X"),
+        help=f"spacing in mm between B-scans, along depth and along width{purpose}",
+    )
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    """``--threads N``: the commands that run the model on the CPU share one option and one default."""
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        help="CPU threads for the model (default: the cores free now, or OMP_NUM_THREADS where set)",
+    )
+
+
+def apply_threads(requested: int | None) -> int:
+    """Set torch's thread count to ``--threads``, or to the default the widgets use too
+    (:func:`napari_octfluid.devices.choose_threads`); returns it."""
+    import torch
+
+    from ..devices import choose_threads
+
+    threads = choose_threads(requested)
+    torch.set_num_threads(threads)
+    return threads
 
 
 def report_unfinished_run(command: str, weights, payload: dict) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 from ._common import (
     DEVICES,
     CommandError,
+    add_threads_option,
+    apply_threads,
     int_at_least,
     non_negative_float,
     override,
@@ -33,9 +35,9 @@ def add_parser(sub) -> None:
         ("--batch-size", positive_int),
         ("--lr", positive_float),
         ("--seed", int),
-        ("--threads", positive_int),
     ):
         parser.add_argument(name, type=kind)
+    add_threads_option(parser)
     parser.add_argument("--device", choices=DEVICES)
     parser.add_argument("--noise-sigma", nargs="+", type=non_negative_float, default=[0.0])
     parser.add_argument(
@@ -82,8 +84,6 @@ def check_fold_folders(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from ..evaluation import format_table, markdown_table, write_csv
     from ..events import drive
     from ..outputs import check_outputs
@@ -92,8 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_outputs({"--csv": args.csv}, inputs=[args.recipe], folders={"--out": args.out})
     check_fold_folders(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     recipe = load_recipe(args.recipe)
     config = override(recipe.train_config, args)
     subjects = recipe_subjects(args.recipe, "train") + recipe_subjects(args.recipe, "validation")

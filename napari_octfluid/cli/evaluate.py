@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import DEVICES, CommandError, load_subjects, non_negative_float, positive_int, report_unfinished_run
+from ._common import (
+    DEVICES,
+    CommandError,
+    add_threads_option,
+    apply_threads,
+    load_subjects,
+    non_negative_float,
+    positive_int,
+    report_unfinished_run,
+)
 
 
 def add_parser(sub) -> None:
@@ -23,6 +32,7 @@ def add_parser(sub) -> None:
     )
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--batch-size", type=positive_int)
+    add_threads_option(parser)
     parser.add_argument("--csv", help="also write the table to this CSV file")
     parser.add_argument("--markdown", action="store_true", help="print the table in Markdown (for a model card)")
     parser.set_defaults(run=run)
@@ -57,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
             )
     model, payload = load_model(weights)
     report_unfinished_run("evaluate", weights, payload)
+    apply_threads(args.threads)
     rows = evaluate(model, subjects, args.noise_sigma, args.device, args.batch_size) + grader_rows(subjects)
     print(f"weights: {weights}")
     print(markdown_table(rows) if args.markdown else format_table(rows))

@@ -1,28 +1,116 @@
-"""``octfluid predict SCAN -o MASK``: segment fluid with the shipped weights or a checkpoint."""
+"""``octfluid predict``: segment fluid with the shipped weights or a checkpoint.
+
+``predict SCAN -o MASK.tif`` writes one scan's mask. ``predict SCAN... -o DIR/`` (or ``--out-dir DIR``) writes a
+mask per scan into DIR with a summary table, and resumes where a run stopped (:mod:`napari_octfluid.batch`); under
+``torchrun`` the scans are shared out over the processes (:mod:`napari_octfluid.distributed`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
-from ._common import DEVICES, CommandError, end_progress_line, positive_int, progress_line, report_unfinished_run
+from ._common import (
+    DEVICES,
+    CommandError,
+    add_threads_option,
+    apply_threads,
+    end_progress_line,
+    positive_int,
+    progress_line,
+    report_unfinished_run,
+    status_line,
+)
 
 TIFF_SUFFIXES = (".tif", ".tiff")
+# The processes of a sharded batch wait for one another only at the end, to gather the summary: one may finish
+# hours before the slowest (its scans failed fast, or were done before), far beyond torch's 30 minutes.
+GATHER_TIMEOUT = timedelta(days=7)
 
 
 def add_parser(sub) -> None:
-    parser = sub.add_parser("predict", help="segment fluid in a scan into a uint8 TIFF mask")
-    parser.add_argument("input")
-    parser.add_argument("-o", "--output", required=True)
+    parser = sub.add_parser(
+        "predict",
+        help="segment fluid in scans into uint8 TIFF masks",
+        description="Segment fluid in one scan (-o MASK.tif) or many (-o DIR/): a mask per scan named after it, "
+        "finished masks skipped when the command is run again, and a summary CSV.",
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="scan files, folders of B-scans, glob patterns ('scans/**/*.vol', quoted), or .txt/.csv lists of paths",
+    )
+    parser.add_argument("-o", "--output", help="the mask of one scan (MASK.tif), or a folder for a batch (DIR/)")
+    parser.add_argument("--out-dir", help="a folder for a batch: one mask per scan, <scan>_fluid.tif")
+    parser.add_argument("--summary", help="the batch's summary CSV (default: octfluid_summary.csv in the folder)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="make again a batch's masks that other weights, or an older version of the scan, made",
+    )
     parser.add_argument("--weights")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--batch-size", type=positive_int)
-    parser.add_argument("--probabilities")
+    add_threads_option(parser)
+    parser.add_argument("--probabilities", help="one scan only: also write the fluid probability (P.tif)")
     parser.set_defaults(run=run)
 
 
+def batch_folder(args: argparse.Namespace) -> Path | None:
+    """The output folder of a batch, or None for one scan into one mask (``-o MASK.tif``, as before batches)."""
+    from ..batch import is_list_file, is_pattern
+
+    if args.out_dir and args.output:
+        raise CommandError("give -o or --out-dir, not both.")
+    if args.out_dir:
+        return Path(args.out_dir)
+    several = len(args.inputs) > 1 or is_list_file(args.inputs[0]) or is_pattern(args.inputs[0])
+    if args.output is None:
+        raise CommandError(
+            "give an output folder for the masks: -o DIR/ or --out-dir DIR."
+            if several
+            else "give -o MASK.tif for the scan's mask, or -o DIR/ for a folder of masks."
+        )
+    if args.output.endswith(("/", os.sep)):
+        return Path(args.output)
+    if not several and Path(args.output).is_dir():  # not taken for a batch: -o names the mask of one scan
+        raise CommandError(
+            f"-o {args.output} is a folder: give the name of the mask to write, or -o {args.output.rstrip(os.sep)}/ "
+            "for a folder of masks named after the scans."
+        )
+    if several:
+        if Path(args.output).suffix.lower() in TIFF_SUFFIXES:
+            raise CommandError(
+                f"-o {args.output} names one file, but several scans are given: name a folder (-o DIR/ or "
+                "--out-dir DIR) for a mask per scan."
+            )
+        return Path(args.output)
+    return None
+
+
+# what a namespace built by hand (``octfluid demo`` calls run() with one scan's settings) may leave out
+DEFAULTS = {"out_dir": None, "summary": None, "overwrite": False, "threads": None, "probabilities": None}
+
+
 def run(args: argparse.Namespace) -> int:
+    args = argparse.Namespace(**{**DEFAULTS, **vars(args)})
+    if getattr(args, "inputs", None) is None:
+        args.inputs = [args.input]
+    folder = batch_folder(args)
+    if folder is not None:
+        return run_batch(args, folder)
+    from ..distributed import DistributedContext
+
+    if DistributedContext.from_environment().is_distributed:
+        raise CommandError("under torchrun, predict shares a batch of scans out: give an output folder (-o DIR/).")
+    return run_one(args)
+
+
+def run_one(args: argparse.Namespace) -> int:
     from ..events import Notice, drive
     from ..inference import PredictProgress, PredictStarted, predict
     from ..io import read_volume, write_tiff
@@ -32,23 +120,26 @@ def run(args: argparse.Namespace) -> int:
     from ..quantify import fluid_pixels_per_bscan
     from ..weights import NO_WEIGHTS_MESSAGE, default_weights_path
 
+    [scan] = args.inputs
     weights = args.weights or default_weights_path()
     outputs = {"-o": args.output, "--probabilities": args.probabilities}
     # before the minutes of prediction: a mask that cannot be written, or that would replace an input
-    check_outputs(outputs, inputs=[args.input, weights])
+    check_outputs(outputs, inputs=[scan, weights])
     for option, path in outputs.items():
         if path and Path(path).suffix.lower() not in TIFF_SUFFIXES:  # a TIFF under another name cannot be read back
             raise CommandError(f"{option} {path}: octfluid writes TIFF files; give a name ending in .tif.")
-    volume = read_volume(args.input)  # a bad input is reported before anything else
+    volume = read_volume(scan)  # a bad input is reported before anything else
     if weights is None:
         raise CommandError(NO_WEIGHTS_MESSAGE)
     model, payload = load_model(weights)
     report_unfinished_run("predict", weights, payload)
+    threads = apply_threads(args.threads)
 
     def report(event) -> None:
         if isinstance(event, PredictStarted):
             print(
-                f"octfluid predict: {event.n_bscans} B-scans on {event.device}, batch {event.batch_size}",
+                f"octfluid predict: {event.n_bscans} B-scans on {event.device}, batch {event.batch_size}"
+                + (f", {plural(threads, 'thread')}" if event.device == "cpu" else ""),
                 file=sys.stderr,
             )
         elif isinstance(event, PredictProgress):
@@ -60,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     try:  # predict() checks the B-scans before any work; the message gains the file's name
         result = drive(predict(volume.data, model, device=args.device, batch_size=args.batch_size), report)
     except BscanError as error:
-        raise BscanError(f"{Path(args.input).name}: {error}") from None
+        raise BscanError(f"{Path(scan).name}: {error}") from None
     meta = {**volume.meta, "model": str(weights)}
     write_tiff(args.output, volume.as_source_shape(result.labels), volume.spacing_mm, meta, kind="labels")
     if args.probabilities:
@@ -73,3 +164,139 @@ def run(args: argparse.Namespace) -> int:
         f"{int(per_bscan.sum())} pixels ({result.seconds:.1f} s on {result.device})"
     )
     return 0
+
+
+def run_batch(args: argparse.Namespace, folder: Path) -> int:
+    from ..batch import (
+        FAILED,
+        SKIPPED,
+        SUMMARY_NAME,
+        ModelIdentity,
+        check_output_folder,
+        collect_sources,
+        is_list_file,
+        plan_batch,
+        predict_batch,
+        write_summary,
+    )
+    from ..distributed import DistributedContext
+    from ..events import drive
+    from ..model import load_model
+    from ..outputs import check_outputs
+    from ..weights import NO_WEIGHTS_MESSAGE, default_weights_path
+
+    if args.probabilities:
+        raise CommandError(
+            "--probabilities names one scan's file: predict that scan alone (-o MASK.tif --probabilities P.tif)."
+        )
+    context = DistributedContext.from_environment()
+    weights = args.weights or default_weights_path()
+    if weights is None:
+        raise CommandError(NO_WEIGHTS_MESSAGE)
+    sources, notices = collect_sources(args.inputs)
+    option = "--out-dir" if args.out_dir else "-o"
+    summary = Path(args.summary) if args.summary else folder / SUMMARY_NAME
+    # before any work: masks and the summary where they can be written, and never over or among the scans; the
+    # default summary of a folder still to be made can be neither
+    check_outputs(
+        {"--summary": summary if args.summary or folder.is_dir() else None},
+        inputs=[*(source.path for source in sources), *filter(is_list_file, args.inputs), weights],
+        folders={option: folder},
+    )
+    check_output_folder(folder, sources)
+    device = context.device(args.device)
+    threads = apply_threads(args.threads)
+    identity = ModelIdentity.of(weights)
+
+    def plan():  # once, on one view of the folder, before any process writes into it
+        planned = plan_batch(sources, folder, identity, overwrite=args.overwrite)
+        folder.mkdir(parents=True, exist_ok=True)
+        return planned
+
+    speaker = f"octfluid predict ({context.describe()})" if context.is_distributed else "octfluid predict"
+    with context.process_group(device, timeout=GATHER_TIMEOUT):
+        planned = context.run_on_main(plan)
+        model, payload = load_model(weights)
+        if context.is_main:
+            for notice in notices:
+                print(f"octfluid predict: notice: {notice}", file=sys.stderr)
+            report_unfinished_run("predict", weights, payload)
+        mine = context.shard(planned)
+        done_before = sum(scan.finished for scan in mine)
+        print(
+            f"{speaker}: {plural(len(mine), 'scan')} ({done_before} done before) into {folder} on {device}"
+            + (f", {plural(threads, 'thread')}" if device.type == "cpu" else ""),
+            file=sys.stderr,
+        )
+        report = BatchReport(speaker, show_bscans=not context.is_distributed)
+        try:
+            rows = drive(predict_batch(mine, model, identity, args.device, args.batch_size), report)
+        except KeyboardInterrupt:
+            end_progress_line()
+            print(
+                f"{speaker}: interrupted after {report.finished} of {len(mine)} scans: the masks written are kept; "
+                "run the same command again to finish (finished masks are skipped).",
+                file=sys.stderr,
+            )
+            return 130
+        everyone = [row for rows_of_one in context.all_gather_object(rows) for row in rows_of_one]
+        failed = sum(row.status == FAILED for row in everyone)
+        if context.is_main:
+            write_summary(summary, everyone)
+            skipped = sum(row.status == SKIPPED for row in everyone)
+            print(
+                f"wrote {plural(len(everyone) - skipped - failed, 'mask')} to {folder} ({skipped} done before, "
+                f"{failed} failed); summary: {summary}"
+            )
+            if failed:
+                print(
+                    f"octfluid predict: {failed} of {plural(len(everyone), 'scan')} failed: their errors are in "
+                    f"{summary}.",
+                    file=sys.stderr,
+                )
+        # torchrun stops every process once one exits with an error: the others wait until the summary is written,
+        # and the main process alone carries the batch's status
+        context.barrier()
+    return 1 if failed and context.is_main else 0
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+class BatchReport:
+    """A batch's progress on stderr: each scan's B-scans on a line that its outcome then replaces. Between the
+    processes of a sharded batch, which share one terminal, only the outcomes, each naming its process."""
+
+    def __init__(self, speaker: str, show_bscans: bool) -> None:
+        self.speaker, self.show_bscans = speaker, show_bscans
+        self.current, self.finished = "", 0
+
+    def __call__(self, event) -> None:
+        from ..batch import FAILED, OK, ScanFinished, ScanStarted
+        from ..events import Notice
+        from ..inference import PredictProgress
+
+        if isinstance(event, ScanStarted):
+            self.current = f"[{event.position}/{event.count}] {Path(event.source).name}"
+        elif isinstance(event, PredictProgress) and self.show_bscans:
+            status_line(f"{self.current}: {event.done}/{event.total} B-scans")
+        elif isinstance(event, Notice):
+            end_progress_line()
+            print(f"{self.speaker}: {self.current}: {event.message}", file=sys.stderr, flush=True)
+        elif isinstance(event, ScanFinished):
+            row = event.row
+            self.finished += 1
+            if row.status == FAILED:
+                outcome = f"failed: {row.error}"
+            else:
+                volume = "" if row.fluid_volume_nl is None else f", {row.fluid_volume_nl:.4g} nL"
+                outcome = (
+                    f"{'ok' if row.status == OK else 'done before'}: fluid in {row.fluid_bscans} of {row.bscans} "
+                    f"B-scans, {row.fluid_pixels} pixels{volume} ({row.seconds:.1f} s)"
+                )
+            text = f"{self.current}: {outcome}"
+            if self.show_bscans:
+                status_line(text, final=True)
+            else:
+                print(f"{self.speaker}: {text}", file=sys.stderr, flush=True)

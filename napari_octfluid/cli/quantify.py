@@ -5,20 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import CommandError, SpacingAction, finite_float
+from ._common import CommandError, add_spacing_option, finite_float
 
 
 def add_parser(sub) -> None:
     parser = sub.add_parser("quantify", help="fluid area per B-scan and fluid volume from a labels file")
     parser.add_argument("labels")
-    parser.add_argument(
-        "--spacing",
-        nargs=3,
-        type=float,
-        action=SpacingAction,
-        metavar=("Z", "Y", "X"),
-        help="spacing in mm between B-scans, along depth and along width (e.g. 0.12 0.0039 0.0118)",
-    )
+    add_spacing_option(parser, " (e.g. 0.12 0.0039 0.0118)")
     parser.add_argument("--csv", help="write fluid per B-scan, per class, totals (and ETDRS) to this CSV file")
     parser.add_argument("--etdrs", action="store_true", help="fluid volume per ETDRS sector (needs the spacing)")
     parser.add_argument(
@@ -49,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if not volume.is_labels:
         raise CommandError(f"{Path(args.labels).name} holds OCT intensities, not labels: give the fluid mask file.")
     if args.spacing:
-        spacing = tuple(args.spacing)  # checked by SpacingAction
+        spacing = tuple(args.spacing)  # checked by add_spacing_option
     else:
         try:  # a file's spacing obeys the same rule as one typed in
             spacing = check_spacing(volume.spacing_mm)

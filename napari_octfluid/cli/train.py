@@ -1,9 +1,15 @@
 """``octfluid train``: train from a recipe or labelled files, or fine-tune (``--init``) with the same preset as the
-Fine-tune widget."""
+Fine-tune widget.
+
+Under ``torchrun`` the processes train one model with DistributedDataParallel (``--batch-size`` is the batch of all
+of them together); rank 0 alone prints, writes the checkpoints and calibrates (training/data_parallel.py).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -11,6 +17,8 @@ from pathlib import Path
 from ._common import (
     DEVICES,
     CommandError,
+    add_threads_option,
+    apply_threads,
     load_subjects,
     override,
     positive_float,
@@ -54,9 +62,12 @@ def add_parser(sub) -> None:
     parser.add_argument("--loss", help="a loss name or a weighted sum, e.g. '1*dice + 1*focal_tversky + 1*wbce'")
     parser.add_argument("--epochs", type=positive_int)
     parser.add_argument("--steps-per-epoch", type=positive_int)
-    parser.add_argument("--batch-size", type=positive_int)
+    parser.add_argument(
+        "--batch-size", type=positive_int, help="crops per step (under torchrun: of all processes together)"
+    )
     parser.add_argument("--lr", type=positive_float)
     parser.add_argument("--device", choices=DEVICES)
+    add_threads_option(parser)
     parser.add_argument("--seed", type=int)
     parser.add_argument(
         "--trainable",
@@ -114,50 +125,107 @@ def _shipped_replay():
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..events import drive
-    from ..model import MODEL_CONFIGS, TransUNet, load_model
-    from ..training.calibrate import calibrate_checkpoint
-    from ..training.data import BscanSet
-    from ..training.engine import TrainConfig, mark_run_finished, train
-    from ..training.finetune import finetune_config, replay_by_default
-    from ..training.recipe import load_recipe
+    from ..distributed import DistributedContext
 
+    context = DistributedContext.from_environment()
+    with _quiet_unless_main(context):
+        return _train(args, context)
+
+
+@contextlib.contextmanager
+def _quiet_unless_main(context):
+    """Everything the command prints, on rank 0 only: the other processes train the same model silently. Errors
+    are still printed by every process that meets one (cli.main reports them after this block has ended)."""
+    if context.is_main:
+        yield
+        return
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        yield
+
+
+def _train(args: argparse.Namespace, context) -> int:
+    from ..devices import resolve_device
+    from ..events import drive
+    from ..training.engine import train
+    from ..training.finetune import replay_by_default
+
+    apply_threads(args.threads)
     out = Path(args.out)
     check_run_folder(
         out, args.overwrite, [*args.images, *args.labels, *args.val_images, *args.val_labels, args.init, args.recipe]
     )
-    fine_tuning = bool(args.init) and not args.recipe
-    if args.recipe:
-        recipe = load_recipe(args.recipe)
-        model, config = TransUNet(recipe.model_config), recipe.train_config
-        train_data, val_data = recipe.train_data, recipe.val_data
-    else:
-        if not args.images:
-            raise CommandError("give --recipe FILE, or --images and --labels.")
-        subjects = load_subjects(args.images, args.labels)
-        train_data = BscanSet.from_subjects(subjects)
-        val_data = BscanSet.from_subjects(load_subjects(args.val_images, args.val_labels)) if args.val_images else None
-        if fine_tuning:
-            model, payload = load_model(args.init)
-            report_unfinished_run("train", args.init, payload)
-            # the widget's preset, one definition; crops fit the smallest B-scan given
-            smallest = [min(s.images.shape[axis] for s in subjects) for axis in (-2, -1)]
-            config = finetune_config(smallest)
-        else:
-            model, config = TransUNet(MODEL_CONFIGS[args.model]), TrainConfig()
-    override(config, args)
+    model, config, train_data, val_data, fine_tuning = _model_settings_and_data(args)
+    if config.batch_size < context.world_size:
+        raise CommandError(
+            f"--batch-size {config.batch_size} is split over {context.world_size} processes: give at least "
+            f"{context.world_size}."
+        )
     replay = args.replay if args.replay is not None else fine_tuning and replay_by_default()
     replay_data = _shipped_replay() if replay else None
     print(
         f"octfluid train: {train_data.summary()['bscans']} training B-scans, "
         f"{val_data.summary()['bscans'] if val_data else 0} validation B-scans, loss {config.loss}, "
         f"{config.epochs} x {config.steps_per_epoch} steps, {config.trainable} learns"
-        f"{', replay' if replay_data is not None else ''} -> {out}/",
+        f"{', replay' if replay_data is not None else ''}"
+        f"{f', {context.world_size} processes' if context.active else ''} -> {out}/",
         file=sys.stderr,
     )
     started = time.perf_counter()
-    result = drive(train(model, train_data, val_data, config, out_dir=out, replay_data=replay_data), report_training)
-    minutes = (time.perf_counter() - started) / 60
+    with context.process_group(resolve_device(config.device)):  # left at the end, also on an error
+        training = train(model, train_data, val_data, config, out_dir=out, replay_data=replay_data, distributed=context)
+        result = drive(training, report_training)
+    if not context.is_main:
+        return 0  # rank 0 holds the checkpoints: it alone calibrates and marks the run finished
+    _finish(args, result, train_data, fine_tuning, (time.perf_counter() - started) / 60)
+    return 0
+
+
+def _model_settings_and_data(args: argparse.Namespace):
+    """The model to start from, the training settings (command-line options over the recipe's or the preset's),
+    the training and validation B-scans, and whether this is fine-tuning (``--init`` without a recipe)."""
+    from ..model import MODEL_CONFIGS, load_model
+    from ..training.data import BscanSet
+    from ..training.engine import TrainConfig
+    from ..training.finetune import finetune_config
+    from ..training.recipe import load_recipe
+
+    fine_tuning = bool(args.init) and not args.recipe
+    if args.recipe:
+        recipe = load_recipe(args.recipe)
+        config = override(recipe.train_config, args)
+        return _new_model(recipe.model_config, config.seed), config, recipe.train_data, recipe.val_data, False
+    if not args.images:
+        raise CommandError("give --recipe FILE, or --images and --labels.")
+    subjects = load_subjects(args.images, args.labels)
+    train_data = BscanSet.from_subjects(subjects)
+    val_data = BscanSet.from_subjects(load_subjects(args.val_images, args.val_labels)) if args.val_images else None
+    if not fine_tuning:
+        config = override(TrainConfig(), args)
+        return _new_model(MODEL_CONFIGS[args.model], config.seed), config, train_data, val_data, False
+    model, payload = load_model(args.init)
+    report_unfinished_run("train", args.init, payload)
+    # the widget's preset, one definition; crops fit the smallest B-scan given
+    smallest = [min(s.images.shape[axis] for s in subjects) for axis in (-2, -1)]
+    return model, override(finetune_config(smallest), args), train_data, val_data, True
+
+
+def _new_model(model_config, seed: int):
+    """A network to train from scratch, its starting weights drawn from ``seed``: a run is reproducible from its
+    settings, and the processes of a torchrun run start where one process with the same seed starts."""
+    import torch
+
+    from ..model import TransUNet
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return TransUNet(model_config)
+
+
+def _finish(args: argparse.Namespace, result, train_data, fine_tuning: bool, minutes: float) -> None:
+    """Say where the checkpoints are, calibrate the best one's threshold, and only then mark the run finished."""
+    from ..training.calibrate import calibrate_checkpoint
+    from ..training.engine import mark_run_finished
+
     print(
         f"best checkpoint: {result.best_checkpoint}; last: {result.last_checkpoint} ({minutes:.1f} min"
         f"{', stopped early' if result.stopped_early else ''})"
@@ -172,7 +240,6 @@ def run(args: argparse.Namespace) -> int:
         print_calibration(result.best_checkpoint, *calibrate_checkpoint(result.best_checkpoint, train_data))
     # only now: a run stopped before this point leaves checkpoints that say they are not final
     mark_run_finished(result.best_checkpoint, result.last_checkpoint)
-    return 0
 
 
 def print_calibration(path, threshold: float, dice: dict[float, float]) -> None:

@@ -23,6 +23,8 @@ VENDOR_FORMATS: dict[str, tuple[str, str, str]] = {
 VOL_BYTES_PER_VOXEL = 16
 XML_COPIES = 3
 _VOL_HEADER_BYTES = 2048  # HEYEX .vol: the file header, then the SLO image, then each B-scan's header and pixels
+# eyepy's laterality as octfluid's: its .e2e reader gives the ASCII code of R or L (the str of an IntEnum)
+_LATERALITY = {"OD": "OD", "R": "OD", "82": "OD", "OS": "OS", "L": "OS", "76": "OS"}  # fmt: skip
 
 
 def read_vendor(path: str | Path) -> OctVolume:
@@ -45,23 +47,40 @@ def read_vendor(path: str | Path) -> OctVolume:
             "octfluid reads macular volume and line scans; export other scan patterns as TIFF.",
         ) from exc
     data = eye_volume.data
-    if eye_volume.scale_unit not in ("mm", None):
-        raise OctReadError(path, f"gives its spacing in {eye_volume.scale_unit!r}, which octfluid does not know.")
-    spacing = (eye_volume.scale_z, eye_volume.scale_y, eye_volume.scale_x)
+    spacing, spacing_source = _spacing(path, eye_volume, file_format)
     meta: dict[str, Any] = {
         "source": str(path.resolve()),
         "format": file_format,
         "device": maker,
-        "spacing_source": file_format,
+        "spacing_source": spacing_source,
     }
     eye_meta = eye_volume.meta
-    for key, meta_key in (("laterality", "laterality"), ("visit_date", "acquired")):
-        value = eye_meta[key] if key in eye_meta else None
-        if value:
-            meta[meta_key] = str(value)
+    laterality = _LATERALITY.get(str(eye_meta["laterality"] if "laterality" in eye_meta else "").upper())
+    if laterality:
+        meta["laterality"] = laterality
+    visit_date = eye_meta["visit_date"] if "visit_date" in eye_meta else None
+    if visit_date:
+        meta["acquired"] = str(visit_date)
     if data.ndim == 2:
         data = data[None]
     return OctVolume(data=data, spacing_mm=spacing, meta=meta, source_ndim=3 if data.shape[0] > 1 else 2)
+
+
+def _spacing(path: Path, eye_volume: Any, file_format: str) -> tuple[tuple, str]:
+    """The spacing eyepy read, in mm, and where it came from.
+
+    eyepy gives ``scale_unit 'px'`` (and 1 for every axis) where it decodes no spacing: its .e2e reader does so for
+    every file (eyepy 0.21, ``E2ESeriesStructure.get_meta``). The axial scale it lists among an .e2e's B-scan
+    metadata (Type10004 ``scale_y``) and its lateral figure (the scan angle times a model eye's 289.6 um per
+    degree, marked provisional by eyepy) cannot be checked here without a real .e2e file with a known spacing, so
+    the spacing is left unknown: the user enters it in Quantify.
+    """
+    unit = eye_volume.scale_unit
+    if unit == "px":
+        return (None, None, None), f"unknown (eyepy reads no spacing from a {file_format} file: enter it in Quantify)"
+    if unit not in ("mm", None):
+        raise OctReadError(path, f"gives its spacing in {unit!r}, which octfluid does not know.")
+    return (eye_volume.scale_z, eye_volume.scale_y, eye_volume.scale_x), file_format
 
 
 def _check_declared_size(path: Path) -> None:

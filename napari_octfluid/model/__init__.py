@@ -2,6 +2,7 @@
 
 from .checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint, update_checkpoint
 from .configs import DEFAULT_CONFIG, MODEL_CONFIGS, TransUNetConfig
+from .fusion import fused_for_inference, is_fused_for_inference
 from .transunet import TransUNet, count_parameters
 
 __all__ = [
@@ -11,6 +12,8 @@ __all__ = [
     "TransUNet",
     "TransUNetConfig",
     "count_parameters",
+    "fused_for_inference",
+    "is_fused_for_inference",
     "load_model",
     "read_checkpoint",
     "save_checkpoint",

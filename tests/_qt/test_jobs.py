@@ -66,13 +66,27 @@ def counting(steps: int = 3, result: str = "42"):
     return result
 
 
+def held_after_the_first_step(release: threading.Event, steps: int, result: str):
+    """Like :func:`counting`, but waits for ``release`` after its first step."""
+    yield 1
+    release.wait(30)
+    yield from range(2, steps + 1)
+    return result
+
+
+def run_recorded(owner, job, args=(), total: int = 3, description: str = "") -> tuple[JobRunner, Recorder]:
+    """Start ``job`` with a :class:`Recorder`'s handlers, as a widget does."""
+    recorder = Recorder()
+    runner = JobRunner(owner, recorder.show_status, progress_bar=EventProcessingBar)
+    runner.start(job, args, total=total, description=description, **recorder.handlers())
+    return runner, recorder
+
+
 def test_a_progress_bar_that_processes_events_cannot_put_stale_progress_after_the_result(owner, qtbot):
     """napari's progress bar processes events in its update: the job's result and end were handled inside the
     handler of the last progress event, which then wrote '3/3 steps' over 'Done'."""
-    recorder = Recorder()
     EventProcessingBar.instances.clear()
-    runner = JobRunner(owner, recorder.show_status, progress_bar=EventProcessingBar)
-    runner.start(counting, (3,), total=3, description="counting", **recorder.handlers())
+    runner, recorder = run_recorded(owner, counting, (3,), description="counting")
     qtbot.waitUntil(lambda: not runner.busy, timeout=30000)
     bar = EventProcessingBar.instances[-1]
     assert bar.processed_with_the_end_queued and bar.closed and bar.n == 3
@@ -97,17 +111,8 @@ def test_the_thread_budget_is_lowered_while_a_job_runs(owner, qtbot):
 
 
 def test_after_a_stop_nothing_reaches_the_widget_but_the_end(owner, qtbot):
-    recorder = Recorder()
     release = threading.Event()
-
-    def waiting():
-        yield 1
-        release.wait(30)
-        yield 2
-        return "too late"
-
-    runner = JobRunner(owner, recorder.show_status, progress_bar=EventProcessingBar)
-    runner.start(waiting, (), total=3, description="", **recorder.handlers())
+    runner, recorder = run_recorded(owner, held_after_the_first_step, (release, 2, "too late"))
     qtbot.waitUntil(lambda: bool(recorder.calls), timeout=30000)
     assert runner.stop()
     release.set()
@@ -117,18 +122,8 @@ def test_after_a_stop_nothing_reaches_the_widget_but_the_end(owner, qtbot):
 
 
 def test_pause_and_resume(owner, qtbot):
-    recorder = Recorder()
     release = threading.Event()
-
-    def waiting():
-        yield 1
-        release.wait(30)
-        yield 2
-        yield 3
-        return "done"
-
-    runner = JobRunner(owner, recorder.show_status, progress_bar=EventProcessingBar)
-    runner.start(waiting, (), total=3, description="", **recorder.handlers())
+    runner, recorder = run_recorded(owner, held_after_the_first_step, (release, 3, "done"))
     assert runner.toggle_pause() and runner.paused
     release.set()
     qtbot.wait(200)
@@ -139,15 +134,12 @@ def test_pause_and_resume(owner, qtbot):
 
 
 def test_an_error_is_handed_to_the_widget_then_the_end(owner, qtbot):
-    recorder = Recorder()
-
     def failing():
         yield 1
         raise RuntimeError("out of luck")
 
-    runner = JobRunner(owner, recorder.show_status, progress_bar=EventProcessingBar)
     with qtbot.capture_exceptions() as relayed:  # napari also relays a worker's error to its notifications
-        runner.start(failing, (), total=2, description="", **recorder.handlers())
+        runner, recorder = run_recorded(owner, failing, total=2)
         qtbot.waitUntil(lambda: not runner.busy, timeout=30000)
     # a RuntimeError (torch raises many) too: superqt would take it for its own deleted worker and end silently
     assert recorder.calls == [("event", 1), ("error", "out of luck"), ("finished", False)]
@@ -172,7 +164,6 @@ def test_a_second_job_is_refused_while_one_runs(owner, qtbot):
 
 def test_closing_the_dock_stops_the_job_and_no_handler_runs_after(qtbot):
     owner = QWidget()
-    recorder = Recorder()
     release = threading.Event()
     before = torch.get_num_threads()
 
@@ -183,8 +174,7 @@ def test_closing_the_dock_stops_the_job_and_no_handler_runs_after(qtbot):
             yield step
             release.wait(30)
 
-    runner = JobRunner(owner, recorder.show_status, progress_bar=EventProcessingBar)
-    runner.start(endless, (), total=1000, description="", **recorder.handlers())
+    runner, recorder = run_recorded(owner, endless, total=1000)
     qtbot.waitUntil(lambda: bool(recorder.calls), timeout=30000)
     worker = runner.worker
     ended = []

@@ -10,26 +10,14 @@ import threading
 import numpy as np
 import pytest
 from napari.layers import Labels
-from sidecar_forgery import HOSTILE_MEMBERS, npy_bytes, replace_members, write_sidecar_for
+from sidecar_forgery import HOSTILE_MEMBERS, SHAPE, npy_bytes, replace_members, scan_pixels, write_sidecar_for
 
 import napari_octfluid._reader as reader
 from napari_octfluid._layers import META_KEY, REVIEW_KEY
 from napari_octfluid._qt.review_tracking import ReviewTracker
 from napari_octfluid.io import read_volume, write_tiff
-from napari_octfluid.io.sidecar import (
-    RESTORED_SIDECAR_KEY,
-    SCAN_IDENTITY_KEY,
-    ScanIdentity,
-    file_fingerprint,
-    read_sidecar,
-    sidecar_path,
-)
-
-SHAPE = (4, 16, 20)
-
-
-def pixels(seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 4096, SHAPE, dtype=np.uint16)
+from napari_octfluid.io.scan_identity import SCAN_IDENTITY_KEY, ScanIdentity
+from napari_octfluid.io.sidecar import RESTORED_SIDECAR_KEY, file_fingerprint, read_sidecar, sidecar_path
 
 
 @pytest.fixture
@@ -42,13 +30,13 @@ def notices(monkeypatch):
 
 @pytest.fixture
 def scan(tmp_path):
-    return write_tiff(tmp_path / "scan.tif", pixels(0), kind="image")
+    return write_tiff(tmp_path / "scan.tif", scan_pixels(0), kind="image")
 
 
 @pytest.fixture
 def other_scan(tmp_path):
     """Another scan of the same shape, with corrections of its own."""
-    other = write_tiff(tmp_path / "other.tif", pixels(1), kind="image")
+    other = write_tiff(tmp_path / "other.tif", scan_pixels(1), kind="image")
     write_sidecar_for(sidecar_path(other), read_volume(other).data, scan_name="other.tif")
     return other
 
@@ -137,22 +125,34 @@ def labels_layer_from(layer_tuple) -> Labels:
     return Labels(data, metadata=kwargs["metadata"])
 
 
+def labels_predicted_from(image_tuple) -> Labels:
+    """Empty labels as a prediction leaves them: carrying the scan's metadata, its identity among it."""
+    return Labels(np.zeros(SHAPE, np.uint8), metadata={META_KEY: dict(image_tuple[1]["metadata"][META_KEY])})
+
+
+def autosave_once(layer: Labels, qtbot, paint: tuple[tuple[int, int, int], int] | None = None) -> ReviewTracker:
+    """Track ``layer``, paint ``(point, label)`` into it when given, autosave once and stop tracking."""
+    tracker = ReviewTracker(layer, interval_ms=60_000)
+    try:
+        if paint is not None:
+            layer.paint(*paint)
+            qtbot.wait(20)
+        assert tracker.save_now()
+    finally:
+        tracker.close()
+    return tracker
+
+
 def test_the_first_autosave_keeps_a_refused_sidecar_aside_and_binds_the_new_one(scan, notices, qtbot, monkeypatch):
     path = sidecar_path(scan)
     path.write_bytes(b"PK\x03\x04 corrections octfluid cannot read")
     [image] = reader.read_scan_layers(str(scan))
-    # labels predicted from the scan carry its metadata; the identity is not computed again while editing
-    layer = Labels(np.zeros(SHAPE, np.uint8), metadata={META_KEY: dict(image[1]["metadata"][META_KEY])})
+    layer = labels_predicted_from(image)
+    # the identity the labels carry is not computed again while editing
     monkeypatch.setattr(ScanIdentity, "of", lambda *a, **k: pytest.fail("the scan was hashed again"))
     warnings = []
     monkeypatch.setattr("napari_octfluid._qt.review_tracking.show_warning", warnings.append)
-    tracker = ReviewTracker(layer, interval_ms=60_000)
-    try:
-        layer.paint((1, 5, 5), 2)
-        qtbot.wait(20)
-        assert tracker.save_now()
-    finally:
-        tracker.close()
+    autosave_once(layer, qtbot, paint=((1, 5, 5), 2))
     [kept] = [p for p in scan.parent.iterdir() if ".unreadable-" in p.name]
     assert kept.read_bytes() == b"PK\x03\x04 corrections octfluid cannot read"
     assert len(warnings) == 1 and kept.name in warnings[0]
@@ -164,14 +164,7 @@ def test_the_first_autosave_keeps_a_refused_sidecar_aside_and_binds_the_new_one(
 def test_a_restored_sidecar_is_replaced_by_its_autosave_without_keeping_a_copy(scan, notices, qtbot):
     write_sidecar_for(sidecar_path(scan), read_volume(scan).data)
     _, restored = reader.read_scan_layers(str(scan))
-    layer = labels_layer_from(restored)
-    tracker = ReviewTracker(layer, interval_ms=60_000)
-    try:
-        layer.paint((2, 5, 5), 3)
-        qtbot.wait(20)
-        assert tracker.save_now()
-    finally:
-        tracker.close()
+    tracker = autosave_once(labels_layer_from(restored), qtbot, paint=((2, 5, 5), 3))
     assert sorted(p.name for p in scan.parent.iterdir()) == ["scan.tif", "scan.tif.octfluid.npz"]
     assert tracker.kept_aside is None
     saved = read_sidecar(sidecar_path(scan), scan=ScanIdentity.of(read_volume(scan).data))
@@ -184,11 +177,6 @@ def test_an_autosave_never_writes_through_a_link_into_another_scans_sidecar(scan
     before = other_sidecar.read_bytes()
     sidecar_path(scan).symlink_to(other_sidecar)
     [image] = reader.read_scan_layers(str(scan))
-    layer = Labels(np.zeros(SHAPE, np.uint8), metadata={META_KEY: dict(image[1]["metadata"][META_KEY])})
-    tracker = ReviewTracker(layer, interval_ms=60_000)
-    try:
-        assert tracker.save_now()
-    finally:
-        tracker.close()
+    tracker = autosave_once(labels_predicted_from(image), qtbot)
     assert other_sidecar.read_bytes() == before and tracker.kept_aside.is_symlink()
     assert not sidecar_path(scan).is_symlink()

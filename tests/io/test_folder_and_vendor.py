@@ -68,3 +68,44 @@ def test_real_duke_scan_and_mask(shared_data):
     assert not scan.is_labels and mask.is_labels
     assert scan.meta["bscan_indices"][5] == 30
     assert scan.spacing_mm == (None, None, None)  # the export holds no spacing: never guessed
+
+
+def _eyepy_e2e_volume(laterality: str):
+    """What eyepy 0.21's .e2e reader returns (HeE2eReader / E2ESeriesStructure.get_meta): scale 1 on every axis in
+    'px', and the laterality as the ASCII code of R or L."""
+    import eyepy
+    from eyepy.core.eyemeta import EyeBscanMeta, EyeVolumeMeta
+
+    bscans = [EyeBscanMeta(start_pos=(0, i), end_pos=(29, i), pos_unit="px") for i in range(3)]
+    meta = EyeVolumeMeta(
+        scale_z=1, scale_x=1, scale_y=1, scale_unit="px", bscan_meta=bscans, laterality=laterality, visit_date=None
+    )
+    return eyepy.EyeVolume(data=np.random.default_rng(0).random((3, 20, 30)).astype(np.float32), meta=meta)
+
+
+@pytest.mark.parametrize("laterality, eye", [("82", "OD"), ("76", "OS")])
+def test_heyex_e2e_opens_with_unknown_spacing(tmp_path, monkeypatch, laterality, eye):
+    # eyepy ships no .e2e test file and none could be made here: its reader is replaced by what it returns, so the
+    # decision is tested, not the decoding of a real .e2e file
+    import eyepy
+
+    monkeypatch.setattr(eyepy, "import_heyex_e2e", lambda path: _eyepy_e2e_volume(laterality))
+    path = tmp_path / "macula.e2e"
+    path.write_bytes(b"CMDb" + bytes(60))
+    volume = read_volume(path)
+    assert volume.data.shape == (3, 20, 30)
+    assert volume.spacing_mm == (None, None, None)  # never eyepy's 1 px taken for millimetres
+    assert volume.meta["spacing_source"].startswith("unknown") and "Quantify" in volume.meta["spacing_source"]
+    assert volume.meta["laterality"] == eye and volume.meta["format"] == "Heidelberg HEYEX .e2e"
+
+
+def test_vendor_spacing_in_an_unknown_unit_is_refused(tmp_path, monkeypatch):
+    import eyepy
+
+    in_degrees = _eyepy_e2e_volume("82")
+    in_degrees.meta["scale_unit"] = "°"
+    monkeypatch.setattr(eyepy, "import_heyex_e2e", lambda path: in_degrees)
+    path = tmp_path / "macula.e2e"
+    path.write_bytes(b"CMDb" + bytes(60))
+    with pytest.raises(OctReadError, match="macula.e2e: gives its spacing in '°'"):
+        read_volume(path)

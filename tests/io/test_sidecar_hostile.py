@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sidecar_forgery import HOSTILE_MEMBERS, npy_bytes, npy_header_only, replace_members, write_sidecar_for
+from sidecar_forgery import (
+    HOSTILE_MEMBERS,
+    SHAPE,
+    npy_bytes,
+    npy_header_only,
+    replace_members,
+    scan_pixels,
+    write_sidecar_for,
+)
 
 from napari_octfluid.io.sidecar import (
     FORMAT_VERSION,
@@ -24,13 +32,8 @@ from napari_octfluid.io.sidecar import (
     scan_digest,
     sidecar_path,
 )
+from napari_octfluid.memory import set_memory_limit
 from napari_octfluid.review import ReviewState
-
-SHAPE = (4, 16, 20)
-
-
-def scan_pixels(seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 4096, SHAPE, dtype=np.uint16)
 
 
 @pytest.fixture
@@ -64,6 +67,18 @@ def test_100_GB_declared_in_a_few_bytes_is_refused_before_anything_is_allocated(
     finally:
         tracemalloc.stop()
     assert peak < 20e6  # numpy reports its allocations to tracemalloc: nothing near the declared size was asked for
+
+
+def test_a_sidecar_beyond_the_memory_budget_is_refused_before_it_is_read(tmp_path, scan):
+    path = write_sidecar_for(tmp_path / "scan.tif.octfluid.npz", scan_pixels(0))
+    before = path.read_bytes()
+    set_memory_limit(1000)  # bytes: the labels alone need 1280
+    try:
+        with pytest.raises(SidecarError, match="labels of scan.tif.octfluid.npz needs 1.2 KiB.*memory limit"):
+            read_sidecar(path, scan=scan)
+    finally:
+        set_memory_limit(None)
+    assert path.read_bytes() == before
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

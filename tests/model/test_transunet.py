@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from napari_octfluid.model import MODEL_CONFIGS, TransUNet, TransUNetConfig, count_parameters
+from napari_octfluid.model.transunet import PixelShuffleUpsample
 
 
 def test_paper_config_follows_table_2():
@@ -41,3 +42,61 @@ def test_position_embedding_is_learned_and_interpolated():
     assert model.bottleneck.position.requires_grad
     model(torch.randn(1, 1, 96, 200)).sum().backward()  # a token grid other than the stored one
     assert model.bottleneck.position.grad.abs().sum() > 0
+
+
+# --- issue 22: the upsamplers are a 1x1 convolution + pixel shuffle, the same map as the transposed convolutions
+
+
+def transposed_convolution_model(config: TransUNetConfig) -> TransUNet:
+    """The TransUNet as octfluid built it before issue 22: ``nn.ConvTranspose2d(k=2, stride=2)`` upsamplers."""
+    model = TransUNet(config)
+    filters = config.filter_num
+    model.upsample = torch.nn.ModuleList(
+        torch.nn.ConvTranspose2d(filters[i + 1], filters[i], 2, stride=2) for i in reversed(range(len(filters) - 1))
+    )
+    return model
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-6), (torch.float64, 1e-12)])
+@pytest.mark.parametrize("in_channels, out_channels", [(256, 128), (16, 4), (3, 5)])
+def test_the_upsampler_is_the_transposed_convolution(in_channels, out_channels, dtype, tolerance):
+    torch.manual_seed(0)
+    transposed = torch.nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2).to(dtype)
+    if dtype == torch.float64:  # float32 sums in another order differ by rounding, which grows with the values
+        torch.nn.init.normal_(transposed.bias)  # a bias as large as the weights' sums: its repetition is checked
+    upsampler = PixelShuffleUpsample(in_channels, out_channels).to(dtype)
+    upsampler.load_state_dict(transposed.state_dict())  # same names and shapes: old weights load as they are
+    x = torch.randn(2, in_channels, 5, 7, dtype=dtype, requires_grad=True)
+    expected = transposed(x)
+    torch.testing.assert_close(upsampler(x), expected, atol=tolerance, rtol=tolerance)
+    with torch.no_grad():
+        torch.testing.assert_close(upsampler.as_convolution()(x), expected, atol=tolerance, rtol=tolerance)
+    # fine-tuning sees the same function of the same parameters: the same gradients
+    grad_output = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(expected, [x, transposed.weight, transposed.bias], grad_output)
+    grads = torch.autograd.grad(upsampler(x), [x, upsampler.weight, upsampler.bias], grad_output)
+    for grad, expected_grad in zip(grads, expected_grads):
+        torch.testing.assert_close(grad, expected_grad, atol=10 * tolerance, rtol=10 * tolerance)
+
+
+def test_weights_keep_the_transposed_convolution_layout_in_both_directions():
+    """Names and shapes as before: checkpoints of older octfluid versions load, and older versions read new ones."""
+    config = MODEL_CONFIGS["tiny"]
+    model, before = TransUNet(config).eval(), transposed_convolution_model(config).eval()
+    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in before.state_dict().items()}
+    x = torch.randn(2, 1, 70, 90)
+    model.load_state_dict(before.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), before(x), atol=1e-5, rtol=1e-5)
+    before.load_state_dict(TransUNet(config).state_dict())
+
+
+def test_a_seeded_upsampler_starts_from_the_transposed_convolutions_weights():
+    """The same random numbers drawn for the same weights: a seeded training run starts where it did before."""
+    torch.manual_seed(5)
+    transposed = torch.nn.ConvTranspose2d(16, 8, 2, stride=2)
+    after_transposed = torch.random.get_rng_state()
+    torch.manual_seed(5)
+    upsampler = PixelShuffleUpsample(16, 8)
+    assert torch.equal(upsampler.weight, transposed.weight) and torch.equal(upsampler.bias, transposed.bias)
+    assert torch.equal(torch.random.get_rng_state(), after_transposed)

@@ -19,6 +19,21 @@ def one_blob_set():
     return BscanSet.from_subjects([Subject("vol", images, labels)])
 
 
+def without_random_changes(**changes) -> AugmentConfig:
+    """An augmentation that changes nothing, but for ``changes``."""
+    values = dict(
+        flip=False,
+        max_rotation_deg=0,
+        max_shift=0.0,
+        contrast=(1, 1),
+        brightness=0.0,
+        gamma=(1, 1),
+        noise_probability=0.0,
+    )
+    values.update(changes)
+    return AugmentConfig(**values)
+
+
 def test_from_subjects_chooses_bscans_and_checks_them():
     images, labels = np.zeros((4, 40, 40)), np.zeros((4, 40, 40), np.uint8)
     data = BscanSet.from_subjects([Subject("v", images, labels), Subject("w", images, labels)], [[1, 3], None])
@@ -85,15 +100,7 @@ def test_augmentation_keeps_shapes_ranges_and_label_values():
 
 
 def test_rotation_marks_pixels_from_outside_as_unknown():
-    config = AugmentConfig(
-        flip=False,
-        max_rotation_deg=30,
-        max_shift=0.0,
-        contrast=(1, 1),
-        brightness=0.0,
-        gamma=(1, 1),
-        noise_probability=0.0,
-    )
+    config = without_random_changes(max_rotation_deg=30)
     labels = torch.zeros(4, 64, 64, dtype=torch.long)
     _, y = augment(torch.rand(4, 1, 64, 64), labels, config, IGNORE, torch.Generator().manual_seed(3))
     assert (y[:, 0, 0] == IGNORE).any()  # a corner rotated in from outside
@@ -101,15 +108,7 @@ def test_rotation_marks_pixels_from_outside_as_unknown():
 
 
 def test_without_random_changes_augmentation_is_the_identity():
-    config = AugmentConfig(
-        flip=False,
-        max_rotation_deg=0,
-        max_shift=0.0,
-        contrast=(1, 1),
-        brightness=0.0,
-        gamma=(1, 1),
-        noise_probability=0.0,
-    )
+    config = without_random_changes()
     x, y = torch.rand(2, 1, 16, 16), torch.randint(0, 2, (2, 16, 16))
     x2, y2 = augment(x, y, config, IGNORE)
     assert torch.allclose(x2, x) and torch.equal(y2, y)

@@ -30,6 +30,11 @@ def quick_config(**changes):
     return TrainConfig(**values)
 
 
+def train_tiny_on_blobs(config: TrainConfig, out_dir=None):
+    """Train a fresh tiny network on blobs, validated on other blobs, to its end: the events and the result."""
+    return drain(train(TransUNet(MODEL_CONFIGS["tiny"]), blob_data(), blob_data(seed=1), config, out_dir))
+
+
 def test_events_metrics_and_learning(tmp_path):
     torch.manual_seed(0)
     model = TransUNet(MODEL_CONFIGS["tiny"])
@@ -55,15 +60,7 @@ def test_the_model_passed_in_is_never_changed_even_when_stopped():
 
 
 def test_checkpoints_hold_what_reproduces_the_run(tmp_path):
-    events, result = drain(
-        train(
-            TransUNet(MODEL_CONFIGS["tiny"]),
-            blob_data(),
-            blob_data(seed=1),
-            quick_config(loss="adaptive_dual_focal"),
-            tmp_path,
-        )
-    )
+    events, result = train_tiny_on_blobs(quick_config(loss="adaptive_dual_focal"), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
     model, payload = load_model(result.last_checkpoint)
     assert payload["loss_spec"] == "adaptive_dual_focal" and payload["epoch"] == 3
@@ -76,14 +73,7 @@ def test_checkpoints_hold_what_reproduces_the_run(tmp_path):
 
 
 def test_early_stopping_when_validation_stops_improving(tmp_path):
-    _, result = drain(
-        train(
-            TransUNet(MODEL_CONFIGS["tiny"]),
-            blob_data(),
-            blob_data(seed=1),
-            quick_config(epochs=10, learning_rate=1e-9, early_stopping_patience=2),
-        )
-    )
+    _, result = train_tiny_on_blobs(quick_config(epochs=10, learning_rate=1e-9, early_stopping_patience=2))
     assert result.stopped_early and len(result.history) < 10
 
 

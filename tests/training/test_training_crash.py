@@ -13,7 +13,7 @@ from napari_octfluid.model import load_model
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
-def test_sigkill_during_training_leaves_a_loadable_checkpoint(tmp_path):
+def test_sigkill_during_training_leaves_a_loadable_checkpoint(tmp_path, train_argv):
     rng = np.random.default_rng(0)
     images = rng.integers(100, 200, (3, 64, 64), dtype=np.uint8)
     labels = np.zeros((3, 64, 64), np.uint8)
@@ -22,27 +22,10 @@ def test_sigkill_during_training_leaves_a_loadable_checkpoint(tmp_path):
     write_tiff(tmp_path / "img.tif", images, kind="image")
     write_tiff(tmp_path / "lab.tif", labels)
     out = tmp_path / "run"
+    options = {"model": "tiny", "epochs": 10000, "steps_per_epoch": 1, "batch_size": 1, "out": out}
+    command = train_argv(tmp_path / "img.tif", tmp_path / "lab.tif", **options)
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "napari_octfluid.cli",
-            "train",
-            "--images",
-            str(tmp_path / "img.tif"),
-            "--labels",
-            str(tmp_path / "lab.tif"),
-            "--model",
-            "tiny",
-            "--epochs",
-            "10000",
-            "--steps-per-epoch",
-            "1",
-            "--batch-size",
-            "1",
-            "--out",
-            str(out),
-        ],
+        [sys.executable, "-m", "napari_octfluid.cli", *command],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
