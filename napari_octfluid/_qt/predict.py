@@ -23,6 +23,7 @@ from ..model import CheckpointError, load_model
 from ..review import ReviewState, bscan_uncertainty
 from ..weights import NO_WEIGHTS_MESSAGE, default_weights_path
 from ._layer_pick import image_picker, is_segmentable
+from .click_tools import install_click_tools
 from .jobs import JobRunner, Progress
 from .review_tracking import as_volume, review_state, tracker_for
 
@@ -109,6 +110,7 @@ class PredictWidget(Container):
             return
         data = np.asarray(layer.data)
         self._source, self._weights = layer, weights
+        self._decision_threshold = model.decision_threshold
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.status.value = "Predicting..."
         self.jobs.start(
@@ -163,6 +165,7 @@ class PredictWidget(Container):
             META_KEY: {
                 **source.metadata.get(META_KEY, {}),
                 "model": str(self._weights),
+                "decision_threshold": self._decision_threshold,  # where the click tools start adding lesions
                 "predicted_checksum": checksum(labels),
                 "probability_layer": prob_name,
             }
@@ -176,6 +179,8 @@ class PredictWidget(Container):
             )
             layer.metadata[REVIEW_KEY] = ReviewState.start(as_volume(labels), str(self._weights), uncertainty)
             tracker_for(layer, self._viewer)
+            # the shortcuts and modifier-clicks only: a dock per predicted scan would crowd a laptop screen
+            install_click_tools(self._viewer, layer, dock=False)
         if prob_name in self._viewer.layers:
             self._viewer.layers[prob_name].data = probability
         else:

@@ -95,3 +95,15 @@ def test_keys_and_dock_apply_the_tools_and_one_undo_restores(make_napari_viewer)
     assert not tools.add_at((1, 8, 3))  # no probability layer: nothing added, the user is told to run Predict
     assert "run Predict" in viewer.status
     np.testing.assert_array_equal(layer.data, original)
+
+
+def test_adding_starts_at_the_models_decision_threshold(make_napari_viewer):
+    """Predict records the model's decision threshold; adding a lesion starts there, not at 0.5, which took in the
+    grey halo a calibrated model leaves out (on the sample it tripled a cyst)."""
+    viewer = make_napari_viewer()
+    decided = viewer.add_labels(
+        np.zeros((2, 12, 12), np.uint8), name="a fluid", metadata={"octfluid": {"decision_threshold": 0.9}}
+    )
+    unknown = viewer.add_labels(np.zeros((2, 12, 12), np.uint8), name="b fluid")
+    assert install_click_tools(viewer, decided, dock=False).threshold == 0.9
+    assert install_click_tools(viewer, unknown, dock=False).threshold == 0.5
