@@ -8,7 +8,6 @@ Stopping is simply not asking for the next event; pausing is asking later.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,12 +25,32 @@ from ..inference import forward
 from ..labels import IGNORE
 from ..losses import SegmentationLoss, build_loss
 from ..metrics import Confusion, confusion
-from ..model import TransUNet, fused_for_inference, load_model, save_checkpoint, update_checkpoint
+from ..model import TransUNet, fused_for_inference, save_checkpoint
 from .augment import AugmentConfig, augment
 from .blend import blend_weights, check_change_kept, starting_state
+from .config import TrainConfig
 from .data import BscanSet, random_crops
 from .data_parallel import DataParallel, with_global_batchnorm, with_plain_batchnorm
 from .parts import select_trainable
+from .progress import EpochEnd, StepEnd, TrainResult
+from .run_files import RUN_FILES, RUN_FINISHED, mark_run_finished
+from .schedule import ONE_CYCLE, one_cycle_factor, one_cycle_schedule
+
+# the public names of training, importable from here as before the engine was split
+__all__ = [
+    "EpochEnd",
+    "ONE_CYCLE",
+    "RUN_FILES",
+    "RUN_FINISHED",
+    "StepEnd",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDataError",
+    "evaluate_model",
+    "mark_run_finished",
+    "one_cycle_factor",
+    "train",
+]
 
 
 class TrainingDataError(ValueError):
@@ -40,88 +59,6 @@ class TrainingDataError(ValueError):
 
 def _has_fluid(data: BscanSet | None) -> bool:
     return data is not None and any((label == 1).any() for label in data.labels)
-
-
-# the checkpoint field that says the run which wrote it ended and stored its result; absent in older checkpoints
-RUN_FINISHED = "finished"
-RUN_FILES = ("best.pt", "last.pt")  # what a run writes into its out_dir
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides a training run; saved inside its checkpoints."""
-
-    loss: str = "composite"
-    epochs: int = 20
-    steps_per_epoch: int = 50
-    batch_size: int = 8
-    crop: tuple[int, int] = (256, 256)
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    fluid_crop_fraction: float = 0.6
-    augment: AugmentConfig | None = field(default_factory=AugmentConfig)
-    early_stopping_patience: int | None = None  # epochs without a better validation Dice
-    replay_fraction: float = 0.5  # share of each batch drawn from ``replay_data`` when it is given
-    freeze_batchnorm: bool = False  # keep the starting model's normalisation statistics (fine-tuning on few B-scans)
-    trainable: str = "all"  # the parts of the network that learn (training/parts.py: TRAINABLE_PARTS)
-    change_kept: float = 1.0  # share of the change from the starting weights the result keeps (WiSE-FT, blend.py)
-    time_budget_s: float | None = None  # stop after this much training time (benchmarks, quick fine-tunes)
-    seed: int = 0
-    device: str = "auto"
-
-    def to_dict(self) -> dict:
-        values = asdict(self)
-        values["crop"] = list(self.crop)
-        return values
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        values = dict(values)
-        if "augment" in values and isinstance(values["augment"], dict):
-            values["augment"] = AugmentConfig(
-                **{k: tuple(v) if isinstance(v, list) else v for k, v in values["augment"].items()}
-            )
-        if "crop" in values:
-            values["crop"] = tuple(values["crop"])
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class StepEnd:
-    step: int
-    total_steps: int
-    epoch: int
-    loss: float
-    terms: dict
-    learning_rate: float
-    elapsed_s: float
-    eta_s: float
-
-
-@dataclass(frozen=True)
-class EpochEnd:
-    epoch: int
-    epochs: int
-    train_loss: float
-    train_dice: float
-    train_jaccard: float
-    val_dice: float | None
-    val_jaccard: float | None
-    learning_rate: float
-    elapsed_s: float
-    eta_s: float
-    improved: bool
-    loss_parameters: dict
-
-
-@dataclass
-class TrainResult:
-    model: TransUNet
-    loss: SegmentationLoss
-    history: list[EpochEnd]
-    best_checkpoint: Path | None
-    last_checkpoint: Path | None
-    stopped_early: bool
 
 
 def evaluate_model(model: TransUNet, data: BscanSet, device: torch.device) -> Confusion:
@@ -197,43 +134,6 @@ def _optimiser_to(optimiser: torch.optim.Optimizer, device: torch.device) -> Non
         for key, value in state.items():
             if torch.is_tensor(value):
                 state[key] = value.to(device)
-
-
-ONE_CYCLE = dict(pct_start=0.1, div_factor=25.0, final_div_factor=1e4)  # OneCycleLR's defaults, warm-up 10 %
-
-
-def one_cycle_factor(
-    progress: float,
-    pct_start: float = ONE_CYCLE["pct_start"],
-    div_factor: float = ONE_CYCLE["div_factor"],
-    final_div_factor: float = ONE_CYCLE["final_div_factor"],
-) -> float:
-    """The learning rate as a fraction of its peak at ``progress`` (0 to 1) through a run: the cosine one-cycle
-    shape of ``torch.optim.lr_scheduler.OneCycleLR`` (Smith & Topin 2019), written out because OneCycleLR only
-    counts steps and a run that a time budget ends must follow the clock."""
-    progress = min(max(progress, 0.0), 1.0)
-    start, end = 1.0 / div_factor, 1.0 / (div_factor * final_div_factor)
-    if progress < pct_start:  # warm-up from start to the peak
-        return _cosine(start, 1.0, progress / pct_start)
-    return _cosine(1.0, end, (progress - pct_start) / (1.0 - pct_start))
-
-
-def _cosine(begin: float, finish: float, fraction: float) -> float:
-    return finish + (begin - finish) * (1 + math.cos(math.pi * fraction)) / 2
-
-
-def _schedule(optimiser: torch.optim.Optimizer, config: TrainConfig, total_steps: int, elapsed):
-    """The one-cycle shape (:func:`one_cycle_factor`) over the run's steps, or over its time budget when one is set
-    (planned over the steps alone, a 2-minute fine-tune of "1000 epochs" would end in the warm-up at a 25th of the
-    learning rate asked for). Written as a LambdaLR rather than OneCycleLR, which divides by zero for runs of
-    10 steps or fewer (its warm-up then has no step)."""
-    budget = config.time_budget_s
-
-    def factor(step: int) -> float:
-        by_time = (elapsed() / budget if budget > 0 else 1.0) if budget is not None else 0.0
-        return one_cycle_factor(max(step / total_steps, by_time))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
 
 
 @dataclass
@@ -397,7 +297,7 @@ def _set_up(
         loss=loss,
         stepped=stepped,
         optimiser=optimiser,
-        schedule=_schedule(optimiser, config, config.epochs * config.steps_per_epoch, clock.agreed_elapsed),
+        schedule=one_cycle_schedule(optimiser, config, config.epochs * config.steps_per_epoch, clock.agreed_elapsed),
         clock=clock,
         device=device,
         rng=rng,
@@ -597,12 +497,3 @@ def _result(run: _Run, produced: nn.Module, stopped_early: bool) -> TrainResult:
     if run.parallel is not None:  # the model returned works the same without a process group
         produced = with_plain_batchnorm(produced)
     return TrainResult(produced, run.loss, run.history, run.best_path, run.last_path, stopped_early)
-
-
-def mark_run_finished(*paths: str | Path | None) -> None:
-    """Store ``finished: True`` in the checkpoints a run wrote, once everything the run produces (the calibrated
-    threshold included) is in them; until then they say ``finished: False``, so that a run killed on the way
-    (even during calibration) leaves checkpoints that do not pass for final ones."""
-    for path in paths:
-        if path is not None:
-            update_checkpoint(path, load_model(path)[0], **{RUN_FINISHED: True})

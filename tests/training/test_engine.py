@@ -199,12 +199,12 @@ def test_one_cycle_factor_matches_torch_one_cycle_lr():
 
 
 def test_a_time_budget_schedule_follows_the_clock():
-    from napari_octfluid.training.engine import _schedule
+    from napari_octfluid.training.schedule import one_cycle_schedule
 
     now = [0.0]
     optimiser = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
     config = quick_config(epochs=1000, steps_per_epoch=10, learning_rate=1e-3, time_budget_s=120.0)
-    schedule = _schedule(optimiser, config, 10000, lambda: now[0])
+    schedule = one_cycle_schedule(optimiser, config, 10000, lambda: now[0])
     rates = {}
     for seconds in (6.0, 12.0, 66.0, 120.0):  # a step every 6 s: 20 steps in the budget, of 10000 planned
         now[0] = seconds
