@@ -29,7 +29,6 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QHeaderView, QSizePolicy, QStyledItemDelegate
 
 from ..devices import DEVICE_CHOICES
-from ..events import Notice
 from ..losses import LOSSES, PAPER_TERMS, CompositeLoss
 from ..model import CheckpointError, load_model, save_checkpoint
 from ..training.engine import EpochEnd, StepEnd, TrainResult
@@ -338,8 +337,6 @@ class FinetuneWidget(Container):
         if isinstance(event, EpochEnd):
             self.plot.add_epoch(event)
             self.plot.redraw()
-        elif isinstance(event, Notice):
-            show_warning(event.message)
         return None
 
     def _on_result(self, result: TrainResult) -> None:
@@ -387,8 +384,6 @@ class FinetuneWidget(Container):
     def _on_comparison_event(self, event) -> Progress | None:
         if isinstance(event, ComparisonProgress):
             return Progress(event.done, f"Predicting with the {event.model} model: {event.done}/{event.total} B-scans")
-        if isinstance(event, Notice):
-            show_warning(event.message)
         return None
 
     def _on_comparison(self, comparison: Comparison) -> None:

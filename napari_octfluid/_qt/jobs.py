@@ -17,9 +17,11 @@ from typing import Any, Callable, Generator
 
 from napari.qt.threading import thread_worker
 from napari.utils import progress
+from napari.utils.notifications import show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QWidget
 
+from ..events import Notice
 from ._threads import interface_friendly_threads, with_threads
 
 
@@ -163,7 +165,12 @@ class JobRunner:
                 QTimer.singleShot(0, self._drain)
 
     def _handle_event(self, event) -> None:
-        if self.stop_requested or self._has_result or self.closed or self._handlers.on_event is None:
+        if self.stop_requested or self._has_result or self.closed:
+            return
+        if isinstance(event, Notice):  # every job's notices are shown alike (a smaller batch, damaged B-scans...)
+            show_warning(event.message)
+            return
+        if self._handlers.on_event is None:
             return
         advanced = self._handlers.on_event(event)
         if advanced is None:

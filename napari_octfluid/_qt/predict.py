@@ -17,7 +17,6 @@ from qtpy.QtWidgets import QMessageBox
 
 from .._layers import META_KEY, REVIEW_KEY
 from ..devices import DEVICE_CHOICES
-from ..events import Notice
 from ..inference import PredictProgress, PredictResult, predict
 from ..model import CheckpointError, load_model
 from ..review import ReviewState, bscan_uncertainty
@@ -132,8 +131,6 @@ class PredictWidget(Container):
     def _on_event(self, event) -> Progress | None:
         if isinstance(event, PredictProgress):
             return Progress(event.done, f"{event.done}/{event.total} B-scans")
-        if isinstance(event, Notice):
-            show_warning(event.message)
         return None
 
     def _on_error(self, error: Exception) -> None:

@@ -186,3 +186,24 @@ def test_closing_the_dock_stops_the_job_and_no_handler_runs_after(qtbot):
     qtbot.waitUntil(lambda: bool(ended) and not runner.busy, timeout=30000)
     assert recorder.calls == calls  # neither later events nor the end reached the deleted widget
     assert torch.get_num_threads() == before
+
+
+def test_notices_are_shown_by_the_runner_and_not_passed_to_the_widget(owner, qtbot, monkeypatch):
+    """Every job's Notice (a smaller batch, damaged B-scans...) becomes one napari warning, shown alike for all
+    widgets by the runner."""
+    from napari_octfluid._qt import jobs
+    from napari_octfluid.events import Notice
+
+    shown = []
+    monkeypatch.setattr(jobs, "show_warning", shown.append)
+
+    def with_a_notice():
+        yield 1
+        yield Notice("Out of memory on cpu: going on with batch size 2.")
+        yield 2
+        return "done"
+
+    runner, recorder = run_recorded(owner, with_a_notice)
+    qtbot.waitUntil(lambda: not runner.busy, timeout=10000)
+    assert shown == ["Out of memory on cpu: going on with batch size 2."]
+    assert [call for call in recorder.calls if call[0] == "event"] == [("event", 1), ("event", 2)]
