@@ -59,7 +59,7 @@ def duke_grader_layers(volume: OctVolume) -> list:
     return layers
 
 
-def restored_corrections(volume: OctVolume, identity: ScanIdentity | None = None) -> list:
+def restored_corrections(volume: OctVolume, identity: ScanIdentity) -> list:
     """The labels and review state autosaved beside this scan, as a labels layer: none if there is no sidecar or it
     cannot be used (a notice says why; the scan opens either way, and the sidecar is left as it is)."""
     source = volume.meta.get("source")
@@ -68,8 +68,6 @@ def restored_corrections(volume: OctVolume, identity: ScanIdentity | None = None
     path = sidecar_path(source)
     if not os.path.lexists(path):  # lexists: a dangling link is reported, not ignored
         return []
-    if identity is None:
-        identity = ScanIdentity.of(volume.data, Path(source).name)
     try:
         restored = read_sidecar(path, scan=identity)
     except Exception as error:  # whatever a sidecar provokes, the scan itself must still open

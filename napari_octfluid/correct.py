@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.morphology import remove_small_objects
 
-from .labels import BACKGROUND, FLUID, IGNORE
+from .labels import BACKGROUND, FLUID, IGNORE, fluid_mask
 
 IN_BSCAN = np.ones((3, 3), bool)  # edges and corners
 THROUGH_VOLUME = np.zeros((3, 3, 3), bool)
@@ -40,6 +40,7 @@ class Correction:
     bscans: tuple[int, ...]
     labels: np.ndarray
     message: str
+    flooded: bool = False  # add_lesion refused a region larger than its limit (widen/narrow keeps the last one)
 
     @property
     def changed(self) -> bool:
@@ -60,10 +61,6 @@ def _volume(labels: np.ndarray) -> np.ndarray:
     return labels
 
 
-def _fluid(labels: np.ndarray) -> np.ndarray:
-    return (labels != BACKGROUND) & (labels != IGNORE)
-
-
 def _bscan_index(labels: np.ndarray, bscan: int) -> int:
     if not 0 <= bscan < len(labels):
         raise IndexError(f"B-scan {bscan} is outside the volume's {len(labels)} B-scans")
@@ -77,8 +74,8 @@ def _point(labels: np.ndarray, point) -> tuple[int, int, int]:
     return z, y, x
 
 
-def _nothing(labels: np.ndarray, message: str) -> Correction:
-    return Correction((), np.empty((0, *labels.shape[1:]), labels.dtype), message)
+def _nothing(labels: np.ndarray, message: str, flooded: bool = False) -> Correction:
+    return Correction((), np.empty((0, *labels.shape[1:]), labels.dtype), message, flooded)
 
 
 def _collect(labels: np.ndarray, new_bscans: dict[int, np.ndarray], message: str, unchanged: str) -> Correction:
@@ -95,10 +92,10 @@ def remove_lesion(labels: np.ndarray, point, through_volume: bool = False) -> Co
     ``IGNORE`` removes nothing."""
     labels = _volume(labels)
     z, y, x = _point(labels, point)
-    if not _fluid(labels[z, y, x]):
+    if not fluid_mask(labels[z, y, x]):
         return _nothing(labels, "No fluid under the click: nothing removed.")
     if through_volume:
-        components, _ = ndimage.label(_fluid(labels), structure=THROUGH_VOLUME)
+        components, _ = ndimage.label(fluid_mask(labels), structure=THROUGH_VOLUME)
         lesion = components == components[z, y, x]
         touched = np.flatnonzero(lesion.any(axis=(1, 2)))
         new = np.where(lesion[touched], BACKGROUND, labels[touched]).astype(labels.dtype)
@@ -107,7 +104,7 @@ def remove_lesion(labels: np.ndarray, point, through_volume: bool = False) -> Co
             new,
             f"Removed a lesion of {int(lesion.sum())} pixels through {len(touched)} B-scan(s).",
         )
-    components, _ = ndimage.label(_fluid(labels[z]), structure=IN_BSCAN)
+    components, _ = ndimage.label(fluid_mask(labels[z]), structure=IN_BSCAN)
     lesion = components == components[y, x]
     new = np.where(lesion, BACKGROUND, labels[z]).astype(labels.dtype)
     return Correction((z,), new[None], f"Removed a lesion of {int(lesion.sum())} pixels from B-scan {z}.")
@@ -147,6 +144,7 @@ def add_lesion(
             labels,
             f"At threshold {threshold:.2f} the region covers {share:.0%} of the B-scan (limit {max_share:.0%}): "
             f"nothing added; raise the threshold.",
+            flooded=True,
         )
     new = np.where(region & (labels[z] == BACKGROUND), value, labels[z]).astype(labels.dtype)
     if np.array_equal(new, labels[z]):
@@ -165,7 +163,7 @@ def remove_islands(labels: np.ndarray, min_pixels: int = DEFAULT_MIN_ISLAND, bsc
     labels = _volume(labels)
     new = {}
     for z in _bscans(labels, bscans):
-        fluid = _fluid(labels[z])
+        fluid = fluid_mask(labels[z])
         # max_size is the size of the largest island removed: islands of min_pixels or more stay
         kept = remove_small_objects(fluid, max_size=max(int(min_pixels) - 1, 0), connectivity=2)
         new[z] = np.where(fluid & ~kept, BACKGROUND, labels[z])
@@ -180,7 +178,7 @@ def fill_holes(labels: np.ndarray, bscans=None, value: int = FLUID) -> Correctio
     labels = _volume(labels)
     new = {}
     for z in _bscans(labels, bscans):
-        filled = ndimage.binary_fill_holes(_fluid(labels[z]))
+        filled = ndimage.binary_fill_holes(fluid_mask(labels[z]))
         new[z] = np.where(filled & (labels[z] == BACKGROUND), value, labels[z])
     return _collect(labels, new, "Filled the holes in the fluid.", "No holes to fill.")
 

@@ -69,6 +69,16 @@ def forward(
     return labels, fluid
 
 
+def forward_bscans(model: TransUNet, data, device: torch.device) -> Generator[tuple[np.ndarray, np.ndarray]]:
+    """:func:`forward` over every B-scan of a ``training.data.BscanSet`` (normalised B-scans of their own sizes,
+    with their padding masks): labels and fluid probability of each in turn. Validation and calibration use it."""
+    model = fused_for_inference(model.eval())  # once, not once per B-scan inside forward()
+    for index, image in enumerate(data.images):
+        outside = None if data.outside is None else data.outside[index][None]
+        labels, fluid = forward(model, image[None], device, outside)
+        yield labels[0], fluid[0]
+
+
 def _forward(model: TransUNet, bscans: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
     """Raw B-scans through :func:`forward`, with the padding rule."""
     return forward(model, normalize_bscans(bscans), device, padding_mask(bscans))

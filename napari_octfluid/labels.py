@@ -49,7 +49,13 @@ def training_labels(
         return data
     if notify is not None:
         notify(f"{name} holds label values {others}: counted as fluid (the model has one fluid class).")
-    return np.where((data != BACKGROUND) & (data != IGNORE), FLUID, data).astype(np.uint8)
+    return np.where(fluid_mask(data), FLUID, data).astype(np.uint8)
+
+
+def fluid_mask(labels: np.ndarray) -> np.ndarray:
+    """Fluid as true/false: every label but background and "not annotated" (the model has one fluid class)."""
+    labels = np.asarray(labels)
+    return (labels != BACKGROUND) & (labels != IGNORE)
 
 
 def annotated_bscans(labels: np.ndarray) -> list[int]:

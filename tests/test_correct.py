@@ -129,7 +129,7 @@ def test_add_lesion_keeps_not_annotated_and_existing_labels():
 
 def test_add_lesion_refuses_a_flood_and_says_so():
     result = add_lesion(EMPTY, PROBABILITY, (0, 2, 2), threshold=0.05, max_share=0.25)
-    assert not result.changed
+    assert not result.changed and result.flooded
     assert "100%" in result.message and "raise the threshold" in result.message
 
 

@@ -18,6 +18,7 @@ from napari.utils.notifications import show_info
 
 from .. import correct
 from .._layers import META_KEY
+from .review_tracking import as_volume
 
 THRESHOLD_STEP = 0.05
 SHORTCUTS = {  # action: (key, button, what it does); the keys are free in napari's Labels keymap
@@ -77,8 +78,7 @@ class ClickTools:
 
     # --- the layer as a volume -------------------------------------------------------------------------------
     def _volume(self) -> np.ndarray:
-        data = np.asarray(self.layer.data)
-        return data[None] if data.ndim == 2 else data
+        return as_volume(self.layer.data)
 
     def _current_bscan(self) -> int:
         if np.ndim(self.layer.data) == 2:
@@ -89,8 +89,7 @@ class ClickTools:
         name = self.layer.metadata.get(META_KEY, {}).get("probability_layer", f"{self.layer.name} probability")
         if name not in self.viewer.layers:
             return None
-        probability = np.asarray(self.viewer.layers[name].data)
-        return probability[None] if probability.ndim == 2 else probability
+        return as_volume(self.viewer.layers[name].data)
 
     def _tell(self, message: str, loud: bool = False) -> None:
         self.viewer.status = message
@@ -187,7 +186,7 @@ class ClickTools:
         if probability is None:
             return False
         redo = correct.add_lesion(before[None], probability[z][None], (0, *point[1:]), self.threshold, self.max_share)
-        if not redo.changed and "covers" in redo.message:  # a flood: keep the region there is
+        if redo.flooded:  # keep the region there is
             self._tell(redo.message, loud=True)
             return False
         new = redo.labels[0] if redo.changed else before

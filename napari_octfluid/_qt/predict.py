@@ -89,7 +89,10 @@ class PredictWidget(Container):
         if self.jobs.busy:
             show_warning("A prediction is already running: wait for it or cancel it.")
             return
-        weights = self.weights_path()
+        if not is_segmentable(layer, "segment"):
+            self.status.value = "This layer is not a greyscale OCT scan."
+            return
+        weights = self.weights_path()  # the layer first: a wrong layer should not cost a model load
         if weights is None:
             self.status.value = (
                 "No weights chosen." if self.weights.value == CHECKPOINT_CHOICE else "No trained weights installed."
@@ -103,9 +106,6 @@ class PredictWidget(Container):
         except CheckpointError as error:
             show_error(str(error))
             self.status.value = "The checkpoint was refused."
-            return
-        if not is_segmentable(layer, "segment"):
-            self.status.value = "This layer is not a greyscale OCT scan."
             return
         data = np.asarray(layer.data)
         self._source, self._weights = layer, weights

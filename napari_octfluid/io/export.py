@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import __version__
 from .._atomic import atomic_path
-from ..labels import IGNORE
+from ..labels import fluid_mask
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 DICOM_SEG_SUFFIXES = (".dcm",)
@@ -44,12 +44,6 @@ def export_format(path: str | Path) -> str | None:
     if name.endswith(DICOM_SEG_SUFFIXES):
         return "dicom-seg"
     return None
-
-
-def fluid_mask(labels: np.ndarray) -> np.ndarray:
-    """Fluid as true/false: every label above 0 but the "not annotated" one (the model has one fluid class)."""
-    labels = np.asarray(labels)
-    return (labels > 0) & (labels != IGNORE)
 
 
 def nifti_affine(spacing_mm: Sequence[float]) -> np.ndarray:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..inference import forward
+from ..inference import forward_bscans
 from ..labels import IGNORE, pooled_counts
-from ..model import TransUNet, fused_for_inference
+from ..model import TransUNet
 from .data import BscanSet
 
 # up to 0.999: every fold of the first cross-validation chose 0.99, the old top of the grid
@@ -22,12 +22,7 @@ THRESHOLDS = tuple(np.round(np.arange(0.3, 0.96, 0.05), 2)) + (0.97, 0.98, 0.99,
 
 def fluid_probabilities(model: TransUNet, data: BscanSet, device: torch.device) -> list[np.ndarray]:
     """The fluid probability of every B-scan of ``data``, through prediction's forward pass and padding rule."""
-    model = fused_for_inference(model.eval())  # once, not once per B-scan inside forward()
-    outside = data.outside
-    return [
-        forward(model, image[None], device, None if outside is None else outside[index][None])[1][0]
-        for index, image in enumerate(data.images)
-    ]
+    return [fluid for _, fluid in forward_bscans(model, data, device)]
 
 
 def calibrate_threshold(

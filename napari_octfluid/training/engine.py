@@ -21,11 +21,11 @@ from .._malloc import tune_glibc_malloc
 from ..devices import is_out_of_memory, resolve_device, step_down_after_out_of_memory
 from ..distributed import DistributedContext
 from ..events import Notice
-from ..inference import forward
-from ..labels import IGNORE
+from ..inference import forward_bscans
+from ..labels import FLUID, IGNORE, counts_against, pooled_counts
 from ..losses import SegmentationLoss, build_loss
-from ..metrics import Confusion, confusion
-from ..model import TransUNet, fused_for_inference, save_checkpoint
+from ..metrics import Confusion
+from ..model import TransUNet, save_checkpoint
 from .augment import AugmentConfig, augment
 from .blend import blend_weights, check_change_kept, starting_state
 from .config import TrainConfig
@@ -58,20 +58,14 @@ class TrainingDataError(ValueError):
 
 
 def _has_fluid(data: BscanSet | None) -> bool:
-    return data is not None and any((label == 1).any() for label in data.labels)
+    return data is not None and any((label == FLUID).any() for label in data.labels)
 
 
 def evaluate_model(model: TransUNet, data: BscanSet, device: torch.device) -> Confusion:
     """Pooled confusion counts of the model on whole B-scans (labels == IGNORE do not count), through the same
     forward pass, decision threshold and padding rule as prediction, so validation figures are what the user gets."""
-    model = fused_for_inference(model.eval())  # once, not once per B-scan inside forward()
-    tp = fp = fn = 0
-    outside = data.outside
-    for index, (image, label) in enumerate(zip(data.images, data.labels)):
-        predicted = forward(model, image[None], device, None if outside is None else outside[index][None])[0][0]
-        counts = confusion(predicted, label == 1, valid=label != IGNORE)
-        tp, fp, fn = tp + int(counts.tp.sum()), fp + int(counts.fp.sum()), fn + int(counts.fn.sum())
-    return Confusion(np.array(tp), np.array(fp), np.array(fn))
+    predicted = (labels for labels, _ in forward_bscans(model, data, device))
+    return pooled_counts(zip(predicted, data.labels))
 
 
 def _batch(
@@ -391,7 +385,7 @@ def _step_on_share(run: _Run, images: np.ndarray, labels: np.ndarray):
 def _outcome(run: _Run, value: torch.Tensor, logits: torch.Tensor, target: torch.Tensor, labelled) -> _StepOutcome:
     predicted, target = logits.detach().argmax(dim=1).cpu().numpy(), target.cpu().numpy()
     # against the augmented labels: a flipped or rotated crop is scored against its flipped labels
-    counts = confusion(predicted, target == 1, valid=target != IGNORE).pooled()
+    counts = counts_against(predicted, target).pooled()
     loss, terms = float(value.detach()), run.loss.terms()
     if run.parallel is not None:
         loss, terms, counts = run.parallel.reduce_step(loss, terms, counts, labelled)

@@ -25,6 +25,7 @@ from ..subjects import Subject
 from .data import BscanSet
 from .engine import EpochEnd, StepEnd, TrainConfig, TrainResult, train
 from .replay import REPLAY_CROPS, load_replay_crops
+from .schedule import one_cycle_schedule
 
 TRAINED = "trained on"
 VALIDATION = "validation"
@@ -71,7 +72,8 @@ def warm_up_training_imports(done: threading.Event | None = None) -> None:
     still choosing."""
     try:
         parameter = torch.nn.Parameter(torch.zeros(1))
-        torch.optim.lr_scheduler.OneCycleLR(torch.optim.AdamW([parameter], lr=1e-3), max_lr=1e-3, total_steps=2)
+        optimiser = torch.optim.AdamW([parameter], lr=1e-3)
+        one_cycle_schedule(optimiser, finetune_config((256, 256)), 2, lambda: 0.0)  # what the engine builds
     finally:
         if done is not None:
             done.set()
