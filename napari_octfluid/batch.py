@@ -391,9 +391,11 @@ def predict_batch(
     weights: ModelIdentity,
     device: str = "auto",
     batch_size: int | None = None,
+    min_lesion_pixels: int | None = None,
 ) -> Generator[BatchEvent | object, None, list[ScanRow]]:
     """Predict the planned scans one after another, writing each mask as soon as it is made; a finished mask is
-    skipped (its figures read back from it). A scan that fails (unreadable, damaged, too large) gives a failed row
+    skipped (its figures read back from it); ``min_lesion_pixels`` as in :func:`~napari_octfluid.inference.predict`.
+    A scan that fails (unreadable, damaged, too large) gives a failed row
     and the batch goes on. Yields :class:`ScanStarted`, the prediction's own events
     (:mod:`~napari_octfluid.inference`) and :class:`ScanFinished`; returns the rows, in the plan's order."""
     rows = []
@@ -401,7 +403,7 @@ def predict_batch(
         yield ScanStarted(planned.index, position, len(plan), planned.source.named)
         start = time.perf_counter()
         try:
-            row = yield from _one_scan(planned, model, weights, device, batch_size)
+            row = yield from _one_scan(planned, model, weights, device, batch_size, min_lesion_pixels)
         except Exception as error:  # one bad scan never stops the batch: its row says what went wrong
             row = ScanRow(planned.index, planned.source.named, status=FAILED, error=_error_text(error))
         row = replace(row, seconds=time.perf_counter() - start, model=weights.path)
@@ -410,7 +412,14 @@ def predict_batch(
     return rows
 
 
-def _one_scan(planned: PlannedScan, model, weights: ModelIdentity, device: str, batch_size: int | None):
+def _one_scan(
+    planned: PlannedScan,
+    model,
+    weights: ModelIdentity,
+    device: str,
+    batch_size: int | None,
+    min_lesion_pixels: int | None = None,
+):
     from .inference import predict
     from .io import read_volume
 
@@ -422,7 +431,7 @@ def _one_scan(planned: PlannedScan, model, weights: ModelIdentity, device: str, 
         if skipped is not None:
             return skipped
     volume = read_volume(source.path)
-    result = yield from predict(volume.data, model, device=device, batch_size=batch_size)
+    result = yield from predict(volume.data, model, device, batch_size, min_lesion_pixels)
     provenance = {
         "source": str(source.path.resolve()),
         "source_fingerprint": planned.fingerprint,

@@ -17,6 +17,7 @@ from ._malloc import tune_glibc_malloc
 from .devices import default_batch_size, resolve_device, step_down_after_out_of_memory
 from .events import Notice, run_to_end  # noqa: F401  (run_to_end kept importable from here)
 from .memory import check_allocation, prediction_bytes
+from .min_lesion import OFF, remove_small_lesions
 from .model import TransUNet, fused_for_inference
 from .preprocess import check_bscans, nonfinite_bscans, normalize_bscans, padding_mask
 
@@ -106,10 +107,27 @@ def labels_and_fluid(logits: torch.Tensor, threshold: float | None = None) -> tu
     return labels, fluid
 
 
+def min_lesion_pixels_of(model: TransUNet, override: int | None = None) -> int:
+    """The minimum lesion size prediction applies: ``override`` when given, else the one calibrated with the model
+    (``model.min_lesion_pixels``, read from its checkpoint), else off."""
+    if override is not None:
+        return max(int(override), OFF)
+    return int(getattr(model, "min_lesion_pixels", None) or OFF)
+
+
 def predict(
-    volume: np.ndarray, model: TransUNet, device: str = "auto", batch_size: int | None = None
+    volume: np.ndarray,
+    model: TransUNet,
+    device: str = "auto",
+    batch_size: int | None = None,
+    min_lesion_pixels: int | None = None,
 ) -> Generator[PredictEvent, None, PredictResult]:
     """Segment every B-scan of ``volume[Z, Y, X]`` (or one 2D B-scan).
+
+    The mask is cleaned by two rules: export padding and other flat borders are never fluid
+    (:func:`~napari_octfluid.preprocess.padding_mask`), and fluid regions of a B-scan smaller than
+    ``min_lesion_pixels`` (default: the model's calibrated size, see :func:`min_lesion_pixels_of`; 0: off) are
+    removed (:mod:`~napari_octfluid.min_lesion`). The fluid probability is the model's, except in the padding.
 
     On CUDA it runs in bfloat16 autocast; when memory runs out the batch is halved and retried, and as a
     last resort the rest runs on the CPU, each announced by a :class:`~napari_octfluid.events.Notice`.
@@ -120,6 +138,7 @@ def predict(
     target = resolve_device(device)
     tune_glibc_malloc()  # helps the CPU path; harmless for the others
     batch = batch_size or default_batch_size(target)
+    min_pixels = min_lesion_pixels_of(model, min_lesion_pixels)
     model = model.to(target).eval()
     inference_copy = fused_for_inference(model)  # once for the whole volume (see forward)
     labels = np.zeros(data.shape, np.uint8)
@@ -136,7 +155,8 @@ def predict(
     while done < len(data):
         try:
             stop = min(done + batch, len(data))
-            labels[done:stop], fluid[done:stop] = _forward(inference_copy, data[done:stop], target)
+            found, fluid[done:stop] = _forward(inference_copy, data[done:stop], target)
+            labels[done:stop] = remove_small_lesions(found, min_pixels)
         except (RuntimeError, torch.OutOfMemoryError) as error:
             target, batch, message = step_down_after_out_of_memory(error, target, batch, "B-scan")
             model = model.to(target)

@@ -118,3 +118,42 @@ def test_evaluate_leaves_out_bscans_nobody_annotated(tiny_checkpoint):
     labels[1] = IGNORE
     [row] = evaluate(model, [Subject("umn_01", images, labels)])
     assert (row.group, row.agreement.n_bscans) == ("umn", 2)
+
+
+def test_evaluate_under_shifts_gives_rows_per_shift_dataset_and_subject(tiny_checkpoint):
+    from napari_octfluid.evaluation import CLEAN, robustness_table
+
+    model, _ = load_model(tiny_checkpoint)
+    images = np.random.default_rng(0).integers(0, 255, (2, 40, 60), dtype=np.uint8)
+    labels = np.zeros((2, 40, 60), np.uint8)
+    labels[0, 10:20, 10:30] = 1
+    subjects = [
+        Subject("duke_01", images, labels),
+        Subject("umn_01", images, labels),
+        Subject("umn_02", images, labels),
+    ]
+    rows = evaluate(model, subjects, shifts=["axial_x2", "speckle"], per_subject=True)
+    groups = ["duke", "umn", "all", "duke_01", "umn_01", "umn_02"]
+    assert [(r.shift, r.group) for r in rows] == [(s, g) for s in (CLEAN, "axial_x2", "speckle") for g in groups]
+    by_key = {(r.shift, r.group): r.agreement for r in rows}
+    assert by_key[("axial_x2", "umn")].n_bscans == 4 and by_key[(CLEAN, "all")].n_bscans == 6
+    table = robustness_table(rows).splitlines()
+    assert [line.split()[0] for line in table[2:]] == [CLEAN, "axial_x2", "speckle"]
+    assert table[0].split()[-2:] == ["umn_02", "Dice"] and table[2].split()[2] == "+0.000"
+    clean = by_key[(CLEAN, "all")]
+    assert (
+        table[2].split()[1] == f"{clean.pooled_dice:.3f}" and table[2].split()[3] == f"{clean.false_positive_rate:.2f}"
+    )
+
+
+def test_the_false_alarm_rate_counts_fluid_free_bscans_with_any_predicted_fluid():
+    from napari_octfluid.evaluation import agreement_rows
+    from napari_octfluid.labels import counts_against
+
+    reference = np.zeros((4, 10, 10), np.uint8)
+    reference[0, 2:5, 2:5] = 1  # one B-scan with fluid, three without
+    prediction = np.zeros_like(reference)
+    prediction[0, 2:5, 2:5] = 1
+    prediction[1, 0, 0] = 1  # one pixel is a false alarm
+    [row] = agreement_rows({"umn": [counts_against(prediction, reference)]}, 0.0)
+    assert row.agreement.false_positive_rate == pytest.approx(1 / 3) and row.agreement.pooled_dice < 1

@@ -179,9 +179,45 @@ def test_shipped_weights_give_the_same_masks_as_before_on_the_sample_scan(monkey
     )
     before.load_state_dict(torch.load(weights, weights_only=True)["model_state"])  # as it loaded before
     before.decision_threshold = model.decision_threshold
+    before.min_lesion_pixels = model.min_lesion_pixels  # the same cleaning rules: only the network differs
     monkeypatch.setattr(inference, "fused_for_inference", lambda network: network)  # the plain model, as before
     _, expected = run_to_end(predict(scan, before, "cpu", batch_size=4))
 
     assert int((result.labels != expected.labels).sum()) == 0
     np.testing.assert_allclose(result.fluid_probability, expected.fluid_probability, atol=1e-5)
     assert expected.labels.any()  # the comparison covers fluid, not only background
+
+
+class BrightIsFluid(torch.nn.Module):
+    """Fluid wherever the normalised B-scan is bright: predictions drawn by hand."""
+
+    def forward(self, x):
+        return torch.cat([torch.zeros_like(x), (x - 0.5) * 20], dim=1)
+
+
+def blobs() -> np.ndarray:
+    """Two B-scans of grey tissue with bright blobs of 4 and 30 pixels (B-scan 0) and of 12 pixels (B-scan 1)."""
+    volume = np.full((2, 64, 64), 100, np.uint8)
+    volume[0, 10:12, 10:12] = 250  # 4
+    volume[0, 30:35, 30:36] = 250  # 30
+    volume[1, 40:43, 20:24] = 250  # 12
+    return volume
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked", "fluid_per_bscan"),
+    [
+        (None, None, [34, 12]),  # a model without a calibrated size: the rule is off
+        (None, 10, [30, 12]),
+        (20, None, [30, 0]),  # the calibrated size by default
+        (20, 0, [34, 12]),  # 0 turns it off
+        (20, 5, [30, 12]),  # a size asked for wins over the calibrated one
+    ],
+)
+def test_predict_removes_lesions_under_the_minimum_size(stored, asked, fluid_per_bscan):
+    model = BrightIsFluid()
+    if stored is not None:
+        model.min_lesion_pixels = stored
+    _, result = run_to_end(predict(blobs(), model, "cpu", batch_size=1, min_lesion_pixels=asked))
+    assert result.labels.sum(axis=(1, 2)).tolist() == fluid_per_bscan
+    assert result.fluid_probability[0, 10, 10] > 0.99  # the probability is the model's: only the mask is cleaned

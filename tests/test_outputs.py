@@ -237,4 +237,4 @@ def test_a_full_disk_while_writing_the_evaluation_csv_keeps_the_previous_table(t
         evaluation.write_csv(table, [row])
     assert table.read_text() == "previous table\n" and os.listdir(tmp_path) == ["e.csv"]
     monkeypatch.setattr(evaluation.csv, "DictWriter", real_writer)
-    assert evaluation.write_csv(table, [row]).read_text().startswith("group,rater,noise_sigma")
+    assert evaluation.write_csv(table, [row]).read_text().startswith("group,rater,shift,noise_sigma")

@@ -1,10 +1,13 @@
-"""``octfluid evaluate``: Dice and Jaccard of a model against expert labels, clean and with noise."""
+"""``octfluid evaluate``: Dice and Jaccard of a model against expert labels, clean, with noise, and under named
+appearance shifts (``--shift``, :mod:`napari_octfluid.shifts`): then a table of pooled Dice, its change from clean
+and the false-alarm rate on fluid-free B-scans per shift, with Dice per subject beside them."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from ..shifts import SHIFTS  # numpy only: the names for --help and for checking them
 from ._common import (
     DEVICES,
     CommandError,
@@ -15,6 +18,7 @@ from ._common import (
     positive_int,
     report_unfinished_run,
 )
+from .predict import add_min_lesion_option
 
 
 def add_parser(sub) -> None:
@@ -30,6 +34,15 @@ def add_parser(sub) -> None:
         default=[0.0],
         help="Gaussian noise added to the images, in grey levels (Darooei et al. 2023, Table 4)",
     )
+    parser.add_argument(
+        "--shift",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="also evaluate under these appearance shifts at their default strengths ('all' for every one): "
+        + ", ".join(SHIFTS),
+    )
+    add_min_lesion_option(parser)
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--batch-size", type=positive_int)
     add_threads_option(parser)
@@ -39,11 +52,12 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation import evaluate, format_table, grader_rows, markdown_table, write_csv
+    from ..evaluation import evaluate, format_table, grader_rows, markdown_table, robustness_table, write_csv
     from ..model import load_model
     from ..outputs import check_outputs
     from ..weights import NO_WEIGHTS_MESSAGE, default_weights_path
 
+    shifts = shift_names(args.shift)
     weights = args.weights or default_weights_path()
     if weights is None:
         raise CommandError(NO_WEIGHTS_MESSAGE)
@@ -68,9 +82,32 @@ def run(args: argparse.Namespace) -> int:
     model, payload = load_model(weights)
     report_unfinished_run("evaluate", weights, payload)
     apply_threads(args.threads)
-    rows = evaluate(model, subjects, args.noise_sigma, args.device, args.batch_size) + grader_rows(subjects)
+    rows = evaluate(
+        model,
+        subjects,
+        args.noise_sigma,
+        args.device,
+        args.batch_size,
+        shifts=shifts,
+        per_subject=bool(shifts),
+        min_lesion_pixels=args.min_lesion_pixels,
+    )
+    rows += grader_rows(subjects)
     print(f"weights: {weights}")
     print(markdown_table(rows) if args.markdown else format_table(rows))
+    if shifts:
+        print()
+        print(robustness_table(rows, markdown=args.markdown))
     if args.csv:
         print(f"wrote {write_csv(args.csv, rows)}")
     return 0
+
+
+def shift_names(requested: list[str]) -> list[str]:
+    """The shifts asked for, in the registry's order for ``all``, or a :class:`CommandError` naming the unknown."""
+    if "all" in requested:
+        return list(SHIFTS)
+    unknown = [name for name in requested if name not in SHIFTS]
+    if unknown:
+        raise CommandError(f"no shift named {', '.join(unknown)}; the shifts are: {', '.join(SHIFTS)} (or all).")
+    return list(dict.fromkeys(requested))

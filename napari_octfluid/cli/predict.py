@@ -19,6 +19,7 @@ from ._common import (
     add_threads_option,
     apply_threads,
     end_progress_line,
+    int_at_least,
     positive_int,
     progress_line,
     report_unfinished_run,
@@ -57,7 +58,19 @@ def add_parser(sub) -> None:
     parser.add_argument("--batch-size", type=positive_int)
     add_threads_option(parser)
     parser.add_argument("--probabilities", help="one scan only: also write the fluid probability (P.tif)")
+    add_min_lesion_option(parser)
     parser.set_defaults(run=run)
+
+
+def add_min_lesion_option(parser: argparse.ArgumentParser) -> None:
+    """``--min-lesion-pixels``, for predict and evaluate alike."""
+    parser.add_argument(
+        "--min-lesion-pixels",
+        type=int_at_least(0),
+        metavar="N",
+        help="remove predicted fluid regions under N pixels in a B-scan (default: the size calibrated with the "
+        "weights, off for weights without one; 0: off)",
+    )
 
 
 def batch_folder(args: argparse.Namespace) -> Path | None:
@@ -93,7 +106,14 @@ def batch_folder(args: argparse.Namespace) -> Path | None:
 
 
 # what a namespace built by hand (``octfluid demo`` calls run() with one scan's settings) may leave out
-DEFAULTS = {"out_dir": None, "summary": None, "overwrite": False, "threads": None, "probabilities": None}
+DEFAULTS = {
+    "out_dir": None,
+    "summary": None,
+    "overwrite": False,
+    "threads": None,
+    "probabilities": None,
+    "min_lesion_pixels": None,
+}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -149,7 +169,10 @@ def run_one(args: argparse.Namespace) -> int:
             print(f"octfluid predict: {event.message}", file=sys.stderr)
 
     try:  # predict() checks the B-scans before any work; the message gains the file's name
-        result = drive(predict(volume.data, model, device=args.device, batch_size=args.batch_size), report)
+        result = drive(
+            predict(volume.data, model, args.device, args.batch_size, args.min_lesion_pixels),
+            report,
+        )
     except BscanError as error:
         raise BscanError(f"{Path(scan).name}: {error}") from None
     meta = {**volume.meta, "model": str(weights)}
@@ -230,7 +253,9 @@ def run_batch(args: argparse.Namespace, folder: Path) -> int:
         )
         report = BatchReport(speaker, show_bscans=not context.is_distributed)
         try:
-            rows = drive(predict_batch(mine, model, identity, args.device, args.batch_size), report)
+            rows = drive(
+                predict_batch(mine, model, identity, args.device, args.batch_size, args.min_lesion_pixels), report
+            )
         except KeyboardInterrupt:
             end_progress_line()
             print(

@@ -243,7 +243,11 @@ def _finish(args: argparse.Namespace, result, train_data, fine_tuning: bool, min
 
 
 def print_calibration(path, threshold: float, dice: dict[float, float]) -> None:
+    from ..min_lesion import CHECKPOINT_KEY
+    from ..model import read_checkpoint
+
+    size = read_checkpoint(path).get(CHECKPOINT_KEY)  # chosen with the threshold, stored beside it
     print(
         f"decision threshold {threshold:.2f} (pooled Dice on the training B-scans {dice[threshold]:.4f}; "
-        f"argmax-equivalent 0.50: {dice[0.5]:.4f}) stored in {path}"
+        f"argmax-equivalent 0.50: {dice[0.5]:.4f}) and minimum lesion {size or 0} px stored in {path}"
     )

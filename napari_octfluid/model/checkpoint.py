@@ -12,6 +12,8 @@ import torch
 
 from .._atomic import atomic_path
 from ..memory import MemoryBudgetError, check_allocation, format_bytes
+from ..min_lesion import CHECKPOINT_KEY as MIN_LESION_KEY
+from ..min_lesion import checked_min_lesion_pixels
 from .configs import TransUNetConfig
 from .transunet import TransUNet
 
@@ -47,6 +49,7 @@ def save_checkpoint(path: str | Path, model: TransUNet, **extra: Any) -> Path:
         "version": VERSION,
         "model_config": model.config.to_dict(),
         "decision_threshold": model.decision_threshold,
+        MIN_LESION_KEY: getattr(model, "min_lesion_pixels", None),
         "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
@@ -59,7 +62,7 @@ def save_checkpoint(path: str | Path, model: TransUNet, **extra: Any) -> Path:
 
 
 # what save_checkpoint writes from the model itself; everything else in a checkpoint is the caller's ``extra``
-MODEL_FIELDS = ("format", "version", "model_config", "decision_threshold", "model_state")
+MODEL_FIELDS = ("format", "version", "model_config", "decision_threshold", MIN_LESION_KEY, "model_state")
 
 
 def update_checkpoint(path: str | Path, model: TransUNet, **changes: Any) -> Path:
@@ -118,6 +121,10 @@ def load_model(path: str | Path, num_classes: int | None = None) -> tuple[TransU
             f"{name}: its weights do not fit the TransUNet it describes ({str(exc).splitlines()[0]})."
         ) from exc
     model.decision_threshold = _decision_threshold(payload.get("decision_threshold"), name)
+    try:  # absent (every checkpoint older than the rule): off, as those models always predicted
+        model.min_lesion_pixels = checked_min_lesion_pixels(payload.get(MIN_LESION_KEY), name) or None
+    except ValueError as error:
+        raise CheckpointError(str(error)) from None
     return model.eval(), payload
 
 

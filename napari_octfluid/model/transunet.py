@@ -130,6 +130,8 @@ class TransUNet(nn.Module):
         # fluid when P(fluid) exceeds this (two-class models); None: the most probable class. Chosen on the
         # training data after training (training/calibrate.py) and saved in the checkpoint.
         self.decision_threshold: float | None = None
+        # fluid regions under this many pixels in a B-scan are removed (min_lesion.py); chosen with the threshold
+        self.min_lesion_pixels: int | None = None
         filters = config.filter_num
         self.encoder = nn.ModuleList(
             conv_stack(config.in_channels if i == 0 else filters[i - 1], f, config.stack_num_down, stride=2)
