@@ -25,7 +25,7 @@ import torch
 from napari_octfluid.inference import predict, run_to_end
 from napari_octfluid.labels import FLUID, pooled_counts
 from napari_octfluid.model import load_model
-from napari_octfluid.review import bscan_uncertainty
+from napari_octfluid.priority import mean_entropy_bits
 from napari_octfluid.training.blend import blend_weights, starting_state
 from napari_octfluid.training.calibrate import calibrate_model
 from napari_octfluid.training.data import BscanSet
@@ -193,7 +193,7 @@ def finetune_subject(subject, others, weights: Path, every: dict, args) -> dict[
     uncertain_first = None
     if args.choose == "uncertain":
         _, base_result = run_to_end(predict(subject.images, base, "cpu"))
-        uncertain_first = np.argsort(-bscan_uncertainty(base_result.fluid_probability), kind="stable")
+        uncertain_first = np.argsort(-mean_entropy_bits(base_result.fluid_probability), kind="stable")
     with_fluid = fluid_bscans(subject.labels)
     if len(with_fluid) <= max(args.k):  # and still test on fluid in its other B-scans
         print(

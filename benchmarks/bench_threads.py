@@ -1,7 +1,7 @@
-"""torch threads on this CPU: B-scans per second on the sample scan at the count the command line chooses
-(``devices.choose_threads``), the count the widgets choose (one core less, for napari's interface), and every count
-from 1 to the CPUs this process has, in rounds that interleave the counts so that a change of load (other programs)
-hits every count alike.
+"""torch threads on this CPU: B-scans per second on the sample scan at the count octfluid chooses
+(``devices.choose_threads``, for the command line and, in their worker, the widgets alike), and every count from 1
+to the CPUs this process has, in rounds that interleave the counts so that a change of load (other programs) hits
+every count alike.
 
     python benchmarks/bench_threads.py [--rounds 3] [--weights PATH] [--batch-size 4]
 
@@ -16,7 +16,6 @@ import time
 
 import torch
 
-from napari_octfluid._qt._threads import interface_friendly_threads
 from napari_octfluid._sample_data import SAMPLE_SCAN
 from napari_octfluid.devices import choose_threads, free_cores, usable_cpus
 from napari_octfluid.events import run_to_end
@@ -46,26 +45,20 @@ def main() -> None:
     print(f"torch's default: {torch.get_num_threads()} threads; CPUs this process may use: {len(counts)}")
     bscans_per_second(model, volume[: args.batch_size], 1, args.batch_size)  # warm-up
     rates: dict[int, list[float]] = {count: [] for count in counts}
-    chosen: dict[str, list[tuple[int, float]]] = {"the command line's": [], "the widgets'": []}
+    chosen: list[tuple[int, float]] = []
     for round_number in range(1, args.rounds + 1):
         free = free_cores()
-        command_line, widgets = choose_threads(), interface_friendly_threads()
-        choices = {"the command line's": command_line, "the widgets'": widgets}
-        print(
-            f"round {round_number}: {free:.2f} cores free; threads chosen: {command_line} by the command line, "
-            f"{widgets} by the widgets"
-        )
+        command_line = choose_threads()
+        print(f"round {round_number}: {free:.2f} cores free; threads chosen: {command_line}")
         for count in counts:
             rates[count].append(bscans_per_second(model, volume, count, args.batch_size))
             print(f"  {count} thread(s): {rates[count][-1]:.2f} B-scans/s")
-        for who, count in choices.items():
-            chosen[who].append((count, rates[count][-1]))
+        chosen.append((command_line, rates[command_line][-1]))
     print("median over rounds:")
     for count in counts:
         print(f"  {count} thread(s): {statistics.median(rates[count]):.2f} B-scans/s")
-    for who, picks in chosen.items():
-        mean = statistics.mean(rate for _, rate in picks)
-        print(f"  {who} choice ({', '.join(str(count) for count, _ in picks)} threads): {mean:.2f} B-scans/s")
+    mean = statistics.mean(rate for _, rate in chosen)
+    print(f"  octfluid's choice ({', '.join(str(count) for count, _ in chosen)} threads): {mean:.2f} B-scans/s")
 
 
 if __name__ == "__main__":

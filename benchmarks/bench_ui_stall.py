@@ -1,112 +1,242 @@
-"""How long does napari's event loop stall while the Fine-tune widget trains, and while it compares the starting
-and the fine-tuned model? (run under a screen:
-``xvfb-run -a python benchmarks/bench_ui_stall.py [--weights W] [--steps N]``)
+"""How long does napari's event loop stall during each of octfluid's actions, as a new user does them on a real scan?
+(issue 20's target: every action under 100 ms). Run under a screen:
 
-A QTimer fires every 10 ms and records how late it fires: the largest lateness is the longest time the
-interface could not react. The comparison (two predictions of the whole scan) used to run on the GUI thread and
-froze napari for 38-60 s; it runs in the worker now. Prints figures; asserts nothing.
+    xvfb-run -a python benchmarks/bench_ui_stall.py [SCAN] [--steps 4] [--no-where]
+
+Actions, in a user's order, each measured by ``_stall.StallMeter`` from the click until its work has ended:
+
+- dock: add the octfluid panel (until its background imports have ended);
+- open: a real scan through octfluid's reader (``viewer.open(path, plugin="octfluid")``);
+- predict: the Predict tab, shipped weights, on the CPU;
+- train: a short fine-tune (``--steps`` steps of batch 2) on B-scans of the prediction;
+- compare: Fine-tune's "Predict with the fine-tuned model" (both models over the whole scan);
+- quantify: the Quantify tab's Quantify;
+- autosave: an edit of the labels, then the review tracker's autosave tick (until the sidecar is written);
+- save: File > Save of the labels layer through octfluid's writer.
+
+SCAN: default a real 25-B-scan UMN DME volume from ``/work/shared/data`` (else the bundled Duke sample), copied
+into a temporary folder first: the autosave writes a sidecar beside the scan, never beside the shared data.
+
+Where an action stalls over 100 ms, a sampler thread records the main thread's stack whenever the event loop is late
+(a poor man's py-spy: ``sys._current_frames``), and the table is followed by the functions seen most often in those
+samples, each with the milliseconds of stall it was on the stack for. Prints figures; asserts nothing. The tabs are
+reached through the panel's public ``tool(name)`` (``tools[name]`` for a panel that builds every tab at once).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
 import tempfile
+import threading
 import time
+import traceback
+from collections import Counter
 from pathlib import Path
 
 import napari
-import numpy as np
-from qtpy.QtCore import QTimer
+from _stall import StallMeter
 
-from napari_octfluid._qt.finetune import CHECKPOINT
-from napari_octfluid.model import MODEL_CONFIGS, TransUNet, save_checkpoint
+from napari_octfluid._sample_data import SAMPLE_SCAN
 
-INTERVAL_MS = 10
+DEFAULT_SCAN = Path("/work/shared/data/umn_dme/Subject_00_images.tif")
+LATE_MS = 50  # the event loop counts as stalled when its 10 ms timer is this late
+SAMPLE_S = 0.01
+TIMEOUT_S = 900
+
+
+class StallSampler:
+    """Samples the main thread's stack while ``meter``'s timer is more than ``LATE_MS`` late."""
+
+    def __init__(self, meter: StallMeter) -> None:
+        self.meter = meter
+        self.samples: list[list[str]] = []
+        self._main = threading.main_thread().ident
+        self._running = True
+        self._here = str(Path(__file__).parent)
+        threading.Thread(target=self._run, daemon=True, name="stall-sampler").start()
+
+    def _run(self) -> None:
+        while self._running:
+            time.sleep(SAMPLE_S)
+            if (time.perf_counter() - self.meter._last) * 1000 < LATE_MS:
+                continue
+            try:
+                frame = sys._current_frames()[self._main]
+                # code and line only (no f_locals: reading another thread's locals is not safe)
+                stack = [
+                    f"{Path(f.filename).name}:{f.lineno} {f.name}"
+                    for f in traceback.extract_stack(frame)
+                    if not f.filename.startswith(self._here)  # the benchmark's own frames: on every sample
+                ]
+            except Exception:  # noqa: BLE001 - the main thread moved on while it was read: skip this sample
+                continue
+            self.samples.append(stack)
+
+    def take(self) -> list[list[str]]:
+        samples, self.samples = self.samples, []
+        return samples
+
+    def stop(self) -> None:
+        self._running = False
+
+
+def where(samples: list[list[str]], top: int = 12) -> str:
+    """The frames seen in most stall samples (each counted once per sample), as ms of stall on the stack."""
+    counts = Counter(frame for stack in samples for frame in set(stack))
+    innermost = Counter(stack[-1] for stack in samples if stack)
+    lines = [f"      {count * SAMPLE_S * 1000:6.0f} ms  {frame}" for frame, count in counts.most_common(top)]
+    lines += [f"      innermost {n * SAMPLE_S * 1000:5.0f} ms  {frame}" for frame, n in innermost.most_common(4)]
+    return "\n".join(lines)
+
+
+def tool(panel, name: str):
+    """A tab's tool, built if the panel builds them when first shown."""
+    if hasattr(panel, "tool"):
+        return panel.tool(name)
+    return panel.tools[name]
+
+
+def job_busy(widget) -> bool:
+    runner = getattr(widget, "jobs", None)
+    if runner is not None:
+        return runner.busy
+    return getattr(widget, "worker", None) is not None
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--weights", help="checkpoint to fine-tune (default: an untrained paper-config model)")
-    parser.add_argument("--steps", type=int, default=30)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scan", nargs="?", help="a scan octfluid reads")
+    parser.add_argument("--steps", type=int, default=4, help="fine-tuning steps (batch 2)")
+    parser.add_argument("--no-where", action="store_true", help="do not sample where the stalls are")
     args = parser.parse_args()
-    weights = args.weights or save_checkpoint(
-        Path(tempfile.mkdtemp()) / "untrained.pt", TransUNet(MODEL_CONFIGS["paper"])
-    )
+    source = Path(args.scan) if args.scan else DEFAULT_SCAN if DEFAULT_SCAN.is_file() else Path(SAMPLE_SCAN)
+    folder = Path(tempfile.mkdtemp(prefix="octfluid-stall-"))
+    scan = folder / source.name
+    shutil.copy(source, scan)
+
     viewer = napari.Viewer()
-    viewer.open_sample("octfluid", "duke_subject01")
-    _, widget = viewer.window.add_plugin_dock_widget("octfluid", "Fine-tune")
-    widget.start_from.value, widget.checkpoint.value = CHECKPOINT, weights
-    widget.epochs.value, widget.steps_per_epoch.value, widget.batch_size.value = 2, args.steps // 2, 4
-    widget.val_bscans.value = "5"
-    lateness: list[float] = []
-    when: list[float] = []
-    last = [time.perf_counter()]
+    viewer.window._qt_window.resize(1366, 768)
+    meter = StallMeter()
+    sampler = None if args.no_where else StallSampler(meter)
+    state: dict = {}
+    where_text: dict[str, str] = {}
 
-    def tick():
-        now = time.perf_counter()
-        lateness.append((now - last[0]) * 1000 - INTERVAL_MS)
-        when.append(now - started[0])
-        last[0] = now
+    def run(name: str, action) -> None:
+        if sampler is not None:
+            sampler.take()
+        try:
+            with meter.action(name):
+                action()
+        except Exception as error:  # noqa: BLE001 - one failed action must not hide the others' figures
+            print(f"{name}: failed: {type(error).__name__}: {error}", flush=True)
+            traceback.print_exc()
+        stall = meter.results[-1]
+        print(f"{name}: longest stall {stall.longest_ms:.0f} ms, took {stall.seconds:.1f} s", flush=True)
+        if sampler is not None and stall.longest_ms >= 100:
+            where_text[name] = where(sampler.take())
 
-    started = [time.perf_counter()]
+    def wait(done, timeout_s: float = TIMEOUT_S) -> None:
+        if not meter.wait_until(done, timeout_s=timeout_s):
+            raise TimeoutError(f"not done within {timeout_s:.0f} s")
 
-    timer = QTimer()
-    timer.timeout.connect(tick)
+    def dock() -> None:
+        _, panel = viewer.window.add_plugin_dock_widget("octfluid")
+        state["panel"] = panel
+        # the background imports: the interface must stay responsive meanwhile
+        if isinstance(getattr(type(panel), "warmed_up", None), property):
+            wait(lambda: panel.warmed_up, timeout_s=300)
+        elif getattr(panel, "warm_up", None) is not None:
+            wait(lambda: not panel.warm_up.is_alive(), timeout_s=300)
+        for index in range(panel.count()):  # the user looks at every tab (each is built when first shown)
+            panel.setCurrentIndex(index)
+            meter.wait_until(lambda: False, timeout_s=0.2)
+            tool(panel, panel.tabText(index))
+        panel.setCurrentIndex(0)
 
-    def report(what: str) -> None:
-        late = np.array(lateness[5:])
-        worst = np.argsort(late)[::-1][:3]
-        print(
-            f"worst stalls while {what} (ms at s after the click):",
-            ", ".join(f"{late[i]:.0f} at {when[5 + i]:.1f}" for i in worst),
-        )
-        print(
-            f"{what}: event-loop lateness max {late.max():.0f} ms, 99th percentile {np.percentile(late, 99):.0f} "
-            f"ms, median {np.median(late):.1f} ms over {len(late)} ticks; {widget.status.value}"
-        )
-        lateness.clear()
-        when.clear()
-        last[0] = started[0] = time.perf_counter()
+    def open_scan() -> None:
+        layers = viewer.open(str(scan), plugin="octfluid")
+        state["scan"] = next(layer for layer in layers if layer._type_string == "image")
 
-    def finish():
-        if widget.worker is not None:
-            return
-        if not compared:
-            report(f"training {args.steps} steps of batch 4 at 256x256 in the Fine-tune widget")
-            if widget.result is None:  # stopped or failed: nothing to compare
-                compared.append(False)
-            else:
-                compared.append(True)
-                widget.predict_with_new_model()  # returns at once: the two predictions run in the worker
-                return
-        else:
-            report("comparing the starting and the fine-tuned model on the whole scan")
-        timer.stop()
-        poll.stop()
+    def predict() -> None:
+        widget = tool(state["panel"], "Predict")
+        widget.scan.value = state["scan"]
+        widget.device.value = "cpu"
+        widget.run()
+        wait(lambda: not job_busy(widget))
+        state["labels"] = viewer.layers[f"{state['scan'].name} fluid"]
+
+    def train() -> None:
+        widget = tool(state["panel"], "Fine-tune")
+        state["finetune"] = widget
+        warmed = getattr(widget, "warmed_up", None)
+        if warmed is not None:  # a person takes longer than this to set up a training
+            meter.wait_until(warmed.is_set, timeout_s=120)
+        widget.scan.value, widget.labels_layer.value = state["scan"], state["labels"]
+        count = state["labels"].data.shape[0]
+        widget.bscans.value = ",".join(map(str, range(count // 2 - 2, count // 2 + 1)))
+        widget.val_bscans.value = str(count // 2 + 1)
+        widget.device.value = "cpu"
+        widget.epochs.value, widget.steps_per_epoch.value, widget.batch_size.value = 1, args.steps, 2
+        widget.start()
+        wait(lambda: not job_busy(widget))
+        if widget.result is None:
+            raise RuntimeError(f"the fine-tuning gave no model: {widget.status.value}")
+
+    def compare() -> None:
+        widget = state["finetune"]
+        widget.predict_with_new_model()
+        wait(lambda: not job_busy(widget))
+
+    def quantify() -> None:
+        widget = tool(state["panel"], "Quantify")
+        widget.labels_layer.value = state["labels"]
+        widget.compute()
+        wait(lambda: not job_busy(widget))
+
+    def autosave() -> None:
+        from napari_octfluid._qt.review_tracking import tracker_for
+
+        labels = state["labels"]
+        labels.paint((labels.data.shape[0] // 2, 200, 300), 1, refresh=True)  # a brush stroke
+        tracker = tracker_for(labels, viewer)
+        tracker.tick()  # what its timer does every 2 s
+        pending = getattr(tracker, "_pending", None)
+        if pending is not None:
+            wait(pending.done, timeout_s=120)
+
+    def save() -> None:
+        viewer.layers.selection = {state["labels"]}
+        viewer.layers.save(str(folder / "mask.tif"), selected=True, plugin="octfluid")
+
+    actions = [
+        ("dock", dock),
+        ("open", open_scan),
+        ("predict", predict),
+        ("train", train),
+        ("compare", compare),
+        ("quantify", quantify),
+        ("autosave", autosave),
+        ("save", save),
+    ]
+    print(f"scan {scan.name} (copied to {folder}); napari {napari.__version__}")
+
+    def go() -> None:
+        for name, action in actions:
+            run(name, action)
+        if sampler is not None:
+            sampler.stop()
+        print()
+        print(meter.table())
+        for name, text in where_text.items():
+            print(f"\n{name}: where the main thread was during its stalls (sampled every {SAMPLE_S * 1000:.0f} ms)")
+            print(text)
         viewer.close()
 
-    compared: list[bool] = []
-    warm_up: list[float] = []
+    from qtpy.QtCore import QTimer
 
-    def start():
-        if not widget.warmed_up.is_set():  # a person takes longer than this to set up a training
-            QTimer.singleShot(200, start)
-            return
-        warm_up.extend(lateness[5:])  # the widget's background warm-up, from the event loop's start
-        print(
-            f"while the Fine-tune widget warms up (once, before any training): lateness max "
-            f"{max(warm_up, default=0):.0f} ms over {len(warm_up)} ticks"
-        )
-        lateness.clear()
-        when.clear()
-        last[0] = started[0] = time.perf_counter()
-        widget.start()
-        poll.start(200)
-
-    poll = QTimer()
-    poll.timeout.connect(finish)
-    timer.start(INTERVAL_MS)
-    QTimer.singleShot(1000, start)
+    QTimer.singleShot(500, go)  # from inside napari's event loop, as a user's clicks come
     napari.run()
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import napari
 from qtpy.QtCore import QTimer
 
+from napari_octfluid._qt.panel import TOOLS
+
 parser = argparse.ArgumentParser()
 parser.add_argument("scan", nargs="?", help="default: the bundled sample")
 parser.add_argument("out", nargs="?", default="docs/screenshot_napari.png")
@@ -42,13 +44,13 @@ if args.scan:
 else:
     viewer.open_sample("octfluid", "duke_subject01")
 _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
-if args.tab in panel.tools:
-    panel.setCurrentIndex(list(panel.tools).index(args.tab))
+if args.tab in TOOLS:
+    panel.setCurrentIndex(list(TOOLS).index(args.tab))
 else:  # another dock widget of the manifest, e.g. "Loss explorer"
     viewer.window.add_plugin_dock_widget("octfluid", args.tab, tabify=True)
 viewer.dims.set_current_step(0, args.bscan)
 
-predictor = panel.tools["Predict"] if args.predict else None
+predictor = panel.tool("Predict") if args.predict else None
 if predictor is not None:
     predictor.run()
 
@@ -56,7 +58,7 @@ if predictor is not None:
 def after_prediction():
     labels = [layer for layer in viewer.layers if layer._type_string == "labels"]
     if labels and args.review:
-        review = panel.tools["Review"]
+        review = panel.tool("Review")
         review.labels_layer.value = labels[-1]
         viewer.dims.set_current_step(0, args.bscan - 1)
         review.toggle_accept()
@@ -72,12 +74,12 @@ def after_prediction():
         for z in map(int, f"{args.train_bscans},{args.val_bscans}".split(",")):
             corrected[z] = expert[z] == 1  # the "correction": the expert's mask
         labels[-1].data = corrected
-        tuner = panel.tools["Fine-tune"]
+        tuner = panel.tool("Fine-tune")
         tuner.labels_layer.value = labels[-1]
         tuner.bscans.value, tuner.val_bscans.value = args.train_bscans, args.val_bscans
         tuner.start()
     if labels:
-        quantify = panel.tools["Quantify"]
+        quantify = panel.tool("Quantify")
         quantify.labels_layer.value = labels[-1]
         quantify.compute()
 
@@ -91,8 +93,9 @@ def shoot():
         shoot.prepared = True
         QTimer.singleShot(800, shoot)  # let the statuses and the plots settle
         return
-    tuner = panel.tools["Fine-tune"]
-    if args.finetune and tuner.worker is not None:
+    tuner = panel.tool("Fine-tune")
+    quantifying = "Quantify" in panel.tools and panel.tools["Quantify"].jobs.busy  # computed in its worker
+    if (args.finetune and tuner.worker is not None) or quantifying:
         QTimer.singleShot(500, shoot)
         return
     if args.finetune and not getattr(shoot, "compared", False):

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 
 from .io import OctVolume
+from .io.sidecar_format import SavedSpacing
+from .spacing import SPACING_SOURCE_KEY, UM_PER_MM, UNKNOWN_SOURCE
 
 META_KEY = "octfluid"
 REVIEW_KEY = "octfluid_review"  # a labels layer's ReviewState (napari_octfluid.review)
@@ -50,3 +52,43 @@ def spacing_from_layer(
         return (None, None, None)
     spacing = [s * 1e-3 if str(u) in ("micrometer", "um", "µm") else None for s, u in zip(scale, units)]
     return tuple([None] * (3 - len(spacing)) + spacing)  # type: ignore[return-value]
+
+
+SPACING_RESTORED_FROM_KEY = "spacing_restored_from"  # the sidecar a spacing was restored from, if it was
+
+
+def layer_spacing_source(metadata: dict[str, Any]) -> str:
+    """Where a layer's spacing came from: the file (in the reader's words), "entered by the user", and "restored
+    from <scan>.octfluid.npz" when it came back with the corrections."""
+    octfluid = metadata.get(META_KEY, {})
+    source = str(octfluid.get(SPACING_SOURCE_KEY) or UNKNOWN_SOURCE)
+    restored_from = octfluid.get(SPACING_RESTORED_FROM_KEY)
+    return f"{source}, restored from {restored_from}" if restored_from else source
+
+
+def spacing_layer_update(
+    ndim: int,
+    metadata: dict[str, Any],
+    spacing_mm: tuple[float | None, float | None, float | None],
+    source: str,
+    restored_from: str | None = None,
+) -> dict[str, Any]:
+    """The napari properties that give a layer of ``ndim`` dimensions this spacing: ``scale`` in micrometres (1
+    where unknown), ``units`` and a copy of ``metadata`` whose octfluid entry holds the exact spacing in mm and where
+    it came from (what File > Save, the autosave and the quantification read)."""
+    keep = slice(3 - ndim, 3)
+    scale = tuple(1.0 if s is None else s * UM_PER_MM for s in spacing_mm)[keep]
+    units = tuple("pixel" if s is None else "micrometer" for s in spacing_mm)[keep]
+    octfluid = {**metadata.get(META_KEY, {}), "spacing_mm": list(spacing_mm), SPACING_SOURCE_KEY: source}
+    octfluid.pop(SPACING_RESTORED_FROM_KEY, None)
+    if restored_from:
+        octfluid[SPACING_RESTORED_FROM_KEY] = restored_from
+    return {"scale": scale, "units": units, "metadata": {**metadata, META_KEY: octfluid}}
+
+
+def saved_spacing(metadata: dict[str, Any]) -> SavedSpacing | None:
+    """The spacing of a layer as the autosave keeps it with the corrections; None when no axis is known."""
+    spacing = metadata.get(META_KEY, {}).get("spacing_mm")
+    if spacing is None or all(s is None for s in spacing):
+        return None
+    return SavedSpacing(tuple(spacing), str(metadata[META_KEY].get(SPACING_SOURCE_KEY) or UNKNOWN_SOURCE))

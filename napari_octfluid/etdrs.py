@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .labels import fluid_mask
 from .quantify import SpacingUnknownError
 
 RING_EDGES_MM = (0.5, 1.5, 3.0)  # radii of the central subfield, the inner and the outer ring
@@ -31,7 +32,7 @@ def enface_fluid_pixels(labels: np.ndarray, fluid_classes: tuple[int, ...] | Non
     labels = np.asarray(labels)
     if labels.ndim != 3:
         raise ValueError(f"an en-face map needs a labels volume [Z, Y, X], got shape {labels.shape}")
-    is_fluid = labels > 0 if fluid_classes is None else np.isin(labels, fluid_classes)
+    is_fluid = fluid_mask(labels) if fluid_classes is None else np.isin(labels, fluid_classes)  # 255: not fluid
     return is_fluid.sum(axis=1)
 
 

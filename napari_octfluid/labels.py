@@ -1,5 +1,6 @@
 """The label values octfluid trains and counts with, the conversion of a user's labels to them, and the counting of
-a prediction against a reference that leaves unannotated pixels out.
+a prediction against a reference that leaves unannotated pixels out, and where two masks disagree (the difference
+overlay).
 
 One value, ``IGNORE``, marks pixels nobody annotated: the losses skip them (``ignore_index``), the metrics do not
 count them, training crops pad with them, and the Duke data marks the columns outside its graders' band with them.
@@ -78,3 +79,30 @@ def pooled_counts(pairs: Iterable[tuple[np.ndarray, np.ndarray]], ignore: int = 
         counts = counts_against(prediction, labels, ignore).pooled()
         tp, fp, fn = tp + int(counts.tp), fp + int(counts.fp), fn + int(counts.fn)
     return Confusion(np.array(tp), np.array(fp), np.array(fn))
+
+
+def difference_labels(mask: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Where ``mask`` and ``reference`` disagree about fluid (uint8, same shape): 0 where they agree,
+    ``colours.FALSE_POSITIVE`` where the mask has fluid the reference has not, ``colours.FALSE_NEGATIVE`` where the
+    reference has fluid the mask missed. Pixels the reference left unannotated (``IGNORE``) are never counted, and an
+    ``IGNORE`` pixel of the mask is not fluid (:func:`fluid_mask`)."""
+    # colours imports this module's label values, so its difference values are imported when first needed
+    from .colours import FALSE_NEGATIVE, FALSE_POSITIVE
+
+    mask, reference = np.asarray(mask), np.asarray(reference)
+    if mask.shape != reference.shape:
+        raise ValueError(f"the mask {mask.shape} and the reference {reference.shape} differ in shape")
+    in_mask, in_reference = fluid_mask(mask), fluid_mask(reference)
+    annotated = reference != IGNORE
+    difference = np.zeros(mask.shape, np.uint8)
+    difference[in_mask & ~in_reference & annotated] = FALSE_POSITIVE
+    difference[in_reference & ~in_mask] = FALSE_NEGATIVE  # fluid in the reference is annotated
+    return difference
+
+
+def difference_counts(difference: np.ndarray) -> tuple[int, int]:
+    """(false positive, false negative) pixels of a :func:`difference_labels` array (one B-scan or more)."""
+    from .colours import FALSE_NEGATIVE, FALSE_POSITIVE
+
+    difference = np.asarray(difference)
+    return int(np.count_nonzero(difference == FALSE_POSITIVE)), int(np.count_nonzero(difference == FALSE_NEGATIVE))

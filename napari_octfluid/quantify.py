@@ -3,62 +3,22 @@
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ._atomic import atomic_path
+from .labels import fluid_mask
+from .spacing import SpacingError as SpacingError  # the spacing rule lives in spacing.py; re-exported for
+from .spacing import check_spacing as check_spacing  # the callers that found it here
+from .spacing import spacing_um_text
 
 NL_PER_MM3 = 1000.0  # 1 mm^3 = 1 microlitre = 1000 nanolitres
-
-AXES = ("between B-scans", "along depth", "along width")
-# An OCT's pixels are micrometres apart (depth ~2-7 um, width ~5-15 um) and its B-scans tens to hundreds of
-# micrometres: a spacing in mm above these is almost surely micrometres typed as millimetres.
-MOST_PLAUSIBLE_MM = (10.0, 1.0, 1.0)
 
 
 class SpacingUnknownError(ValueError):
     """Raised instead of reporting a physical figure computed from a guessed spacing."""
-
-
-class SpacingError(ValueError):
-    """A spacing that cannot be an OCT's (not a positive finite number, or micrometres typed as millimetres)."""
-
-
-def check_spacing(
-    spacing_mm: tuple[float | None, float | None, float | None],
-) -> tuple[float | None, float | None, float | None]:
-    """``spacing_mm`` (between B-scans, along depth, along width; ``None`` where unknown) if every known value is a
-    plausible OCT spacing in millimetres: the one rule of the command line and the Quantify widget.
-
-    Raises
-    ------
-    SpacingError
-        For a value that is not a finite number above zero (it would give negative or zero volumes, or NaN), or
-        one larger than an OCT's (``MOST_PLAUSIBLE_MM``: micrometres typed as millimetres), as one line.
-    """
-    if len(spacing_mm) != 3:
-        raise SpacingError(
-            f"the spacing has 3 values (between B-scans, along depth, along width), not {len(spacing_mm)}."
-        )
-    for value, axis, most in zip(spacing_mm, AXES, MOST_PLAUSIBLE_MM):
-        if value is None:
-            continue
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float, np.number))
-            or not math.isfinite(value)
-            or value <= 0
-        ):
-            raise SpacingError(f"the spacing {axis} must be a number of millimetres above zero, not {value}.")
-        if value > most:  # the hint fits the command line (mm typed) and the widget (um typed, converted)
-            raise SpacingError(
-                f"a spacing of {value:g} mm {axis} is larger than any OCT's (at most {most:g} mm): "
-                f"{value:g} um would be {value / 1000:g} mm."
-            )
-    return tuple(None if value is None else float(value) for value in spacing_mm)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -71,6 +31,7 @@ class FluidSummary:
     pixels_per_class: dict[int, np.ndarray] = field(default_factory=dict)  # label value -> pixels per B-scan
     pixel_area_mm2: float | None = None
     voxel_mm3: float | None = None
+    spacing_mm: tuple[float | None, float | None, float | None] = (None, None, None)
 
     @property
     def volume_nl(self) -> float | None:
@@ -82,13 +43,14 @@ class FluidSummary:
 
 
 def fluid_pixels_per_bscan(labels: np.ndarray, fluid_classes: tuple[int, ...] | None = None) -> np.ndarray:
-    """Count fluid pixels in each B-scan of ``labels[n_bscans, depth, width]`` (every class > 0 by default)."""
+    """Count fluid pixels in each B-scan of ``labels[n_bscans, depth, width]`` (by default every class but
+    background and 255, "not annotated": an unannotated B-scan holds no measured fluid)."""
     labels = np.asarray(labels)
     if labels.ndim == 2:
         labels = labels[None]
     if labels.ndim != 3:
         raise ValueError(f"labels must be one B-scan (2D) or a volume (3D), got shape {labels.shape}")
-    is_fluid = labels > 0 if fluid_classes is None else np.isin(labels, fluid_classes)
+    is_fluid = fluid_mask(labels) if fluid_classes is None else np.isin(labels, fluid_classes)
     return is_fluid.reshape(labels.shape[0], -1).sum(axis=1)
 
 
@@ -104,7 +66,13 @@ def summarize_fluid(labels: np.ndarray, spacing_mm: tuple[float | None, float | 
     classes = [int(c) for c in np.unique(labels) if c > 0]
     per_class = {c: fluid_pixels_per_bscan(labels, (c,)) for c in classes} if len(classes) > 1 else {}
     return FluidSummary(
-        pixels, areas, volume, per_class, dy * dx if areas is not None else None, dz * dy * dx if known else None
+        pixels,
+        areas,
+        volume,
+        per_class,
+        dy * dx if areas is not None else None,
+        dz * dy * dx if known else None,
+        tuple(spacing_mm),
     )
 
 
@@ -122,42 +90,100 @@ def fluid_volume_mm3(labels: np.ndarray, spacing_mm: tuple[float | None, float |
     return float(fluid_pixels_per_bscan(labels).sum()) * dz * dy * dx
 
 
-def write_summary_csv(path: str | Path, summary: FluidSummary, sectors_mm3: dict[str, float] | None = None) -> Path:
-    """One row per B-scan and a total row (fluid pixels, area, and pixels of each class when there are several),
-    the volume, and the fluid volume per ETDRS sector when given. Physical columns are empty where the spacing
-    is unknown, never filled with a guess."""
-    path = Path(path)
+def readable_number(value: float, significant: int = 4) -> str:
+    """``value`` with ``significant`` digits and never in exponent notation (``0.0115``, ``302.3``, ``12350``),
+    so that a table cell is read at a glance and is never cut to ``1.150e-0``."""
+    text = np.format_float_positional(float(value), precision=significant, unique=False, fractional=False, trim="-")
+    return text.rstrip(".") if "." in text else text
+
+
+@dataclass(frozen=True)
+class QuantifyProvenance:
+    """What a quantification was made from, written above its table so that a CSV found later says which scan,
+    labels, model, spacing (and where the spacing came from), fovea and eye its figures belong to."""
+
+    labels: str = ""
+    scan: str = ""
+    model: str = ""
+    spacing_mm: tuple[float | None, float | None, float | None] = (None, None, None)
+    spacing_source: str = "unknown"
+    fovea: str = ""
+    eye: str = ""
+
+    def lines(self) -> list[tuple[str, str]]:
+        from . import __version__
+
+        return [
+            ("labels", self.labels or "unknown"),
+            ("scan", self.scan or "unknown"),
+            ("model", self.model or "unknown (not recorded with the labels)"),
+            ("spacing (B-scan, depth, width)", spacing_um_text(self.spacing_mm)),
+            ("spacing source", self.spacing_source or "unknown"),
+            ("fovea", self.fovea or "not used"),
+            ("eye", self.eye or "unknown"),
+            ("octfluid version", __version__),
+        ]
+
+
+def fovea_text(bscan: float, column: float, how: str) -> str:
+    """Where the fovea was taken to be, as the CSV and the widget say it."""
+    return f"B-scan {bscan:.1f}, A-scan {column:.1f} ({how})"
+
+
+CSV_COLUMNS = ("quantity", "bscan", "value", "unit")
+ALL_BSCANS = "all"
+
+
+def summary_rows(summary: FluidSummary, sectors_mm3: dict[str, float] | None = None) -> list[tuple[str, ...]]:
+    """The figures of ``summary`` as one long table (quantity, B-scan, value, unit): fluid pixels and area per
+    B-scan and in all, per class when there are several, the volume in nL (and mm^3), per class and per ETDRS
+    sector. A physical figure whose spacing is unknown has an empty value, never a guess."""
     classes = sorted(summary.pixels_per_class)
+    area, voxel = summary.pixel_area_mm2, summary.voxel_mm3
 
-    def area(pixels) -> str:
-        return "" if summary.pixel_area_mm2 is None else f"{pixels * summary.pixel_area_mm2:.6g}"
+    def number(value: float | None) -> str:
+        return "" if value is None else readable_number(value, 6)
 
+    def times(pixels: int, size: float | None, factor: float = 1.0) -> float | None:
+        return None if size is None else pixels * size * factor
+
+    def per_bscan(bscan: str, pixels: int, per_class: list[int]) -> list[tuple[str, ...]]:
+        rows = [("fluid", bscan, str(pixels), "pixels"), ("fluid area", bscan, number(times(pixels, area)), "mm2")]
+        for c, class_pixels in zip(classes, per_class):
+            rows.append((f"class {c}", bscan, str(class_pixels), "pixels"))
+            rows.append((f"class {c} area", bscan, number(times(class_pixels, area)), "mm2"))
+        return rows
+
+    rows: list[tuple[str, ...]] = []
+    for index, pixels in enumerate(summary.pixels_per_bscan):
+        rows += per_bscan(str(index), int(pixels), [int(summary.pixels_per_class[c][index]) for c in classes])
+    totals = [int(summary.pixels_per_class[c].sum()) for c in classes]
+    rows += per_bscan(ALL_BSCANS, summary.total_pixels, totals)
+    rows.append(("fluid volume", ALL_BSCANS, number(summary.volume_nl), "nL"))
+    rows.append(("fluid volume", ALL_BSCANS, number(summary.volume_mm3), "mm3"))
+    for c, pixels in zip(classes, totals):
+        rows.append((f"class {c} volume", ALL_BSCANS, number(times(pixels, voxel, NL_PER_MM3)), "nL"))
+    for sector, volume in (sectors_mm3 or {}).items():
+        rows.append((f"ETDRS {sector}", ALL_BSCANS, number(volume * NL_PER_MM3), "nL"))
+    return rows
+
+
+def write_summary_csv(
+    path: str | Path,
+    summary: FluidSummary,
+    sectors_mm3: dict[str, float] | None = None,
+    provenance: QuantifyProvenance | None = None,
+) -> Path:
+    """One table (:func:`summary_rows`) under a block of ``# key: value`` lines that say what it was made from
+    (:class:`QuantifyProvenance`; ``pandas.read_csv(path, comment="#")`` reads the table alone)."""
+    path = Path(path)
+    provenance = provenance or QuantifyProvenance(spacing_mm=summary.spacing_mm)
     # written whole or not at all: a full disk leaves the previous file (or none), never an empty one
     with atomic_path(path) as temporary, open(temporary, "w", newline="") as handle:
+        handle.write("# octfluid fluid quantification\n")
+        for key, value in provenance.lines():
+            handle.write(f"# {key}: {value}\n")
         writer = csv.writer(handle)
-        writer.writerow(
-            [
-                "bscan",
-                "fluid_pixels",
-                "fluid_area_mm2",
-                *(f"class_{c}_pixels" for c in classes),
-                *(f"class_{c}_area_mm2" for c in classes),
-            ]
-        )
-        for index, pixels in enumerate(summary.pixels_per_bscan):
-            per_class = [int(summary.pixels_per_class[c][index]) for c in classes]
-            writer.writerow([index, int(pixels), area(pixels), *per_class, *(area(p) for p in per_class)])
-        totals = [int(summary.pixels_per_class[c].sum()) for c in classes]
-        writer.writerow(
-            ["total", summary.total_pixels, area(summary.total_pixels), *totals, *(area(p) for p in totals)]
-        )
-        writer.writerow([])
-        writer.writerow(["measure", "value", "unit"])
-        writer.writerow(["fluid volume", "" if summary.volume_mm3 is None else f"{summary.volume_mm3:.6g}", "mm3"])
-        writer.writerow(["fluid volume", "" if summary.volume_nl is None else f"{summary.volume_nl:.6g}", "nL"])
-        for c, pixels in zip(classes, totals):
-            volume = "" if summary.voxel_mm3 is None else f"{pixels * summary.voxel_mm3:.6g}"
-            writer.writerow([f"class {c} volume", volume, "mm3"])
-        for sector, volume in (sectors_mm3 or {}).items():
-            writer.writerow([f"ETDRS {sector}", f"{volume:.6g}", "mm3"])
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(summary_rows(summary, sectors_mm3))
     return path

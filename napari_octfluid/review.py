@@ -20,7 +20,10 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from .labels import annotated_bscans
 from .quantify import fluid_pixels_per_bscan
+
+NOT_ANNOTATED = "not annotated"  # shown for an unreviewed B-scan whose every pixel is IGNORE (nobody annotated it)
 
 
 class Status(IntEnum):
@@ -43,21 +46,6 @@ def changed_bscans(labels: np.ndarray, baseline: np.ndarray) -> np.ndarray:
     )
 
 
-def binary_entropy_bits(probability: np.ndarray) -> np.ndarray:
-    """H(p) = -p log2 p - (1-p) log2 (1-p), 0 at p = 0 or 1."""
-    p = np.clip(np.asarray(probability, np.float32), 1e-7, 1 - 1e-7)
-    return -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
-
-
-def bscan_uncertainty(fluid_probability: np.ndarray) -> np.ndarray:
-    """Mean entropy (bits per pixel) of the fluid probability in each B-scan of ``[Z, Y, X]``: high where the
-    model hesitates between fluid and background, the B-scans most worth a person's look."""
-    probability = np.asarray(fluid_probability)
-    if probability.ndim == 2:
-        probability = probability[None]
-    return np.array([binary_entropy_bits(bscan).mean() for bscan in probability], dtype=np.float64)
-
-
 @dataclass
 class ReviewState:
     """Review of one labels volume ``[Z, Y, X]``.
@@ -67,7 +55,8 @@ class ReviewState:
     baseline : labels as the model predicted them (or as they were loaded); edits are measured against it
     accepted : per B-scan, the user accepted the labels as they are
     model : which weights produced the baseline ("" when the labels did not come from a model)
-    uncertainty : per B-scan mean entropy of the fluid probability, when a model gave one
+    uncertainty : per B-scan review priority, when a model gave one: how unreliable the model's mask is
+        (:func:`napari_octfluid.priority.expected_dice_error`; the name is the sidecar's)
     """
 
     baseline: np.ndarray
@@ -152,9 +141,11 @@ class ReviewState:
         self.update(merged)
         return merged
 
-    def next_bscan(self, current: int, wanted: np.ndarray) -> int | None:
-        """The first B-scan after ``current`` (wrapping round) where ``wanted`` is true."""
-        order = np.roll(np.arange(self.n_bscans), -(current + 1))
+    def next_bscan(self, current: int, wanted: np.ndarray, backwards: bool = False) -> int | None:
+        """The first B-scan after ``current`` (before it when ``backwards``; wrapping round) where ``wanted`` is
+        true."""
+        step = -1 if backwards else 1
+        order = (current + step * np.arange(1, self.n_bscans + 1)) % self.n_bscans
         hits = [int(z) for z in order if wanted[z]]
         return hits[0] if hits else None
 
@@ -203,8 +194,8 @@ class Signal:
 
 @dataclass(frozen=True)
 class ReviewChange:
-    """What a :class:`ReviewSession` emits: the B-scans whose status changed, or ``everything`` when the labels, the
-    baseline (a new prediction) or the whole state were replaced and every row may differ."""
+    """What a :class:`ReviewSession` emits: the B-scans whose status or fluid changed, or ``everything`` when the
+    labels, the baseline (a new prediction) or the whole state were replaced and every row may differ."""
 
     bscans: tuple[int, ...] = ()
     everything: bool = False
@@ -217,9 +208,19 @@ class ReviewOverview:
     statuses: np.ndarray
     fluid_pixels: np.ndarray
     uncertainty: np.ndarray | None
+    annotated: np.ndarray | None = None  # per B-scan: any pixel not IGNORE (None: all annotated)
 
     def count(self, status: Status) -> int:
         return int((self.statuses == status).sum())
+
+    def status_labels(self) -> list[str]:
+        """The status of each B-scan in words; an unreviewed B-scan nobody annotated is "not annotated" (a mask
+        read from a file where the grader skipped it), so that nobody takes it for a B-scan without fluid."""
+        annotated = np.ones(len(self.statuses), bool) if self.annotated is None else self.annotated
+        return [
+            NOT_ANNOTATED if status == Status.UNREVIEWED and not has_labels else Status(int(status)).label
+            for status, has_labels in zip(self.statuses, annotated)
+        ]
 
     def describe(self) -> str:
         corrected, accepted = self.count(Status.CORRECTED), self.count(Status.ACCEPTED)
@@ -245,6 +246,10 @@ class ReviewSession:
         self._announced = state.statuses()  # what listeners were last told
         # B-scans an edit touched: undo and redo can change them again at any time, without telling anyone
         self._watched = np.zeros(state.n_bscans, bool)
+        # fluid pixels and "annotated" per B-scan, counted again only where the labels are checked (an overview of
+        # a large volume after each edit would otherwise count every B-scan); None: count them all at next use
+        self._fluid: np.ndarray | None = None
+        self._annotated: np.ndarray | None = None
 
     @classmethod
     def start(cls, labels: np.ndarray, model: str = "", uncertainty: np.ndarray | None = None) -> "ReviewSession":
@@ -280,14 +285,16 @@ class ReviewSession:
         if state.n_bscans != self.n_bscans:
             self._watched = np.zeros(state.n_bscans, bool)
         self._state = state
+        self._fluid = None
         self._announce(everything=True)
 
     # --- following the labels ------------------------------------------------------------------------------
     def update(self, labels: np.ndarray, bscans: Iterable[int] | np.ndarray | None = None) -> np.ndarray:
         """Re-derive the statuses of ``bscans`` (default: all) from ``labels``; returns the B-scans whose status
-        changed (also emitted)."""
-        self._state.update(labels, None if bscans is None else np.fromiter(bscans, int))
-        return self._announce()
+        changed (emitted with those whose fluid changed)."""
+        bscans = None if bscans is None else np.fromiter(bscans, int)
+        self._state.update(labels, bscans)
+        return self._announce(also=self._count(labels, bscans))
 
     def edited(self, labels: np.ndarray, bscans: Iterable[int]) -> np.ndarray:
         """An edit (brush, fill, a scripted paint) wrote ``bscans``: they are watched from now on."""
@@ -301,6 +308,11 @@ class ReviewSession:
         bscans = np.union1d(np.flatnonzero(self._watched), np.fromiter(also, int))
         return self.update(labels, bscans) if bscans.size else np.zeros(0, int)
 
+    def watch(self, bscans: Iterable[int]) -> None:
+        """Re-check ``bscans`` on every :meth:`recheck` from now on: edits made before this session followed the
+        labels (napari's undo history outlives them) can be undone at any time too."""
+        self._watched[np.fromiter(bscans, int)] = True
+
     def data_replaced(self, labels: np.ndarray) -> None:
         """All the labels may have changed: re-derive every status (labels of another shape start a fresh review,
         with them as the baseline); always emits ``everything``, as fluid and uncertainty may differ."""
@@ -310,6 +322,7 @@ class ReviewSession:
             self._state = ReviewState.start(labels, model=self._state.model)
         else:
             self._state.update(labels)
+        self._count(labels)
         self._announce(everything=True)
 
     def merge_prediction(
@@ -317,18 +330,39 @@ class ReviewSession:
     ) -> np.ndarray:
         """:meth:`ReviewState.merge_prediction`, announced: the merged labels to put in the layer."""
         merged = self._state.merge_prediction(current, predicted, model, uncertainty)
+        self._count(merged)
         self._announce(everything=True)
         return merged
 
-    def _announce(self, everything: bool = False) -> np.ndarray:
+    def _count(self, labels: np.ndarray, bscans: np.ndarray | None = None) -> np.ndarray:
+        """Count fluid and annotation again on ``bscans`` (all of them when None or when nothing is counted yet);
+        returns the B-scans whose fluid or annotation changed."""
+        labels = np.asarray(labels)
+        before = None if self._fluid is None else (self._fluid.copy(), self._annotated.copy())
+        if bscans is None or self._fluid is None or len(self._fluid) != len(labels):
+            bscans = np.arange(len(labels))
+            self._fluid = np.zeros(len(labels), np.int64)
+            self._annotated = np.zeros(len(labels), bool)
+        if bscans.size:
+            some = labels[bscans]
+            self._fluid[bscans] = fluid_pixels_per_bscan(some)
+            annotated = np.zeros(len(bscans), bool)
+            annotated[annotated_bscans(some)] = True
+            self._annotated[bscans] = annotated
+        if before is None or len(before[0]) != len(self._fluid):
+            return np.zeros(0, int)
+        return np.flatnonzero((before[0] != self._fluid) | (before[1] != self._annotated))
+
+    def _announce(self, everything: bool = False, also: np.ndarray | None = None) -> np.ndarray:
         statuses = self._state.statuses()
         if statuses.shape != self._announced.shape:
             changed, everything = np.arange(len(statuses)), True
         else:
             changed = np.flatnonzero(statuses != self._announced)
         self._announced = statuses
-        if everything or changed.size:
-            self.changed.emit(ReviewChange(tuple(int(z) for z in changed), everything))
+        told = changed if also is None else np.union1d(changed, also)
+        if everything or told.size:
+            self.changed.emit(ReviewChange(tuple(int(z) for z in told), everything))
         return changed
 
     # --- decisions -----------------------------------------------------------------------------------------
@@ -345,6 +379,10 @@ class ReviewSession:
     def next_unreviewed(self, current: int) -> int | None:
         """The first unreviewed B-scan after ``current``, wrapping round."""
         return self._state.next_bscan(current, ~self.reviewed)
+
+    def previous_unreviewed(self, current: int) -> int | None:
+        """The first unreviewed B-scan before ``current``, wrapping round."""
+        return self._state.next_bscan(current, ~self.reviewed, backwards=True)
 
     def next_with_fluid(self, current: int, labels: np.ndarray) -> int | None:
         """The first B-scan after ``current`` whose labels hold fluid, wrapping round."""
@@ -368,7 +406,11 @@ class ReviewSession:
         return None if following == current else following
 
     def overview(self, labels: np.ndarray) -> ReviewOverview:
-        return ReviewOverview(self.statuses(), fluid_pixels_per_bscan(labels), self._state.uncertainty)
+        """The table's rows: statuses, and fluid as counted where the labels were last checked (every B-scan of
+        ``labels`` the first time)."""
+        if self._fluid is None or len(self._fluid) != self.n_bscans:
+            self._count(labels)
+        return ReviewOverview(self.statuses(), self._fluid.copy(), self._state.uncertainty, self._annotated.copy())
 
     def autosave_snapshot(self, labels: np.ndarray) -> "AutosaveSnapshot":
         """What an autosave would write now: copies, so that a background thread can save them while the user

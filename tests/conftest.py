@@ -6,6 +6,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def _reader_preference_memory(tmp_path, monkeypatch):
+    """What octfluid remembers having set in napari's reader preferences goes to the test's own folder, never
+    beside the real napari settings file of whoever runs the tests."""
+    from napari_octfluid import _reader_preference
+
+    monkeypatch.setattr(_reader_preference, "_memory_path", lambda: tmp_path / _reader_preference.MEMORY_NAME)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The project's real OCT data beside the checkout; tests that need it skip where it is absent."""

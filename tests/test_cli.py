@@ -46,16 +46,21 @@ def test_info_on_the_sample(capsys):
 
 
 def test_quantify_with_given_spacing_matches_the_mask(capsys, tmp_path):
+    """--spacing takes micrometres (the widget's unit too): 120 3.9 11.8 um."""
     mask = read_volume(SAMPLE_MASK).data
-    assert (
-        main(["quantify", str(SAMPLE_MASK), "--spacing", "0.12", "0.004", "0.012", "--csv", str(tmp_path / "q.csv")])
-        == 0
-    )
+    assert main(["quantify", str(SAMPLE_MASK), "--spacing", "120", "4", "12", "--csv", str(tmp_path / "q.csv")]) == 0
     out = capsys.readouterr().out
     expected = int(np.count_nonzero(mask)) * 0.12 * 0.004 * 0.012
     assert f"{expected:.5f} mm^3" in out
-    rows = (tmp_path / "q.csv").read_text().splitlines()
-    assert len([r for r in rows if r[:1].isdigit()]) == 11 and rows[12].startswith("total,")
+    lines = (tmp_path / "q.csv").read_text().splitlines()
+    block = [line for line in lines if line.startswith("# ")]
+    rows = [line.split(",") for line in lines if not line.startswith("#")]
+    assert "# spacing (B-scan, depth, width): 120, 4, 12 um" in block
+    assert "# spacing source: entered by the user" in block
+    assert f"# labels: {SAMPLE_MASK.resolve()}" in block
+    assert any(line.startswith("# octfluid version: ") for line in block)
+    assert len([r for r in rows if r[0] == "fluid" and r[1].isdigit()]) == 11
+    assert ["fluid", "all", str(int(np.count_nonzero(mask))), "pixels"] in rows
 
 
 def test_quantify_etdrs_sectors_add_up_to_the_volume(capsys, tmp_path):
@@ -65,9 +70,9 @@ def test_quantify_etdrs_sectors_add_up_to_the_volume(capsys, tmp_path):
                 "quantify",
                 str(SAMPLE_MASK),
                 "--spacing",
-                "0.12",
-                "0.004",
-                "0.012",
+                "120",
+                "4",
+                "12",
                 "--etdrs",
                 "--fovea",
                 "5",
@@ -82,10 +87,12 @@ def test_quantify_etdrs_sectors_add_up_to_the_volume(capsys, tmp_path):
     )
     out = capsys.readouterr().out
     assert "around the fovea at B-scan 5.0, A-scan 380.0 (given); eye OS" in out
-    rows = [line.split(",") for line in (tmp_path / "q.csv").read_text().splitlines()]
-    sectors = [float(r[1]) for r in rows if r[0].startswith("ETDRS ")]
-    [volume] = [float(r[1]) for r in rows if r[0] == "fluid volume" and r[2] == "mm3"]
+    lines = (tmp_path / "q.csv").read_text().splitlines()
+    rows = [line.split(",") for line in lines if not line.startswith("#")]
+    sectors = [float(r[2]) for r in rows if r[0].startswith("ETDRS ")]
+    [volume] = [float(r[2]) for r in rows if r[0] == "fluid volume" and r[3] == "nL"]
     assert len(sectors) == 10 and sum(sectors) == pytest.approx(volume, rel=1e-4)
+    assert "# fovea: B-scan 5.0, A-scan 380.0 (given)" in lines and "# eye: OS" in lines
 
 
 def test_quantify_without_spacing_says_so(capsys):
@@ -373,11 +380,11 @@ def test_a_run_stopped_before_its_calibration_leaves_checkpoints_that_say_so(tmp
         (["train", "--images", "i.tif", "--labels", "l.tif", "--lr", "-1"], "--lr"),
         (["train", "--images", "i.tif", "--labels", "l.tif", "--lr", "inf"], "--lr"),
         (["train", "--images", "i.tif", "--labels", "l.tif", "--lr", "0"], "--lr"),
-        (["quantify", "m.tif", "--spacing", "-0.12", "0.004", "0.012"], "--spacing"),
-        (["quantify", "m.tif", "--spacing", "0.12", "0", "0.012"], "--spacing"),
-        (["quantify", "m.tif", "--spacing", "0.12", "nan", "0.012"], "--spacing"),
-        (["quantify", "m.tif", "--spacing", "0.12", "0.004", "inf"], "--spacing"),
-        (["quantify", "m.tif", "--spacing", "0.12", "3.9", "0.012"], "--spacing"),  # micrometres typed as mm
+        (["quantify", "m.tif", "--spacing", "-120", "3.9", "11.8"], "--spacing"),
+        (["quantify", "m.tif", "--spacing", "120", "0", "11.8"], "--spacing"),
+        (["quantify", "m.tif", "--spacing", "120", "nan", "11.8"], "--spacing"),
+        (["quantify", "m.tif", "--spacing", "120", "3.9", "inf"], "--spacing"),
+        (["quantify", "m.tif", "--spacing", "0.12", "0.0039", "0.0118"], "--spacing"),  # millimetres typed as um
         (["quantify", "m.tif", "--fovea", "nan", "3"], "--fovea"),
         (["evaluate", "--noise-sigma", "-1"], "--noise-sigma"),
         (["evaluate", "--noise-sigma", "nan"], "--noise-sigma"),
@@ -397,10 +404,14 @@ def test_numeric_options_are_checked_before_any_work(capsys, argv, option):
     assert f"argument {option}" in err and "Traceback" not in err
 
 
-def test_quantify_says_the_spacing_is_in_millimetres(capsys):
+def test_quantify_says_the_spacing_is_in_micrometres(capsys):
+    """Issue 20: micrometres given to the old millimetre option printed 302 billion nL; millimetres given now are
+    refused with what to type."""
     with pytest.raises(SystemExit):
-        main(["quantify", str(SAMPLE_MASK), "--spacing", "120", "3.9", "11.8"])
-    assert "--spacing takes millimetres, e.g. 0.0039 for 3.9 um" in capsys.readouterr().err
+        main(["quantify", str(SAMPLE_MASK), "--spacing", "120", "0.0039", "11.8"])
+    err = capsys.readouterr().err
+    assert "0.0039 um is not an OCT pixel size along depth; did you mean 3.9 um (0.0039 mm)?" in err
+    assert "--spacing takes micrometres, e.g. 120 3.9 11.8" in err and "nL" not in err
 
 
 def test_quantify_refuses_an_impossible_spacing_stored_in_the_file(tmp_path, capsys):

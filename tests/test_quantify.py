@@ -58,13 +58,23 @@ def test_single_bscan_and_wrong_dimensions():
         fluid_pixels_per_bscan(np.ones((2, 2, 3, 4), np.uint8))
 
 
-def test_csv_has_a_row_per_bscan_and_totals(tmp_path):
+def csv_table(path):
+    """The table under the provenance block, as rows; and the block as a dict."""
+    lines = path.read_text().splitlines()
+    block = dict(line[2:].split(": ", 1) for line in lines if line.startswith("# ") and ": " in line)
+    rows = [line.split(",") for line in lines if not line.startswith("#")]
+    return block, rows
+
+
+def test_csv_is_one_table_of_fluid_per_bscan_and_totals(tmp_path):
     path = write_summary_csv(tmp_path / "f.csv", summarize_fluid(box_phantom(), (None, 0.004, 0.01)))
-    rows = path.read_text().splitlines()
-    assert rows[0] == "bscan,fluid_pixels,fluid_area_mm2"
-    assert rows[2] == "1,800,0.032"
-    assert rows[7] == "total,2400,0.096"
-    assert "fluid volume,,mm3" in rows and "fluid volume,,nL" in rows  # unknown B-scan distance: left empty
+    block, rows = csv_table(path)
+    assert rows[0] == ["quantity", "bscan", "value", "unit"]
+    assert ["fluid", "1", "800", "pixels"] in rows and ["fluid area", "1", "0.032", "mm2"] in rows
+    assert ["fluid", "all", "2400", "pixels"] in rows and ["fluid area", "all", "0.096", "mm2"] in rows
+    assert ["fluid volume", "all", "", "nL"] in rows  # unknown B-scan distance: left empty, never guessed
+    assert all(len(row) == 4 for row in rows)  # one table: every row has the header's columns
+    assert block["spacing (B-scan, depth, width)"] == "unknown, 4, 10 um"
 
 
 def test_csv_reports_each_class_and_the_etdrs_sectors(tmp_path):
@@ -72,14 +82,55 @@ def test_csv_reports_each_class_and_the_etdrs_sectors(tmp_path):
     labels[2, 10:20, 20:60] = 2  # half of B-scan 2's box becomes class 2
     summary = summarize_fluid(labels, (0.1, 0.004, 0.01))
     assert summary.pixels_per_class[2].tolist() == [0, 0, 400, 0, 0, 0]
-    rows = write_summary_csv(tmp_path / "f.csv", summary, {"central": 0.25, "outside grid": 0.5}).read_text()
-    lines = rows.splitlines()
-    assert (
-        lines[0] == "bscan,fluid_pixels,fluid_area_mm2,class_1_pixels,class_2_pixels,class_1_area_mm2,class_2_area_mm2"
+    _, rows = csv_table(write_summary_csv(tmp_path / "f.csv", summary, {"central": 0.25, "outside grid": 0.5}))
+    assert ["class 2", "2", "400", "pixels"] in rows and ["class 2 area", "2", "0.016", "mm2"] in rows
+    # 400 voxels of 0.1 x 0.004 x 0.01 mm = 0.0016 mm^3 = 1.6 nL; all fluid: 2400 voxels = 9.6 nL
+    assert ["class 2 volume", "all", "1.6", "nL"] in rows and ["fluid volume", "all", "9.6", "nL"] in rows
+    assert ["ETDRS central", "all", "250", "nL"] in rows
+
+
+def test_csv_records_what_the_figures_come_from(tmp_path):
+    from napari_octfluid import __version__
+    from napari_octfluid.quantify import QuantifyProvenance
+
+    provenance = QuantifyProvenance(
+        labels="/d/m.tif",
+        scan="/d/s.tif",
+        model="octfluid-default",
+        spacing_mm=(0.12, 0.0039, 0.0118),
+        spacing_source="entered by the user",
+        fovea="B-scan 5.0, A-scan 380.0 (given)",
+        eye="OS",
     )
-    assert lines[3] == "2,800,0.032,400,400,0.016,0.016"
-    assert "class 2 volume,0.0016,mm3" in lines and "fluid volume,9.6,nL" in lines
-    assert "ETDRS central,0.25,mm3" in lines
+    summary = summarize_fluid(box_phantom(), (0.12, 0.0039, 0.0118))
+    block, _ = csv_table(write_summary_csv(tmp_path / "f.csv", summary, None, provenance))
+    assert block == {
+        "labels": "/d/m.tif",
+        "scan": "/d/s.tif",
+        "model": "octfluid-default",
+        "spacing (B-scan, depth, width)": "120, 3.9, 11.8 um",
+        "spacing source": "entered by the user",
+        "fovea": "B-scan 5.0, A-scan 380.0 (given)",
+        "eye": "OS",
+        "octfluid version": __version__,
+    }
+
+
+@pytest.mark.parametrize(
+    "value, significant, text",
+    [
+        (0.0115, 4, "0.0115"),  # was 1.150e-02, cut off in the table
+        (302.345, 4, "302.3"),
+        (123456.7, 4, "123500"),
+        (2400.0, 6, "2400"),
+        (0.00001234, 4, "0.00001234"),
+        (0.0, 4, "0"),
+    ],
+)
+def test_numbers_are_readable_without_exponents(value, significant, text):
+    from napari_octfluid.quantify import readable_number
+
+    assert readable_number(value, significant) == text
 
 
 def ellipsoid_phantom(semi_axes_mm, spacing_mm, shape):
@@ -98,21 +149,22 @@ def test_ellipsoid_volume_is_within_one_percent_of_the_analytic_value():
 
 @pytest.mark.parametrize(
     "spacing",
-    [(0.12, 0.0039, 0.0118), (None, 0.0039, 0.0118), (None, None, None), (10.0, 1.0, 1.0), (0.0005, 1e-4, 1e-4)],
+    [(0.12, 0.0039, 0.0118), (None, 0.0039, 0.0118), (None, None, None), (2.0, 0.1, 0.2), (0.001, 1e-4, 1e-4)],
 )
-def test_plausible_spacings_pass_the_check(spacing):
+def test_plausible_spacings_in_mm_pass_the_check(spacing):
+    """A file's spacing (mm, as octfluid keeps it) obeys the rule a typed one does (napari_octfluid.spacing)."""
     assert check_spacing(spacing) == spacing
 
 
 @pytest.mark.parametrize(
     "spacing, phrase",
     [
-        ((-0.12, 0.0039, 0.0118), "between B-scans must be a number of millimetres above zero"),
-        ((0.12, 0.0, 0.0118), "along depth must be a number of millimetres above zero"),
+        ((-0.12, 0.0039, 0.0118), "between B-scans must be a number of micrometres above zero"),
+        ((0.12, 0.0, 0.0118), "along depth must be a number of micrometres above zero"),
         ((0.12, float("nan"), 0.0118), "above zero, not nan"),
         ((0.12, 0.0039, float("inf")), "along width must be"),
-        ((0.12, 3.9, 0.0118), "larger than any OCT's (at most 1 mm): 3.9 um would be 0.0039 mm"),  # um as mm
-        ((120.0, 0.0039, 0.0118), "120 mm between B-scans is larger than any OCT's (at most 10 mm)"),
+        ((0.12, 3.9, 0.0118), "3900 um is not an OCT pixel size along depth; did you mean 3.9 um"),  # um stored as mm
+        ((120.0, 0.0039, 0.0118), "120000 um is not an OCT pixel size between B-scans; did you mean 120 um"),
         ((0.12, "0.004", 0.0118), "must be a number"),
         ((0.12, 0.0039), "has 3 values"),
     ],

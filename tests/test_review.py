@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_octfluid.review import ReviewState, Status, bscan_uncertainty, changed_bscans
+from napari_octfluid.review import ReviewState, Status, changed_bscans
 
 
 def predicted():
@@ -93,11 +93,6 @@ def test_navigation_to_the_next_and_to_the_most_uncertain():
     state.accept(1)
     assert state.most_uncertain_unreviewed() == 3
     assert ReviewState.start(predicted()).most_uncertain_unreviewed() is None
-
-
-@pytest.mark.parametrize("p, bits", [(0.5, 1.0), (0.0, 0.0), (1.0, 0.0), (0.11, 0.4999)])
-def test_uncertainty_is_the_mean_binary_entropy(p, bits):
-    assert bscan_uncertainty(np.full((1, 4, 4), p))[0] == pytest.approx(bits, abs=1e-3)
 
 
 def test_changed_bscans_needs_equal_shapes():

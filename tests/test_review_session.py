@@ -134,6 +134,31 @@ def test_next_unreviewed_next_with_fluid_and_priority(session_and_events):
     assert session.next_by_priority(2) == 1  # from a reviewed B-scan: the most uncertain
 
 
+def test_previous_unreviewed_walks_backwards_and_wraps_round(session_and_events):
+    _, session, _ = session_and_events
+    session.accept(2)
+    session.accept(0)
+    assert session.previous_unreviewed(3) == 1  # 2 is accepted
+    assert session.previous_unreviewed(1) == 5  # 0 is accepted: wraps round to the end
+    assert session.previous_unreviewed(4) == 3
+    for z in range(6):
+        session.accept(z)
+    assert session.previous_unreviewed(3) is None
+
+
+def test_edits_made_before_the_session_are_rechecked_once_watched(session_and_events):
+    labels, session, events = session_and_events
+    labels[5, 0, 0] = 3  # an edit nobody announced (made before the session followed the labels)
+    session.recheck(labels)
+    assert session.status(5) is Status.UNREVIEWED and events == []  # not watched: not seen
+    session.watch([5])  # the tracker found B-scan 5 in napari's undo history
+    session.recheck(labels)
+    assert session.status(5) is Status.CORRECTED
+    labels[5, 0, 0] = 0  # undone
+    session.recheck(labels)
+    assert session.status(5) is Status.UNREVIEWED and len(events) == 2
+
+
 def test_priority_without_uncertainty_and_when_all_is_reviewed():
     session = ReviewSession.start(predicted())
     assert session.priority_order().tolist() == [0, 1, 2, 3, 4, 5]
@@ -154,6 +179,43 @@ def test_overview_counts_statuses_and_fluid(session_and_events):
     overview = session.overview(labels)
     assert overview.fluid_pixels.tolist() == [1, 4, 0, 0, 10, 0]
     assert overview.describe() == "2 of 6 reviewed (1 corrected, 1 accepted); 3 hold fluid"
+    assert overview.status_labels() == ["corrected", "unreviewed", "accepted", "unreviewed", "unreviewed", "unreviewed"]
+
+
+def test_an_unreviewed_bscan_nobody_annotated_says_so():
+    labels = predicted()
+    labels[3] = 255  # the grader skipped B-scan 3
+    labels[5] = 255
+    session = ReviewSession.start(labels)
+    session.accept(5)  # accepting it as it is (nothing to annotate) is a review: accepted wins
+    assert session.overview(labels).status_labels() == [
+        "unreviewed",
+        "unreviewed",
+        "unreviewed",
+        "not annotated",
+        "unreviewed",
+        "accepted",
+    ]
+    labels[3, 0, 0] = 0  # one pixel annotated: a correction
+    session.edited(labels, [3])
+    assert session.overview(labels).status_labels()[3] == "corrected"
+
+
+def test_fluid_is_counted_again_where_labels_are_checked_and_a_change_is_announced(session_and_events):
+    labels, session, events = session_and_events
+    assert session.overview(labels).fluid_pixels.tolist() == [0, 4, 0, 0, 10, 0]
+    labels[1, 0, 0:3] = 1  # B-scan 1 edited: 3 more fluid pixels
+    session.edited(labels, [1])
+    assert session.overview(labels).fluid_pixels.tolist() == [0, 7, 0, 0, 10, 0]
+    labels[1, 0, 0] = 0  # edited again: still corrected, but its fluid changed, so its row is announced
+    session.edited(labels, [1])
+    assert events[-1] == ReviewChange((1,)) and session.overview(labels).fluid_pixels[1] == 6
+    session.recheck(labels)  # nothing changed: nothing announced
+    assert len(events) == 2
+    labels[4] = 0  # replaced by a script: every B-scan counted again
+    session.data_replaced(labels)
+    overview = session.overview(labels)
+    assert overview.fluid_pixels[4] == 0 and overview.status_labels()[4] == "corrected"
 
 
 def test_the_autosave_writes_only_what_changed_and_a_snapshot_does_not_follow_later_edits(session_and_events):

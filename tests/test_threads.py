@@ -71,17 +71,6 @@ def test_what_the_user_asks_for_wins(machine, monkeypatch):
         devices.choose_threads(0)
 
 
-def test_the_widgets_choose_as_the_command_line_less_the_interface_core(machine):
-    from napari_octfluid._qt._threads import interface_friendly_threads
-
-    for idle in ([1.0] * 4, [1.0, 0.2], [0.3, 0.3]):
-        machine(idle)
-        command_line = devices.choose_threads()
-        machine(idle)
-        assert interface_friendly_threads() == max(1, command_line - 1)
-    assert interface_friendly_threads(3) == 3  # the widget's setting is taken as it is
-
-
 def test_the_choice_is_measured_on_this_machine():
     """The real sources (/proc/stat, affinity, topology) give a count between one and the CPUs this process has."""
     cpus = devices.usable_cpus()

@@ -7,14 +7,16 @@ from magicgui.widgets import ComboBox, create_widget
 from napari.utils.notifications import show_error
 
 from ..preprocess import BscanError, check_bscans
+from .fit_width import narrow_combo_box
 
 
 def image_picker(label: str = "Scan") -> ComboBox:
-    return create_widget(annotation=napari.layers.Image, label=label)
+    # as wide as the dock, not as the longest layer name ("duke_subject01 fluid (fine-tuned)" widened every tab)
+    return narrow_combo_box(create_widget(annotation=napari.layers.Image, label=label))
 
 
 def labels_picker(label: str = "Fluid labels") -> ComboBox:
-    return create_widget(annotation=napari.layers.Labels, label=label)
+    return narrow_combo_box(create_widget(annotation=napari.layers.Labels, label=label))
 
 
 def is_segmentable(layer: napari.layers.Image, action: str) -> bool:

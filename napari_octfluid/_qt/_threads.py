@@ -1,8 +1,12 @@
-"""The widgets' torch threads: chosen as the command line chooses them (``devices.choose_threads``), less one core
-left to napari's interface.
+"""The widgets' torch threads: chosen exactly as the command line chooses them (``devices.choose_threads``), in the
+worker thread that runs the job and when it starts.
 
-PyTorch uses every core by default; on a 2-core laptop the Qt event loop then waits for a core and the
-interface stalls for up to a second at a time.
+The widgets used to leave one core to napari's interface. On a 2-core machine that halved the model's threads, and
+the Predict widget took 2.2 times ``octfluid predict``'s time on the same scan (``benchmarks/bench_gui_predict.py``).
+The core bought little: predicting a 25-B-scan volume with one thread or two, the longest stalls of the event loop
+came from the main thread's own work (loading the weights, adding the layers: 0.3-1.2 s, profiled), and its 99th
+percentile stayed at 6-27 ms with either count (``benchmarks/bench_ui_stall.py``). The choice is made in the
+worker: it samples the cores' load for a tenth of a second, which on the main thread would be a stall.
 """
 
 from __future__ import annotations
@@ -10,28 +14,21 @@ from __future__ import annotations
 import functools
 from typing import Callable, Generator
 
-import torch
-
 from ..devices import choose_threads
 
-INTERFACE_CORES = 1
 
-
-def interface_friendly_threads(requested: int | None = None) -> int:
-    """The threads for a widget's job: the user's setting where given, else the command line's choice from the
-    cores free now, less the interface's core."""
-    return choose_threads(requested, reserved=INTERFACE_CORES)
-
-
-def with_threads(job: Callable[..., Generator], threads: int) -> Callable[..., Generator]:
-    """``job`` (a generator function) run with ``threads`` torch threads in the worker thread that runs it, and the
-    worker's count put back after. With OpenMP (torch's CPU builds) the count belongs to each thread: one set in the
-    main thread never reaches a worker that napari's thread pool reuses, which keeps the count of its first job."""
+def with_threads(job: Callable[..., Generator], requested: int | None = None) -> Callable[..., Generator]:
+    """``job`` (a generator function) run with ``choose_threads(requested)`` torch threads (``requested``: the
+    widget's setting, None for the command line's default) in the worker thread that runs it, and the worker's count
+    put back after. With OpenMP (torch's CPU builds) the count belongs to each thread: one set in the main thread
+    never reaches a worker that napari's thread pool reuses, which keeps the count of its first job."""
 
     @functools.wraps(job)  # napari names the task after the function
     def run(*args) -> Generator:
+        import torch  # here, not at the top: the widgets' modules load at napari's start, torch takes seconds
+
         before = torch.get_num_threads()
-        torch.set_num_threads(threads)
+        torch.set_num_threads(choose_threads(requested))
         try:
             return (yield from job(*args))
         finally:

@@ -28,29 +28,35 @@ from magicgui.widgets import (
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QHeaderView, QSizePolicy, QStyledItemDelegate
 
+from ..colours import FINETUNED
 from ..devices import DEVICE_CHOICES
-from ..losses import LOSSES, PAPER_TERMS, CompositeLoss
-from ..model import CheckpointError, load_model, save_checkpoint
+from ..losses import LOSSES, PAPER_TERMS, build_loss
+from ..model import CheckpointError
 from ..training.engine import EpochEnd, StepEnd, TrainResult
 from ..training.finetune import (
     CROP_SIDE,
+    BscanChoice,
     Comparison,
     ComparisonProgress,
+    FineTuned,
     bscan_roles,
     choose_bscans,
     compare_models,
     finetune_config,
+    load_and_finetune,
     n_bscans,
     parse_bscan_list,
-    prepare_and_train,
     replay_by_default,
+    save_fine_tuned,
     warm_up_training_imports,
 )
 from ..training.parts import TRAINABLE_LABELS
 from ..weights import default_weights_path
 from ._layer_pick import image_picker, is_segmentable, labels_picker
+from ._sections import button_row, folded
 from .jobs import JobRunner, Progress
 from .live_plot import LivePlot
+from .mask_colours import colour_mask
 from .review_tracking import review_state
 
 SHIPPED = "shipped default"
@@ -64,10 +70,38 @@ def _dice_text(dice: float) -> str:
 
 
 class FinetuneWidget(Container):
+    """The visible part says what fine-tuning will do, in words, and runs it; the settings of the preset
+    (``training.finetune.finetune_config``) wait folded under "Advanced", so the tab fits a laptop screen."""
+
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self._viewer = napari_viewer
         preset = finetune_config((CROP_SIDE, CROP_SIDE))  # the widget offers the preset's settings to change
+        self.jobs = JobRunner(self.native, lambda text: setattr(self.status, "value", text))
+        self._build_data_fields()
+        self._build_settings(preset)
+        self._build_run_controls()
+        self._build_result_controls()
+        self._lay_out()
+        self._connect()
+        self.result: TrainResult | None = None
+        self._saved_to: Path | None = None  # where Keep saved the current result
+        self._trained_on: list[int] = []
+        self._validated_on: list[int] = []
+        self._job = ""  # what the runner runs: "training", "comparison" or "saving"
+        self._base_model = None  # the model the current result started from, loaded in the training's worker
+        self._base_path: Path | None = None
+        self._compared: tuple = (None, None)  # the result and the scan layer of the comparison that runs
+        self._last_draw = 0.0
+        self.warmed_up = threading.Event()
+        threading.Thread(
+            target=warm_up_training_imports, args=(self.warmed_up,), daemon=True, name="octfluid-warm-up"
+        ).start()
+        self.describe_plan()
+        self.refresh()
+
+    # --- building the widget ---------------------------------------------------------------------------------
+    def _build_data_fields(self) -> None:
         self.scan = image_picker()
         self.labels_layer = labels_picker("Corrected labels")
         self.bscans = LineEdit(
@@ -79,6 +113,9 @@ class FinetuneWidget(Container):
         )
         self.val_bscans = LineEdit(label="Validate on B-scans", value="", tooltip="held out from training")
         self.summary = Label(value="")
+
+    def _build_settings(self, preset) -> None:
+        """The expert settings, each starting at the preset's value."""
         self.start_from = ComboBox(label="Start from", choices=[SHIPPED, CHECKPOINT])
         self.checkpoint = FileEdit(label="Checkpoint", filter="*.pt *.pth", visible=False)
         self.loss = ComboBox(label="Loss", choices=list(LOSSES), value=preset.loss)
@@ -117,14 +154,23 @@ class FinetuneWidget(Container):
             tooltip="half of every batch from crops of the B-scans the shipped weights learned "
             "from, so that a few corrections do not make the model forget the rest",
         )
+
+    def _build_run_controls(self) -> None:
+        self.plan = Label(value="")
         self.train_button = PushButton(text="Train")
         self.pause_button = PushButton(text="Pause", enabled=False)
         self.stop_button = PushButton(text="Stop", enabled=False)
         self.status = Label(value="")
+        for label in (self.status, self.summary, self.plan):  # text that changes must not resize the dock
+            label.native.setWordWrap(True)
+            label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.plot = LivePlot()
+
+    def _build_result_controls(self) -> None:
         self.predict_button = PushButton(text="Predict with the fine-tuned model", enabled=False)
         # short headers: the dock is narrow; the status line above says these are Dice against your labels
         self.compare = Table(value={"B-scan": [], "used for": [], "Dice old": [], "new": []})
-        self.compare.native.setMinimumHeight(160)  # a few rows, not one
+        self.compare.native.setMinimumHeight(120)  # a few rows, not one
         self.compare.native.verticalHeader().setVisible(False)  # the B-scan column already numbers the rows
         self.compare.native.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         # Qt's own delegate shows 0.943 as written; magicgui's pads every number to 4 decimals, too wide for the dock
@@ -132,39 +178,42 @@ class FinetuneWidget(Container):
         self.save_path = FileEdit(label="Save model as", mode="w", filter="*.pt")
         self.keep_button = PushButton(text="Keep (save the model)", enabled=False)
         self.revert_button = PushButton(text="Revert", enabled=False)
-        self.extend(
-            [
-                self.scan,
-                self.labels_layer,
-                self.bscans,
-                self.val_bscans,
-                self.summary,
-                self.start_from,
-                self.checkpoint,
-                self.loss,
-                *self.weights.values(),
-                self.epochs,
-                self.steps_per_epoch,
-                self.learning_rate,
-                self.batch_size,
-                self.device,
-                self.trainable,
-                self.change_kept,
-                self.replay,
-                self.train_button,
-                self.pause_button,
-                self.stop_button,
-                self.status,
-            ]
+
+    def _lay_out(self) -> None:
+        """Top to bottom: the data, what training will do (in words), the expert settings folded, the run and its
+        progress, the curves (folded until a training starts), then the comparison and Keep / Revert."""
+        run_row = button_row(self.train_button, self.pause_button, self.stop_button)
+        progress = self.jobs.progress_widget  # the job's bar and step, under its Pause and Stop buttons
+        self.extend([self.scan, self.labels_layer, self.summary, self.plan, run_row, progress, self.status])
+        keep_row = button_row(self.keep_button, self.revert_button)
+        self.extend([self.predict_button, self.compare, self.save_path, keep_row])
+        advanced = [self.bscans, self.val_bscans, self.start_from, self.checkpoint, self.loss, *self.weights.values()]
+        advanced += [self.epochs, self.steps_per_epoch, self.learning_rate, self.batch_size, self.device]
+        advanced += [self.trainable, self.change_kept, self.replay]
+        self.advanced = folded("Advanced", advanced)
+        self._insert_before(run_row, self.advanced)
+        # folded, not a dock of its own: one octfluid dock on a laptop screen; it opens when a training starts
+        self.curves = folded("Training curves", [self.plot])
+        self._insert_before(self.predict_button, self.curves)
+
+    def _insert_before(self, widget, qt_widget) -> None:
+        """Put a plain Qt widget in this container's layout above the row of the magicgui ``widget`` (magicgui
+        appends its own widgets at its own count, below any Qt widget added to the layout)."""
+        layout = self.native.layout()
+        row = next(
+            i
+            for i in range(layout.count())
+            if layout.itemAt(i).widget() is not None
+            and (layout.itemAt(i).widget() is widget.native or layout.itemAt(i).widget().isAncestorOf(widget.native))
         )
-        for label in (self.status, self.summary):  # text that changes must not resize the dock (see LivePlot)
-            label.native.setWordWrap(True)
-            label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.plot = LivePlot()
-        self.native.layout().addWidget(self.plot)
-        self.extend([self.predict_button, self.compare, self.save_path, self.keep_button, self.revert_button])
+        layout.insertWidget(row, qt_widget)
+
+    def _connect(self) -> None:
         self.start_from.changed.connect(lambda c: setattr(self.checkpoint, "visible", c == CHECKPOINT))
         self.loss.changed.connect(self._show_weights)
+        described = (self.start_from, self.epochs, self.steps_per_epoch, self.batch_size, self.trainable)
+        for setting in (*described, self.change_kept, self.replay):
+            setting.changed.connect(self.describe_plan)
         self.labels_layer.changed.connect(self.refresh)
         self.bscans.changed.connect(self.refresh)
         self.val_bscans.changed.connect(self.refresh)  # a B-scan held out for validation leaves the training list
@@ -174,19 +223,6 @@ class FinetuneWidget(Container):
         self.predict_button.changed.connect(self.predict_with_new_model)
         self.keep_button.changed.connect(self.keep)
         self.revert_button.changed.connect(self.revert)
-        self.jobs = JobRunner(self.native, lambda text: setattr(self.status, "value", text))
-        self.result: TrainResult | None = None
-        self._saved_to: Path | None = None  # where Keep saved the current result
-        self._trained_on: list[int] = []
-        self._validated_on: list[int] = []
-        self._job = ""  # what the runner runs: "training" or "comparison"
-        self._compared: tuple = (None, None)  # the result and the scan layer of the comparison that runs
-        self._last_draw = 0.0
-        self.warmed_up = threading.Event()
-        threading.Thread(
-            target=warm_up_training_imports, args=(self.warmed_up,), daemon=True, name="octfluid-warm-up"
-        ).start()
-        self.refresh()
 
     @property
     def worker(self):
@@ -198,21 +234,26 @@ class FinetuneWidget(Container):
         for box in self.weights.values():
             box.visible = name == "composite"
 
-    def chosen_bscans(self) -> tuple[list[int], list[int]]:
-        """Training and validation B-scans (``training.finetune.choose_bscans``): the explicit list; else the
-        B-scans corrected or accepted in Review; else, for labels octfluid did not predict (an expert's mask file),
-        every B-scan with fluid."""
+    def bscan_choice(self) -> BscanChoice:
+        """What the fields and the review state say to train on (cheap: the volume is not read; raises
+        ``ValueError`` for a list that cannot be read)."""
         layer = self.labels_layer.value
-        labels = np.asarray(layer.data)
-        count = n_bscans(labels)
+        count = n_bscans(np.asarray(layer.data))
         state = review_state(layer)
-        return choose_bscans(
-            labels,
+        return BscanChoice(
             parse_bscan_list(self.bscans.value, count),
             parse_bscan_list(self.val_bscans.value, count),
             None if state is None else state.reviewed,
             "" if state is None else state.model,
         )
+
+    def chosen_bscans(self) -> tuple[list[int], list[int]]:
+        """Training and validation B-scans (``training.finetune.choose_bscans``): the explicit list; else the
+        B-scans corrected or accepted in Review; else, for labels octfluid did not predict (an expert's mask file),
+        every B-scan with fluid."""
+        choice = self.bscan_choice()
+        labels = np.asarray(self.labels_layer.value.data)
+        return choose_bscans(labels, choice.explicit, choice.validation, choice.reviewed, choice.model)
 
     def refresh(self, *_) -> None:
         if self.labels_layer.value is None:
@@ -228,25 +269,42 @@ class FinetuneWidget(Container):
             f"; {len(validation)} to validate on" if validation else ""
         )
 
+    def describe_plan(self, *_) -> None:
+        """What Train will do, in words, from the settings under Advanced (the time per 100 steps is the fine-tuning
+        benchmark's, docs/finetune_benchmark.md)."""
+        start = "the shipped model" if self.start_from.value == SHIPPED else "your checkpoint"
+        part = TRAINABLE_LABELS[self.trainable.value]
+        steps = self.epochs.value * self.steps_per_epoch.value
+        replay = ", replaying the shipped training crops" if self.replay.value else ""
+        self.plan.value = (
+            f"Teaches {start} ({part}) from your corrected B-scans: {steps} steps of {self.batch_size.value} crops, "
+            f"keeping {self.change_kept.value:.0%} of the change{replay}. 100 steps take about 0.5-1.5 min on a "
+            "2-core CPU. Settings under Advanced."
+        )
+
+    def loss_spec(self) -> str:
+        """The loss chosen, as ``losses.build_loss`` reads it: a registry name, or the composite's weighted terms."""
+        if self.loss.value != "composite":
+            return self.loss.value
+        return " + ".join(f"{box.value:g}*{name}" for name, box in self.weights.items() if box.value > 0)
+
     def build_loss(self):
-        if self.loss.value == "composite":
-            return CompositeLoss([(name, box.value) for name, box in self.weights.items() if box.value > 0])
-        return LOSSES[self.loss.value]()
+        return build_loss(self.loss_spec())
 
     # --- training ----------------------------------------------------------------------------------------
-    def _initial_model(self):
-        path = default_weights_path() if self.start_from.value == SHIPPED else Path(self.checkpoint.value)
-        if path is None or not Path(path).is_file():
-            raise CheckpointError(
-                "No weights to start from: choose a checkpoint file (no trained default weights are installed)."
-            )
-        return load_model(path)[0], Path(path)
+    def _starting_weights(self) -> Path | None:
+        """The file to start from (checked and loaded in the worker: ``training.finetune.load_and_finetune``)."""
+        if self.start_from.value == SHIPPED:
+            return default_weights_path()
+        return Path(self.checkpoint.value) if str(self.checkpoint.value).strip() else None
 
     def _refuse_while_busy(self) -> bool:
         if self.jobs.busy:
             show_warning(
                 "Training is already running: stop it first."
                 if self._job == "training"
+                else "The fine-tuned model is being saved: wait a moment."
+                if self._job == "saving"
                 else "The comparison of the models is running: wait for it or stop it first."
             )
         return self.jobs.busy
@@ -258,15 +316,10 @@ class FinetuneWidget(Container):
             self.status.value = "Choose the scan and its corrected labels."
             return
         try:
-            chosen, validation = self.chosen_bscans()
-            self._base_model, self._base_path = self._initial_model()
-            loss = self.build_loss()
-        except (ValueError, CheckpointError) as error:
+            choice = self.bscan_choice()
+        except ValueError as error:
             show_error(str(error))
             self.status.value = str(error)
-            return
-        if not chosen:
-            self.status.value = "No labelled B-scans to train on."
             return
         if not is_segmentable(self.scan.value, "train on"):
             self.status.value = "The scan layer is not a greyscale OCT scan."
@@ -278,7 +331,7 @@ class FinetuneWidget(Container):
             return
         config = finetune_config(
             images.shape,
-            loss=getattr(loss, "spec", self.loss.value),
+            loss=self.loss_spec(),  # built in the worker, by the engine
             epochs=self.epochs.value,
             steps_per_epoch=self.steps_per_epoch.value,
             batch_size=self.batch_size.value,
@@ -288,20 +341,22 @@ class FinetuneWidget(Container):
             change_kept=self.change_kept.value,
         )
         self.plot.reset()
-        self.result = None
-        self._trained_on, self._validated_on = chosen, validation
+        self.curves.expand()  # the curves are what there is to watch now
+        self.result = self._base_model = None
+        self._trained_on, self._validated_on = [], []
         self._job = "training"
         self._set_running(True, pausable=True)
-        self.status.value = "Training..."
+        self.status.value = "Loading the model to start from..."
+        weights = self._starting_weights()
         volume = (images, labels, self.scan.value.name)
         self.jobs.start(
-            prepare_and_train,
-            (self._base_model, volume, chosen, validation, config, loss, self.replay.value),
+            load_and_finetune,
+            (weights, volume, choice, config, self.replay.value),
             total=config.epochs * config.steps_per_epoch,
             description="octfluid: fine-tuning",
             on_event=self._on_event,
-            on_result=self._on_result,
-            on_error=lambda error: show_error(f"Training failed: {error}"),
+            on_result=lambda run: self._on_result(run, weights),
+            on_error=self._on_training_error,
             on_finished=self._on_finished,
         )
 
@@ -339,11 +394,20 @@ class FinetuneWidget(Container):
             self.plot.redraw()
         return None
 
-    def _on_result(self, result: TrainResult) -> None:
+    def _on_result(self, run: FineTuned, weights: Path) -> None:
+        result = run.result
         self.result, self._saved_to = result, None
+        self._base_model, self._base_path = run.starting_model, Path(weights)
+        self._trained_on, self._validated_on = run.trained_on, run.validated_on
         last = result.history[-1]
         val = f", validation Dice {last.val_dice:.3f}" if last.val_dice is not None else ""
         self.status.value = f"Done: training Dice {last.train_dice:.3f}{val}."
+
+    def _on_training_error(self, error: Exception) -> None:
+        """A refused checkpoint, no B-scan to train on, or a failure of the run itself."""
+        message = str(error) if isinstance(error, (CheckpointError, ValueError)) else f"Training failed: {error}"
+        show_error(message)
+        self.status.value = message
 
     def _on_finished(self, stopped: bool) -> None:
         if stopped:
@@ -399,11 +463,13 @@ class FinetuneWidget(Container):
         name = f"{source.name} fluid (fine-tuned)"
         labels = comparison.labels if np.ndim(source.data) == 3 else comparison.labels[0]
         if name in self._viewer.layers:
-            self._viewer.layers[name].data = labels
+            layer = self._viewer.layers[name]
+            layer.data = labels
         else:
-            self._viewer.add_labels(
+            layer = self._viewer.add_labels(
                 labels, name=name, scale=source.scale, units=source.units, axis_labels=source.axis_labels
             )
+        colour_mask(layer, FINETUNED)  # never the colour of the model's mask or of the reference
         self.status.value = comparison.summary
 
     def _on_comparison_error(self, error: Exception) -> None:
@@ -416,24 +482,38 @@ class FinetuneWidget(Container):
         self._set_running(False)
 
     def keep(self, *_) -> None:
-        if self.result is None:
+        """Save the fine-tuned model, in the worker (``training.finetune.save_fine_tuned``)."""
+        if self.result is None or self._refuse_while_busy():
             return
         target = Path(self.save_path.value)
         if not target.name or target.is_dir():
             show_warning("Choose a file to save the fine-tuned model to.")
             return
-        loss = self.result.loss
-        save_checkpoint(
-            target,
-            self.result.model,
-            loss_spec=getattr(loss, "spec", self.loss.value),
-            loss_state=loss.state_dict(),
-            fine_tuned_from=str(self._base_path),
-            history=[vars(e) for e in self.result.history],
+        result = self.result
+        self._job = "saving"
+        self._set_running(True)
+        self.stop_button.enabled = False  # a save is short and has no step to stop at
+        self.status.value = f"Saving {target.name}..."
+        self.jobs.start(
+            save_fine_tuned,
+            (target, result, self.loss.value, self._base_path),
+            total=1,
+            description="octfluid: saving the fine-tuned model",
+            on_result=lambda path: self._on_saved(path, result),
+            on_error=self._on_save_error,
+            on_finished=lambda stopped: self._set_running(False),
         )
+
+    def _on_saved(self, target: Path, result: TrainResult) -> None:
+        if result is not self.result:  # reverted meanwhile: the file stays, but the widget offers nothing more
+            return
         self._saved_to = target
         show_info(f"Saved the fine-tuned model to {target}")
         self.status.value = f"Saved {target.name}; choose it in Predict to use it."
+
+    def _on_save_error(self, error: Exception) -> None:
+        show_error(f"The fine-tuned model was not saved: {error}")
+        self.status.value = "The fine-tuned model was not saved."
 
     def revert(self, *_) -> None:
         if self.jobs.busy:

@@ -1,11 +1,14 @@
-"""One runner for the widgets' long jobs: a core generator in napari's ``thread_worker``, with a progress bar,
-pause, resume and stop, and the widget's handlers called in the main thread, one at a time, in order.
+"""One runner for the widgets' long jobs: a core generator in napari's ``thread_worker``, with a progress display
+inside the widget's dock, pause, resume and stop, and the widget's handlers called in the main thread, one at a time,
+in order.
 
-A widget owns a :class:`JobRunner` (composition) and hands it a generator function and its handlers. The handlers
-never run nested in one another: napari's progress bar processes Qt events while it updates
-(``QtLabeledProgressBar.setValue`` calls ``QApplication.processEvents()``), which delivered the job's result and
-end inside the handler of its last progress event, and the handler then wrote its stale progress text ("11/11
-B-scans") over the final message. Signals that arrive while a handler runs are queued and handled after it returns.
+A widget owns a :class:`JobRunner` (composition), places its :attr:`JobRunner.progress_widget` in its own layout
+(next to its Cancel or Stop button), and hands it a generator function and its handlers. The handlers never run
+nested in one another: napari's activity-dock progress bar, which the runner used before it had its own, processes
+Qt events while it updates (``QtLabeledProgressBar.setValue`` calls ``QApplication.processEvents()``); that
+delivered the job's result and end inside the handler of its last progress event, and the handler then wrote its
+stale progress text ("11/11 B-scans") over the final message. Signals that arrive while a handler runs are queued and
+handled after it returns, whatever bar is shown.
 """
 
 from __future__ import annotations
@@ -15,14 +18,47 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Generator
 
+from magicgui.widgets import Container, Label, ProgressBar
 from napari.qt.threading import thread_worker
-from napari.utils import progress
 from napari.utils.notifications import show_warning
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QWidget
+from qtpy.QtWidgets import QSizePolicy, QWidget
 
 from ..events import Notice
-from ._threads import interface_friendly_threads, with_threads
+from ._threads import with_threads
+
+# A second progress display for every runner, called as ``progress(total=..., desc=...)`` and then ``update(n)`` and
+# ``close()``: napari's ``napari.utils.progress`` puts one in its activity dock. None: the dock's own display alone
+# (napari's repeated it away from the widget, and processed Qt events at each update). Tests set one that processes
+# events as napari's does, to check that the handlers still never nest.
+progress: Callable[..., Any] | None = None
+
+
+class ProgressDisplay(Container):
+    """A job's progress inside the widget's dock: a bar of the job's steps and the text of the last step (the
+    widget's :class:`Progress` text), hidden while no job runs."""
+
+    def __init__(self) -> None:
+        self.bar = ProgressBar(value=0, min=0, max=1)
+        self.step = Label(value="")
+        # a long step text wraps instead of widening the dock (see the Fine-tune widget's status line)
+        self.step.native.setWordWrap(True)
+        self.step.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        super().__init__(widgets=[self.bar, self.step], labels=False, visible=False)
+        self.margins = (0, 0, 0, 0)
+
+    def begin(self, total: int, description: str) -> None:
+        self.bar.max, self.bar.value = max(1, total), 0
+        self.step.value = description
+        if self.native.parent() is not None:  # placed in a dock: shown there (alone, it would open a window)
+            self.show()
+
+    def advance(self, done: int, text: str) -> None:
+        self.bar.value = min(max(0, done), self.bar.max)
+        self.step.value = text
+
+    def end(self) -> None:
+        self.hide()
 
 
 @dataclass(frozen=True)
@@ -60,30 +96,38 @@ class _Handlers:
 
 
 class JobRunner:
-    """Runs one generator job at a time for the widget ``owner``; ``show_status`` writes the widget's status line.
+    """Runs one generator job at a time for the widget ``owner``, its progress shown in :attr:`progress_widget`
+    (which the widget places in its layout) and, where ``show_status`` is given, each step's text also written there
+    (the widget's status line).
 
     The widget's handlers, all called in the main thread:
 
     - ``on_event(event)`` for each event the job yields, until the job is stopped, has returned, or the dock is
-      closed; it returns a :class:`Progress` to advance the bar and the status line, or None;
+      closed; it returns a :class:`Progress` to advance the progress display, or None;
     - ``on_result(result)`` with the job's return value, unless the user stopped the job (it finished before it saw
       the stop: the user asked for nothing to change) or closed the dock;
     - ``on_error(error)`` if the job raised, unless the dock is closed;
     - ``on_finished(stopped)`` last, unless the dock is closed; ``stopped`` says whether the user stopped it.
 
-    The job runs with torch's thread count chosen as the command line chooses it (``devices.choose_threads``), less
-    one core left to the interface, set inside the worker thread (``with_threads``: the count is per thread).
+    The job runs with torch's threads chosen exactly as ``octfluid predict`` chooses them
+    (``devices.choose_threads``), in the worker thread and at its start (``_threads.with_threads``).
+
+    ``progress_bar``: a second progress display for this runner's jobs, in place of the module's ``progress``.
     """
 
     def __init__(
-        self, owner: QWidget, show_status: Callable[[str], None], progress_bar: Callable[..., Any] | None = None
+        self,
+        owner: QWidget,
+        show_status: Callable[[str], None] | None = None,
+        progress_bar: Callable[..., Any] | None = None,
     ) -> None:
         self.worker = None
         self.paused = False
         self.stop_requested = False
         self.closed = False
+        self.progress_widget = ProgressDisplay()
         self._show_status = show_status
-        self._progress_bar = progress_bar  # None: napari's, looked up at each start (tests replace it)
+        self._progress_bar = progress_bar  # None: the module's ``progress``, looked up at each start
         self._progress = None
         self._handlers: _Handlers | None = None
         self._has_result = False
@@ -108,13 +152,15 @@ class JobRunner:
         on_finished: Callable[[bool], None] | None = None,
         threads: int | None = None,
     ) -> None:
-        """Run the generator function ``job(*args)`` in a worker thread, with a progress bar of ``total`` steps and
-        ``threads`` torch threads (None: the cores free now, less one for the interface)."""
+        """Run the generator function ``job(*args)`` in a worker thread, with progress of ``total`` steps and
+        ``threads`` torch threads (None: as the command line chooses, from the cores free when the job starts)."""
         if self.worker is not None:
             raise RuntimeError("a job is already running: stop it or wait for its end first")
-        # the bar first: napari's processes events as it appears, which must not deliver anything of this job
-        self._progress = (self._progress_bar or progress)(total=total, desc=description)
-        job = with_threads(job, interface_friendly_threads(threads))
+        self.progress_widget.begin(total, description)
+        # a second bar first: napari's processes events as it appears, which must not deliver anything of this job
+        second_bar = self._progress_bar or progress
+        self._progress = None if second_bar is None else second_bar(total=total, desc=description)
+        job = with_threads(job, threads)
         worker = thread_worker(_guarded(job), start_thread=False)(*args)
         worker.yielded.connect(lambda event: self._deliver(worker, self._handle_event, event))
         worker.returned.connect(lambda result: self._deliver(worker, self._handle_result, result))
@@ -175,7 +221,9 @@ class JobRunner:
         advanced = self._handlers.on_event(event)
         if advanced is None:
             return
-        self._show_status(advanced.text)  # before the bar: its update may process events
+        self.progress_widget.advance(advanced.done, advanced.text)
+        if self._show_status is not None:
+            self._show_status(advanced.text)  # before a second bar: its update may process events
         if self._progress is not None:
             self._progress.update(advanced.done - self._progress.n)
 
@@ -195,6 +243,8 @@ class JobRunner:
         stopped, handlers = self.stop_requested, self._handlers
         self.worker, self._handlers = None, None
         self.paused = self.stop_requested = False
+        if not self.closed:  # a closed dock's display is deleted with it
+            self.progress_widget.end()
         if self._progress is not None:
             bar, self._progress = self._progress, None
             bar.close()

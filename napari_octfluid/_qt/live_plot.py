@@ -36,7 +36,7 @@ class LivePlot(QWidget):
         super().__init__()
         # fixed height, width from the dock: a plot that changed the dock's size would make napari re-lay out
         # and redraw its canvas
-        self.setFixedHeight(380)
+        self.setFixedHeight(300)
         self.setMinimumWidth(220)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.paints = 0  # how often the plot was painted (tests and benchmarks read it)

@@ -25,7 +25,7 @@ class LossExplorerWidget(Container):
         }
         self.figure = Figure(figsize=(5, 6), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(420)
+        self.canvas.setMinimumHeight(300)  # with the fields above, the dock fits a 768 px high screen
         self.extend([self.losses, *self.weights.values()])
         self.native.layout().addWidget(self.canvas)
         for widget in (self.losses, *self.weights.values()):

@@ -1,39 +1,84 @@
 """Predict dock widget: choose scan, weights, device, batch size and threads, then run the model into a Labels layer.
 
-The model runs in a worker thread (``jobs.JobRunner``); layers are only touched here, in the main thread, when
-the worker yields or returns.
+Everything but the layers runs in a worker thread (``jobs.JobRunner``): loading the weights, the model, the review's
+uncertainty and the fingerprint of the labels (:func:`load_and_predict`), so that the interface never waits for them
+and the prediction takes the command line's time. Layers are only touched here, in the main thread, when the worker
+yields or returns.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Generator
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton, SpinBox
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QMessageBox
 
 from .._layers import META_KEY, REVIEW_KEY
+from ..colours import MODEL
 from ..devices import DEVICE_CHOICES
-from ..inference import PredictProgress, PredictResult, predict
+from ..inference import PredictEvent, PredictProgress, PredictResult, PredictStarted, predict
 from ..model import CheckpointError, load_model
-from ..review import ReviewState, bscan_uncertainty
+from ..priority import expected_dice_error
+from ..review import ReviewState
 from ..weights import NO_WEIGHTS_MESSAGE, default_weights_path
 from ._layer_pick import image_picker, is_segmentable
 from .click_tools import install_click_tools
 from .jobs import JobRunner, Progress
+from .mask_colours import colour_mask
 from .review_tracking import as_volume, review_state, tracker_for
 
 DEFAULT_WEIGHTS_CHOICE = "shipped default"
 CHECKPOINT_CHOICE = "checkpoint file..."
 AUTO = 0  # batch size or threads 0: let octfluid choose
+FROM_MODEL = -1  # minimum lesion size: the one calibrated with the weights
 
 
 def checksum(data: np.ndarray) -> str:
     """Fingerprint of a labels array, to tell whether the user edited a prediction since it was made."""
     return hashlib.blake2b(np.ascontiguousarray(data).tobytes(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the worker hands the widget: the prediction (labels and probability shaped as the scan: one B-scan
+    stays 2D) with what the layers record of it."""
+
+    result: PredictResult
+    labels: np.ndarray
+    probability: np.ndarray
+    uncertainty: np.ndarray  # per B-scan, for Review
+    checksum: str
+    decision_threshold: float | None
+
+
+def load_and_predict(
+    scan: np.ndarray, weights: Path, device: str, batch_size: int | None, min_lesion_pixels: int | None = None
+) -> Generator[PredictEvent, None, Prediction]:
+    """The widget's job, all in the worker: the weights loaded (a refused checkpoint raises ``CheckpointError``),
+    ``inference.predict`` as ``octfluid predict`` runs it, then the review priority (how unreliable each B-scan's
+    mask is, ``priority.expected_dice_error``) and the labels' fingerprint."""
+    import pandas  # noqa: F401  napari's first Labels layer imports it: 1 s on a 2-core CPU, here rather than on
+    # the interface thread when the result arrives
+
+    model, _ = load_model(weights)
+    result = yield from predict(scan, model, device, batch_size, min_lesion_pixels)
+    single = scan.ndim == 2
+    labels = result.labels[0] if single else result.labels
+    return Prediction(
+        result,
+        labels,
+        result.fluid_probability[0] if single else result.fluid_probability,
+        expected_dice_error(result.labels, result.fluid_probability, model.decision_threshold),
+        checksum(labels),
+        model.decision_threshold,
+    )
 
 
 class PredictWidget(Container):
@@ -45,12 +90,20 @@ class PredictWidget(Container):
         self.checkpoint = FileEdit(label="Checkpoint", filter="*.pt *.pth", visible=False)
         self.device = ComboBox(label="Device", choices=list(DEVICE_CHOICES))
         self.batch_size = SpinBox(label="Batch size (0 = auto)", value=AUTO, min=0, max=512)
-        # auto: the cores free when Predict is pressed, less one for napari (as octfluid predict chooses, less one)
+        # auto: the cores free when the job starts, chosen as octfluid predict chooses them (devices.choose_threads)
         self.threads = SpinBox(label="Threads (0 = auto)", value=AUTO, min=0, max=os.cpu_count() or 1)
+        # fluid regions smaller than this are removed as specks; FROM_MODEL: the size calibrated with the weights
+        self.min_lesion = SpinBox(label="Min lesion (px)", value=FROM_MODEL, min=FROM_MODEL, max=100_000)
+        self.min_lesion.native.setSpecialValueText("from the model")
+        self.min_lesion.tooltip = (
+            "Fluid regions smaller than this many pixels in a B-scan are removed as specks. 'from the model': the "
+            "size chosen on the model's training data (40 px for the shipped weights); 0 keeps every region."
+        )
         self.with_probability = CheckBox(text="Show the fluid probability layer", value=False)
         self.run_button = PushButton(text="Predict fluid")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
+        self.jobs = JobRunner(self.native)
         self.extend(
             [
                 self.scan,
@@ -59,16 +112,17 @@ class PredictWidget(Container):
                 self.device,
                 self.batch_size,
                 self.threads,
+                self.min_lesion,
                 self.with_probability,
                 self.run_button,
                 self.cancel_button,
+                self.jobs.progress_widget,  # right under Cancel: the bar and the B-scans done
                 self.status,
             ]
         )
         self.weights.changed.connect(lambda choice: setattr(self.checkpoint, "visible", choice == CHECKPOINT_CHOICE))
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
-        self.jobs = JobRunner(self.native, lambda text: setattr(self.status, "value", text))
 
     @property
     def worker(self):
@@ -80,6 +134,10 @@ class PredictWidget(Container):
             return default_weights_path()
         path = Path(self.checkpoint.value)
         return path if path.is_file() else None
+
+    def min_lesion_pixels(self) -> int | None:
+        """The minimum lesion size asked for; None: the model's own (inference.predict's default)."""
+        return None if self.min_lesion.value == FROM_MODEL else self.min_lesion.value
 
     def run(self, *_) -> None:
         layer = self.scan.value
@@ -101,22 +159,15 @@ class PredictWidget(Container):
                 NO_WEIGHTS_MESSAGE if self.weights.value == DEFAULT_WEIGHTS_CHOICE else "Choose a checkpoint file."
             )
             return
-        try:
-            model, _ = load_model(weights)
-        except CheckpointError as error:
-            show_error(str(error))
-            self.status.value = "The checkpoint was refused."
-            return
         data = np.asarray(layer.data)
         self._source, self._weights = layer, weights
-        self._decision_threshold = model.decision_threshold
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.status.value = "Predicting..."
         self.jobs.start(
-            predict,
-            (data, model, self.device.value, self.batch_size.value or None),
+            load_and_predict,
+            (data, weights, self.device.value, self.batch_size.value or None, self.min_lesion_pixels()),
             total=data.shape[0] if data.ndim == 3 else 1,
-            description="octfluid: predicting fluid",
+            description="Loading the model...",
             on_event=self._on_event,
             on_result=self._on_result,
             on_error=self._on_error,
@@ -129,11 +180,17 @@ class PredictWidget(Container):
             self.status.value = "Cancelling..."
 
     def _on_event(self, event) -> Progress | None:
+        if isinstance(event, PredictStarted):
+            return Progress(0, f"0/{event.n_bscans} B-scans on {event.device}")
         if isinstance(event, PredictProgress):
             return Progress(event.done, f"{event.done}/{event.total} B-scans")
         return None
 
     def _on_error(self, error: Exception) -> None:
+        if isinstance(error, CheckpointError):
+            show_error(str(error))
+            self.status.value = "The checkpoint was refused."
+            return
         show_error(f"Prediction failed: {error}")
         self.status.value = "Prediction failed."
 
@@ -151,19 +208,16 @@ class PredictWidget(Container):
         )
         return answer == QMessageBox.StandardButton.Yes
 
-    def _on_result(self, result: PredictResult) -> None:
-        source = self._source
-        single = np.asarray(source.data).ndim == 2
-        labels = result.labels[0] if single else result.labels
-        probability = result.fluid_probability[0] if single else result.fluid_probability
-        uncertainty = bscan_uncertainty(result.fluid_probability)
+    def _on_result(self, prediction: Prediction) -> None:
+        source, result = self._source, prediction.result
+        labels, probability, uncertainty = prediction.labels, prediction.probability, prediction.uncertainty
         name, prob_name = f"{source.name} fluid", f"{source.name} fluid probability"
         meta = {
             META_KEY: {
                 **source.metadata.get(META_KEY, {}),
                 "model": str(self._weights),
-                "decision_threshold": self._decision_threshold,  # where the click tools start adding lesions
-                "predicted_checksum": checksum(labels),
+                "decision_threshold": prediction.decision_threshold,  # where the click tools start adding lesions
+                "predicted_checksum": prediction.checksum,
                 "probability_layer": prob_name,
             }
         }
@@ -178,24 +232,35 @@ class PredictWidget(Container):
             tracker_for(layer, self._viewer)
             # the shortcuts and modifier-clicks only: a dock per predicted scan would crowd a laptop screen
             install_click_tools(self._viewer, layer, dock=False)
-        if prob_name in self._viewer.layers:
-            self._viewer.layers[prob_name].data = probability
-        else:
-            self._viewer.add_image(
-                probability,
-                name=prob_name,
-                scale=source.scale,
-                units=source.units,
-                axis_labels=source.axis_labels,
-                colormap="magma",
-                blending="additive",
-                opacity=0.5,
-                contrast_limits=(0.0, 1.0),
-                visible=self.with_probability.value,
-            )
+        colour_mask(self._viewer.layers[name], MODEL)  # also labels of the same name a script made, now predicted
+        # the probability at the next turn of the event loop: napari takes 0.1-0.2 s to add each layer, and the
+        # interface reacts in between
+        QTimer.singleShot(0, lambda: self._show_probability(source, prob_name, probability))
         self._viewer.layers.selection.active = self._viewer.layers[name]  # ready for the brush
         self.status.value = f"Done in {result.seconds:.1f} s on {result.device}."
         show_info(f"octfluid: fluid predicted for {source.name} on {result.device}")
+
+    def _show_probability(self, source, name: str, probability: np.ndarray) -> None:
+        if self.jobs.closed:  # the dock was closed meanwhile
+            return
+        if name in self._viewer.layers:
+            self._viewer.layers[name].data = probability
+            return
+        self._viewer.add_image(
+            probability,
+            name=name,
+            scale=source.scale,
+            units=source.units,
+            axis_labels=source.axis_labels,
+            colormap="magma",
+            blending="additive",
+            opacity=0.5,
+            contrast_limits=(0.0, 1.0),
+            visible=self.with_probability.value,
+        )
+        labels = f"{source.name} fluid"
+        if labels in self._viewer.layers:  # (the user may have removed it meanwhile)
+            self._viewer.layers.selection.active = self._viewer.layers[labels]  # ready for the brush, still
 
     def _update_labels(self, existing, labels: np.ndarray, meta: dict, uncertainty: np.ndarray) -> bool:
         """Put a new prediction into existing labels: B-scans the user corrected or accepted are kept; labels

@@ -1,48 +1,103 @@
-"""Review dock widget: every B-scan with its status (unreviewed, corrected, accepted), its fluid and the model's
-uncertainty; jumps to the next unreviewed, the next with fluid, the most uncertain B-scan or the next by priority;
-Accept; the probability overlay; and the autosave state of the corrections. It only shows and forwards: the review
-session (``napari_octfluid.review``) decides, its tracker (``review_tracking``) binds it to the layer."""
+"""Review dock widget: every B-scan with its status (unreviewed, corrected, accepted, not annotated; rows coloured
+by it), its fluid and the model's doubt about its mask, the row of the B-scan on screen selected; jumps to the next or
+previous unreviewed, the next by priority and the next with fluid; Accept; keyboard shortcuts for these on the
+viewer; the probability overlay; the difference from a reference mask; and the autosave state of the corrections.
+It only shows and forwards: the review session (``napari_octfluid.review``) decides, its tracker
+(``review_tracking``) binds it to the layer."""
 
 from __future__ import annotations
 
 import time
 
 import numpy as np
-from magicgui.widgets import CheckBox, Container, Label, PushButton, Table
+from magicgui.widgets import CheckBox, Container, Label, PushButton
 
 from .._layers import META_KEY, REVIEW_KEY
-from ..review import Status
 from ._layer_pick import labels_picker
+from .difference import DifferenceOverlay
+from .fit_width import narrow_combo_box, wrap_message
+from .review_table import BscanTable
 from .review_tracking import ReviewTracker, as_volume, tracker_for
+
+# action: (key, button text, what it does). Bound on the viewer, so they work whichever layer is selected; none is
+# in napari's viewer or Labels keymaps (napari 0.9), nor among the click tools' keys (Shift-I/H/B/N/W/T). The
+# active layer's keymap comes first: with a Points or Shapes layer selected, A selects its points instead.
+SHORTCUTS = {
+    "accept": ("A", "Accept this B-scan", "Accept this B-scan as it is, or take the acceptance back"),
+    "unreviewed": ("U", "Next unreviewed", "Go to the next B-scan nobody corrected or accepted"),
+    "previous_unreviewed": ("Shift-U", "Previous", "Go back to the previous unreviewed B-scan"),
+    "priority": (
+        "N",
+        "Next by priority",
+        "Go to the next unreviewed B-scan whose mask the model is least sure of (doubt: the share of its fluid "
+        "lying barely past the model's decision threshold), the most doubtful first",
+    ),
+}
+
+
+def key_text(key: str) -> str:
+    return key.replace("-", "+")
 
 
 class ReviewWidget(Container):
     def __init__(self, napari_viewer) -> None:
-        super().__init__()
+        super().__init__(labels=False)  # no column of labels: the table and the buttons use the dock's whole width
         self._viewer = napari_viewer
         self.labels_layer = labels_picker()
-        self.table = Table(value={"B-scan": [], "status": [], "fluid pixels": [], "uncertainty": []})
-        self.accept_button = PushButton(text="Accept this B-scan")
-        self.next_unreviewed = PushButton(text="Next unreviewed")
+        narrow_combo_box(self.labels_layer)
+        self.table = BscanTable()
+        self.buttons = {}
+        for action, (key, text, description) in SHORTCUTS.items():
+            button = self.buttons[action] = PushButton(text=f"{text} ({key_text(key)})")
+            button.tooltip = f"{description}. Shortcut: {key_text(key)} (with the viewer focused)."
+        self.accept_button = self.buttons["accept"]
+        self.next_unreviewed = self.buttons["unreviewed"]
+        self.next_by_priority = self.buttons["priority"]
         self.next_with_fluid = PushButton(text="Next with fluid")
-        self.most_uncertain = PushButton(text="Most uncertain unreviewed")
+        self.next_with_fluid.tooltip = "Go to the next B-scan whose labels hold fluid."
         self.show_probability = CheckBox(text="Show the fluid probability overlay", value=False)
+        self.difference = DifferenceOverlay(napari_viewer)
         self.status = Label(value="")
         self.saved = Label(value="")
-        buttons = Container(layout="horizontal", widgets=[self.accept_button, self.next_unreviewed], labels=False)
-        jumps = Container(layout="horizontal", widgets=[self.next_with_fluid, self.most_uncertain], labels=False)
-        self.extend([self.labels_layer, self.table, buttons, jumps, self.show_probability, self.status, self.saved])
+        wrap_message(self.status)
+        wrap_message(self.saved)
+        rows = [
+            [self.accept_button, self.next_with_fluid],
+            [self.next_unreviewed, self.buttons["previous_unreviewed"]],
+            [self.next_by_priority],
+        ]
+        self.extend(
+            [Container(widgets=[self.labels_layer]), self.table]
+            + [Container(layout="horizontal", widgets=row, labels=False) for row in rows]
+            + [self.show_probability, self.difference, self.status, self.saved]
+        )
+        self.native.layout().setStretchFactor(self.table.native, 1)  # the table takes the room left over
         self.labels_layer.changed.connect(self._track)
         self.accept_button.changed.connect(self.toggle_accept)
         self.next_unreviewed.changed.connect(lambda *_: self.go_to("unreviewed"))
+        self.buttons["previous_unreviewed"].changed.connect(lambda *_: self.go_to("previous unreviewed"))
+        self.next_by_priority.changed.connect(lambda *_: self.go_to("priority"))
         self.next_with_fluid.changed.connect(lambda *_: self.go_to("fluid"))
-        self.most_uncertain.changed.connect(lambda *_: self.go_to("uncertain"))
         self.show_probability.changed.connect(self._toggle_probability)
-        self.table.native.cellDoubleClicked.connect(lambda row, _column: self._go(row))
+        self.table.bscan_chosen.connect(self._go)
         napari_viewer.layers.events.inserted.connect(self._on_layer_inserted)
-        napari_viewer.dims.events.current_step.connect(self._update_accept_text)
+        napari_viewer.dims.events.current_step.connect(self._on_step)
+        self._bind_keys()
         self.tracker: ReviewTracker | None = None
         self._track()
+
+    # --- keyboard shortcuts
+    def _bind_keys(self) -> None:
+        actions = {
+            "accept": self.toggle_accept,
+            "unreviewed": lambda: self.go_to("unreviewed"),
+            "previous_unreviewed": lambda: self.go_to("previous unreviewed"),
+            "priority": lambda: self.go_to("priority"),
+        }
+        handlers = {key: _key_handler(actions[action]) for action, (key, _, _) in SHORTCUTS.items()}
+        for key, handler in handlers.items():
+            self._viewer.bind_key(key, handler, overwrite=True)
+        self.native.destroyed.connect(lambda *_, viewer=self._viewer: _unbind_keys(viewer, handlers))
 
     # --- which layer is reviewed
     def _on_layer_inserted(self, event) -> None:
@@ -51,6 +106,7 @@ class ReviewWidget(Container):
             tracker_for(event.value, self._viewer)
 
     def _track(self, *_) -> None:
+        self.difference.set_mask(self.labels_layer.value)
         if self.tracker is not None:
             self.tracker.session.changed.disconnect(self._refresh)
             self.tracker.saved.disconnect(self._update_saved)
@@ -70,22 +126,20 @@ class ReviewWidget(Container):
     # --- display
     def _refresh(self, *_) -> None:
         if self.tracker is None:
-            self.table.value = {"B-scan": [], "status": [], "fluid pixels": [], "uncertainty": []}
+            self.table.show_overview(None)
             self.status.value = "Choose the fluid labels to review."
             return
         overview = self.tracker.session.overview(as_volume(self.tracker.layer.data))
-        uncertainty = overview.uncertainty
-        self.table.value = {
-            "B-scan": list(range(len(overview.statuses))),
-            "status": [Status(int(s)).label for s in overview.statuses],
-            "fluid pixels": [int(p) for p in overview.fluid_pixels],
-            "uncertainty": (
-                [f"{u:.4f}" for u in uncertainty] if uncertainty is not None else [""] * len(overview.statuses)
-            ),
-        }
+        self.table.show_overview(overview, self.tracker.current_bscan())
         self.status.value = overview.describe()
         self._update_accept_text()
         self._update_saved()
+
+    def _on_step(self, *_) -> None:
+        """The slider moved: the table follows, and the Accept button names what it will do here."""
+        if self.tracker is not None:
+            self.table.follow(self.tracker.current_bscan())
+        self._update_accept_text()
 
     def _update_saved(self) -> None:
         tracker = self.tracker
@@ -103,7 +157,8 @@ class ReviewWidget(Container):
     def _update_accept_text(self, *_) -> None:
         if self.tracker is not None:
             accepted = self.tracker.session.is_accepted(self.tracker.current_bscan())
-            self.accept_button.text = "Un-accept this B-scan" if accepted else "Accept this B-scan"
+            key = key_text(SHORTCUTS["accept"][0])
+            self.accept_button.text = f"Un-accept this B-scan ({key})" if accepted else f"Accept this B-scan ({key})"
 
     # --- actions
     def toggle_accept(self, *_) -> None:
@@ -119,8 +174,9 @@ class ReviewWidget(Container):
         self._update_accept_text()
 
     def go_to(self, what: str) -> int | None:
-        """Move to the next unreviewed B-scan ("unreviewed"), the next with fluid ("fluid"), the most uncertain
-        unreviewed one ("uncertain") or the next unreviewed one in order of priority ("priority")."""
+        """Move to the next unreviewed B-scan ("unreviewed"), the previous one ("previous unreviewed"), the next
+        with fluid ("fluid"), the most uncertain unreviewed one ("uncertain") or the next unreviewed one in order of
+        priority ("priority")."""
         if self.tracker is None:
             self.status.value = "Choose the fluid labels to review."
             return None
@@ -131,6 +187,9 @@ class ReviewWidget(Container):
             empty = "No uncertainty: predict with octfluid first." if no_uncertainty else "Every B-scan is reviewed."
         elif what == "priority":
             target = session.next_by_priority(current)
+            empty = "Every B-scan is reviewed."
+        elif what == "previous unreviewed":
+            target = session.previous_unreviewed(current)
             empty = "Every B-scan is reviewed."
         elif what == "fluid":
             target = session.next_with_fluid(current, as_volume(self.tracker.layer.data))
@@ -160,3 +219,21 @@ class ReviewWidget(Container):
                 self.status.value = "No probability layer: predict with octfluid first."
             return
         layer.visible = bool(show)
+
+
+def _key_handler(action):
+    def handler(_viewer) -> None:
+        action()
+
+    return handler
+
+
+def _unbind_keys(viewer, handlers: dict) -> None:
+    """The widget is gone: its keys do nothing from now on, unless another Review widget bound them since."""
+    for key, handler in handlers.items():
+        try:
+            unbound = viewer.bind_key(key, None)
+            if unbound is not None and unbound is not handler:
+                viewer.bind_key(key, unbound)
+        except Exception:  # noqa: BLE001 - the viewer may be closing too
+            pass

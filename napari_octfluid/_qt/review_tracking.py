@@ -4,10 +4,13 @@ the napari and Qt half of the review, which decides nothing itself.
 napari's ``paint`` event names the B-scans a brush stroke or fill touched (the session re-derives them once the data
 is written), the ``data`` event announces replaced labels, and the ``metadata`` event a review state put there by
 someone else (a new prediction). Undo and redo announce nothing but a redraw (``set_data``, when the layer is
-visible), so on each redraw, and on every tick of the autosave timer, the session re-checks every B-scan an edit
-ever touched, on screen or not. The same timer hands a copy of the labels to a background thread that writes the
-sidecar when anything changed, so a crash loses at most one interval of work and the interface never waits for
-the disk.
+visible), so on each redraw, on every tick of the autosave timer and whenever someone reads the state
+(:func:`review_state`: Fine-tune choosing what to train on, Predict keeping reviewed B-scans), the session re-checks
+every B-scan an edit ever touched, on screen or not. Edits made before the layer was tracked count too: the tracker
+starts by watching every B-scan in napari's undo and redo history, which outlives a tracker.
+
+The same timer hands a copy of the labels to a background thread that writes the sidecar when anything changed, so
+a crash loses at most one interval of work and the interface never waits for the disk.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 from napari.utils.notifications import show_warning
 from qtpy.QtCore import QTimer
 
-from .._layers import META_KEY, REVIEW_KEY
+from .._layers import META_KEY, REVIEW_KEY, saved_spacing
 from .._sample_data import SAMPLE_DIR
 from ..io.scan_identity import SCAN_IDENTITY_KEY, ScanIdentity
 from ..io.sidecar import RESTORED_SIDECAR_KEY, keep_unrestored_sidecar, save_sidecar, sidecar_path
@@ -34,6 +37,13 @@ def as_volume(data) -> np.ndarray:
     """Labels as ``[Z, Y, X]`` (a single B-scan becomes a volume of one) without copying."""
     array = np.asarray(data)
     return array[None] if array.ndim == 2 else array
+
+
+def bscan_on_screen(viewer, data) -> int:
+    """The B-scan of ``data`` (labels or a scan, ``[Z, Y, X]`` or one ``[Y, X]``) that napari's slider shows."""
+    if viewer is None or np.ndim(data) == 2:
+        return 0
+    return int(np.clip(viewer.dims.current_step[0], 0, np.shape(data)[0] - 1))
 
 
 def touched_bscans(history_item, ndim: int) -> set[int]:
@@ -51,10 +61,25 @@ def touched_bscans(history_item, ndim: int) -> set[int]:
     return touched
 
 
-def review_state(layer) -> ReviewState | None:
-    """The layer's review record (its tracker keeps the one in the metadata current), or None."""
+def history_bscans(layer) -> set[int]:
+    """The B-scans that napari's undo or redo of ``layer`` can change (every item of both histories)."""
+    ndim = np.ndim(layer.data)
+    items = [*getattr(layer, "_undo_history", ()), *getattr(layer, "_redo_history", ())]
+    return set().union(*(touched_bscans(item, ndim) for item in items)) if items else set()
+
+
+def _stored_state(layer) -> ReviewState | None:
     state = layer.metadata.get(REVIEW_KEY)
     return state if isinstance(state, ReviewState) else None
+
+
+def review_state(layer) -> ReviewState | None:
+    """The layer's review record, or None; when the layer is tracked, its statuses are brought up to date first
+    (an undo of a hidden layer is otherwise seen only by the next tick of the timer)."""
+    tracker = _TRACKERS.get(id(unwrapped(layer)))
+    if tracker is not None and tracker.layer is unwrapped(layer):
+        tracker.recheck()
+    return _stored_state(layer)
 
 
 class ReviewTracker:
@@ -73,13 +98,22 @@ class ReviewTracker:
         self.kept_aside: Path | None = None  # where the first autosave moved a sidecar it did not restore from
         self._claimed_sidecar = False  # whether this tracker has written the sidecar (or found the path free)
         self._kept_aside_untold = False
-        self._session = ReviewSession(self._state_for_layer())
+        state = self._state_for_layer()
+        stored = state is _stored_state(layer)
+        self._session = ReviewSession(state)
         self._session.changed.connect(self._publish)  # first: listeners after it find the layer up to date
         self._publish()
+        if stored:
+            self._session.update(self._labels())  # edits made before tracking began are not in a stored state
+        # and undo or redo can change the B-scans those edits touched, as any other
+        self._session.watch(history_bscans(layer))
         self.saved = Signal()  # after an autosave wrote, or when one failed
         self.last_saved: float | None = None
         self.save_error: str | None = None
         self._ledger = AutosaveLedger()  # touched only by the autosave thread, or with it idle
+        # the spacing the sidecar holds: the layer's, when its labels were restored from that sidecar
+        restored = RESTORED_SIDECAR_KEY in layer.metadata.get(META_KEY, {})
+        self._saved_spacing = saved_spacing(layer.metadata) if restored else None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="octfluid-autosave")
         self._pending: Future | None = None
         self._touched: set[int] = set()
@@ -99,10 +133,13 @@ class ReviewTracker:
 
     def _state_for_layer(self) -> ReviewState:
         """The review state in the layer's metadata; a fresh one when there is none or it is for labels of
-        another shape."""
-        state, labels = review_state(self.layer), self._labels()
+        another shape, and a copy when it is another tracked layer's (napari's Duplicate Layer copies the metadata
+        dict, not the state in it: two layers reviewed through one state would overwrite each other's statuses)."""
+        state, labels = _stored_state(self.layer), self._labels()
         if state is None or state.baseline.shape != labels.shape:
-            state = ReviewState.start(labels, model=self.layer.metadata.get(META_KEY, {}).get("model", ""))
+            return ReviewState.start(labels, model=self.layer.metadata.get(META_KEY, {}).get("model", ""))
+        if any(other is not self and other._session.state is state for other in list(_TRACKERS.values())):
+            return state.copy()
         return state
 
     def _publish(self, *_) -> None:
@@ -147,6 +184,10 @@ class ReviewTracker:
 
     def _recheck(self) -> None:
         self._recheck_queued = False
+        self.recheck()
+
+    def recheck(self) -> None:
+        """Re-derive the status of every B-scan an edit ever touched, on screen or not (what an undo may change)."""
         self._sync_state()
         self._session.recheck(self._labels())
 
@@ -159,9 +200,7 @@ class ReviewTracker:
 
     # --- what the widgets use ----------------------------------------------------------------------------------
     def current_bscan(self) -> int:
-        if self._viewer is None or np.ndim(self.layer.data) == 2:
-            return 0
-        return int(np.clip(self._viewer.dims.current_step[0], 0, self._session.n_bscans - 1))
+        return bscan_on_screen(self._viewer, self.layer.data)
 
     def accept(self, z: int, accepted: bool = True) -> None:
         self._sync_state()
@@ -175,11 +214,15 @@ class ReviewTracker:
         self._collect()
         if self.sidecar is None or (self._pending is not None and not self._pending.done()):
             return
-        self._pending = self._executor.submit(self._save_if_changed, self._session.autosave_snapshot(self._labels()))
+        self._pending = self._executor.submit(
+            self._save_if_changed, self._session.autosave_snapshot(self._labels()), saved_spacing(self.layer.metadata)
+        )
 
     # --- autosave ----------------------------------------------------------------------------------------------
-    def _save_if_changed(self, snapshot: AutosaveSnapshot) -> bool:
-        if not self._ledger.needs_saving(snapshot):
+    def _save_if_changed(self, snapshot: AutosaveSnapshot, spacing=None) -> bool:
+        """Write the sidecar if the labels, the statuses or the spacing (typed in Quantify) changed since the last
+        write; ``spacing`` is read in the main thread, as the layer's metadata may change meanwhile."""
+        if not self._ledger.needs_saving(snapshot) and spacing == self._saved_spacing:
             return False
         meta = self.layer.metadata.get(META_KEY, {})
         # computed once by the reader when the scan opened (and copied to predictions); without it the sidecar is
@@ -191,8 +234,9 @@ class ReviewTracker:
             self.kept_aside = keep_unrestored_sidecar(self.sidecar, scan, meta.get(RESTORED_SIDECAR_KEY))
             self._kept_aside_untold = self.kept_aside is not None
             self._claimed_sidecar = True
-        save_sidecar(self.sidecar, snapshot.labels, snapshot.state, scan)
+        save_sidecar(self.sidecar, snapshot.labels, snapshot.state, scan, spacing)
         self._ledger.mark_saved(snapshot)
+        self._saved_spacing = spacing
         self.last_saved = time.time()
         return True
 
@@ -230,7 +274,9 @@ class ReviewTracker:
             self._pending.exception()  # wait for the one in flight; its error, if any, is reported below
         self._collect()
         self._sync_state()
-        wrote = self.sidecar is not None and self._save_if_changed(self._session.autosave_snapshot(self._labels()))
+        wrote = self.sidecar is not None and self._save_if_changed(
+            self._session.autosave_snapshot(self._labels()), saved_spacing(self.layer.metadata)
+        )
         self._tell_kept_aside()
         if wrote:
             self.saved.emit()
@@ -259,6 +305,9 @@ def tracker_for(layer, viewer=None) -> ReviewTracker:
     """The layer's tracker, created on first use; it stops (saving once more) when the layer is removed."""
     layer = unwrapped(layer)
     tracker = _TRACKERS.get(id(layer))
+    if tracker is not None and tracker.layer is not layer:  # a layer dropped without a viewer: its id is reused
+        tracker.close()
+        tracker = None
     if tracker is None:
         tracker = _TRACKERS[id(layer)] = ReviewTracker(layer, viewer)
         if viewer is not None:

@@ -167,29 +167,30 @@ def non_negative_float(text: str) -> float:
 
 
 class SpacingAction(argparse.Action):
-    """``--spacing Z Y X`` in millimetres, checked by the rule the Quantify widget uses too
-    (quantify.check_spacing), so the argparse error names the option."""
+    """``--spacing Z Y X`` in micrometres, stored in millimetres after the rule the Quantify widget uses too
+    (:func:`napari_octfluid.spacing.spacing_mm_from_um`), so that the argparse error names the option."""
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
-        from ..quantify import SpacingError, check_spacing
+        from ..spacing import SpacingError, spacing_mm_from_um
 
         try:
-            setattr(namespace, self.dest, check_spacing(tuple(values)))
+            setattr(namespace, self.dest, spacing_mm_from_um(tuple(values)))
         except SpacingError as error:
             raise argparse.ArgumentError(
-                self, f"{error} {option_string} takes millimetres, e.g. 0.0039 for 3.9 um."
+                self, f"{error} {option_string} takes micrometres, e.g. 120 3.9 11.8."
             ) from None
 
 
 def add_spacing_option(parser: argparse.ArgumentParser, purpose: str) -> None:
-    """``--spacing Z Y X`` in millimetres, checked as the Quantify widget checks it (``SpacingAction``)."""
+    """``--spacing Z Y X`` in micrometres (the unit everywhere a user types a spacing), checked as the Quantify
+    widget checks it (``SpacingAction``); ``args.spacing`` holds millimetres, octfluid's internal unit."""
     parser.add_argument(
         "--spacing",
         nargs=3,
         type=float,
         action=SpacingAction,
         metavar=("Z", "Y", "X"),
-        help=f"spacing in mm between B-scans, along depth and along width{purpose}",
+        help=f"spacing in micrometres (um) between B-scans, along depth and along width{purpose}",
     )
 
 

@@ -26,7 +26,14 @@ from .._atomic import atomic_path
 from ..review import ReviewState
 from .safe_npz import UnsafeNpzError, open_regular_file
 from .scan_identity import SCAN_IDENTITY_KEY, ScanIdentity, scan_digest
-from .sidecar_format import FORMAT_VERSION, SidecarError, check_binding, read_checked_members, sidecar_members
+from .sidecar_format import (
+    FORMAT_VERSION,
+    SavedSpacing,
+    SidecarError,
+    check_binding,
+    read_checked_members,
+    sidecar_members,
+)
 
 SUFFIX = ".octfluid.npz"
 
@@ -44,6 +51,7 @@ __all__ = [  # the scan's identity and the format's error and version, where the
     "SCAN_IDENTITY_KEY",
     "SUFFIX",
     "RestoredSidecar",
+    "SavedSpacing",
     "ScanIdentity",
     "SidecarError",
     "file_fingerprint",
@@ -78,12 +86,17 @@ def _fingerprint(status: os.stat_result) -> list[int]:
 
 # --- writing -------------------------------------------------------------------------------------------------------
 def save_sidecar(
-    path: str | os.PathLike, labels: np.ndarray, state: ReviewState, scan: ScanIdentity | None = None
+    path: str | os.PathLike,
+    labels: np.ndarray,
+    state: ReviewState,
+    scan: ScanIdentity | None = None,
+    spacing: SavedSpacing | None = None,
 ) -> Path:
     """Write labels and review state atomically to ``path``, bound to ``scan`` when it is known (without it, the
-    sidecar is restored later with a notice that it could not be checked)."""
+    sidecar is restored later with a notice that it could not be checked), with the scan's ``spacing`` when known
+    (one the user entered is restored with the corrections)."""
     path = Path(path)
-    arrays = sidecar_members(labels, state, scan)
+    arrays = sidecar_members(labels, state, scan, spacing)
     with atomic_path(path) as temporary:
         with open(temporary, "wb") as stream:
             np.savez_compressed(stream, **arrays)
@@ -95,12 +108,13 @@ def save_sidecar(
 class RestoredSidecar:
     """A sidecar that passed every check. ``notice`` says what the user should know (an unbound sidecar);
     ``fingerprint`` is the file it came from (:func:`file_fingerprint`), so that the autosave knows it may
-    replace it."""
+    replace it; ``spacing`` the spacing saved with the corrections, None when none was."""
 
     labels: np.ndarray
     state: ReviewState
     notice: str | None
     fingerprint: list[int]
+    spacing: SavedSpacing | None = None
 
 
 def load_sidecar(
@@ -152,7 +166,9 @@ def read_sidecar(
     except ValueError as exc:
         raise SidecarError(f"{path.name} holds an inconsistent review state ({exc})") from exc
     state.update(labels)
-    return RestoredSidecar(labels, state, notice, _fingerprint(status))
+    spacing, spacing_notice = SavedSpacing.from_members(arrays, path.name)
+    notice = "; ".join(text for text in (notice, spacing_notice) if text) or None
+    return RestoredSidecar(labels, state, notice, _fingerprint(status), spacing)
 
 
 # --- never losing a sidecar ----------------------------------------------------------------------------------------

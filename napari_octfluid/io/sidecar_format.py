@@ -17,7 +17,13 @@ scan_shape      int ``[3]``       the scan's ``[Z, Y, X]`` (this and the next th
 scan_dtype      str scalar        the scan's pixel type, e.g. ``uint16``
 scan_digest     str scalar        BLAKE2b-256 (hex) of the scan's pixels (``scan_digest``)
 scan_name       str scalar        the scan's file name, only to name it in messages
+spacing_mm      float ``[3]``     optional: the spacing (B-scan, depth, width) in mm, NaN where unknown,
+                                  when the user entered one or the scan's file gave one
+spacing_source  str scalar        optional, with spacing_mm: where that spacing came from
 =============== ================= ====================================================================
+
+The two spacing members were added within format 2 (an octfluid that does not know them skips them, and a
+sidecar without them restores with the scan's own spacing).
 
 Every member's header is checked (type, shape against the scan's, size against the zip member: see
 :mod:`~napari_octfluid.io.safe_npz`) before any array is read; a file that fails raises :class:`SidecarError`.
@@ -33,6 +39,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..review import ReviewState
+from ..spacing import UNKNOWN_SOURCE, SpacingError, check_spacing
 from .safe_npz import Header, decimal_size, declared_bytes, member_header, read_member
 from .scan_identity import ScanIdentity
 
@@ -47,8 +54,37 @@ class SidecarError(ValueError):
     """A sidecar that cannot be used; the message says why."""
 
 
-def sidecar_members(labels: np.ndarray, state: ReviewState, scan: ScanIdentity | None) -> dict[str, np.ndarray]:
-    """The members a sidecar of ``labels`` and ``state`` holds, bound to ``scan`` when it is known."""
+@dataclass(frozen=True)
+class SavedSpacing:
+    """A spacing kept with the corrections: (B-scan, depth, width) in mm, None where unknown, and its source."""
+
+    spacing_mm: tuple[float | None, float | None, float | None]
+    source: str
+
+    def as_members(self) -> dict[str, np.ndarray]:
+        values = [np.nan if s is None else float(s) for s in self.spacing_mm]
+        return {"spacing_mm": np.array(values, np.float64), "spacing_source": np.array(self.source)}
+
+    @classmethod
+    def from_members(cls, arrays: dict[str, Any], name: str) -> tuple["SavedSpacing | None", str | None]:
+        """The spacing a sidecar holds (None when it holds none), and a notice when it is not a plausible OCT
+        spacing: then it is left out (the quantification would print absurd figures from it), and the corrections
+        are restored without it."""
+        if "spacing_mm" not in arrays:
+            return None, None
+        values = tuple(None if np.isnan(v) else float(v) for v in np.asarray(arrays["spacing_mm"], np.float64))
+        try:
+            spacing = check_spacing(values)
+        except SpacingError as error:
+            return None, f"{name} holds an impossible spacing, left out: {error}"
+        return cls(spacing, str(arrays.get("spacing_source", "")) or UNKNOWN_SOURCE), None
+
+
+def sidecar_members(
+    labels: np.ndarray, state: ReviewState, scan: ScanIdentity | None, spacing: SavedSpacing | None = None
+) -> dict[str, np.ndarray]:
+    """The members a sidecar of ``labels`` and ``state`` holds, bound to ``scan`` when it is known, with the
+    ``spacing`` when one is known on any axis."""
     labels = np.asarray(labels)
     if labels.shape != state.baseline.shape:
         raise ValueError(f"labels {labels.shape} and review baseline {state.baseline.shape} differ in shape")
@@ -71,6 +107,8 @@ def sidecar_members(labels: np.ndarray, state: ReviewState, scan: ScanIdentity |
             scan_digest=np.array(scan.digest),
             scan_name=np.array(scan.name),
         )
+    if spacing is not None and any(s is not None for s in spacing.spacing_mm):
+        arrays.update(spacing.as_members())
     return arrays
 
 
@@ -94,6 +132,8 @@ _MEMBERS: dict[str, _Member] = {
     "scan_dtype": _Member(_TEXT, (), required=False),
     "scan_digest": _Member(_TEXT, (), required=False),
     "scan_name": _Member(_TEXT, (), required=False),
+    "spacing_mm": _Member(_FLOAT, (3,), required=False),
+    "spacing_source": _Member(_TEXT, (), required=False),
 }
 _KIND_NAMES = {
     _INTEGER: "whole numbers",
@@ -141,7 +181,7 @@ def read_checked_members(
         arrays: dict[str, Any] = {
             key: read_member(archive, members[f"{key}.npy"]) for key, header in headers.items() if header is not None
         }
-    for key in ("model", "scan_dtype", "scan_digest", "scan_name"):
+    for key in ("model", "scan_dtype", "scan_digest", "scan_name", "spacing_source"):
         if key in arrays:
             arrays[key] = str(arrays[key])
     return version, arrays

@@ -39,7 +39,7 @@ _UNIT_MM = {
 }
 _RESOLUTION_UNIT_MM = {2: 25.4, 3: 10.0}  # TIFF ResolutionUnit: 2 = inch, 3 = centimetre; 1 = none
 MEMMAP_BYTES = 256 * 2**20  # uncompressed scans larger than this are memory-mapped, not read into memory
-OCTFLUID_KEYS = ("octfluid_kind", "octfluid_spacing_mm", "laterality", "device", "source")
+OCTFLUID_KEYS = ("octfluid_kind", "octfluid_spacing_mm", "octfluid_spacing_source", "laterality", "device", "source")
 
 
 def read_tiff(path: str | Path) -> OctVolume:
@@ -127,7 +127,9 @@ def _spacing_and_meta(tif: tifffile.TiffFile, axes: str) -> tuple[tuple, str, di
     extra = {k: ij[k] for k in OCTFLUID_KEYS if k in ij and k != "source"}
     if "octfluid_spacing_mm" in ij:  # written by octfluid: exact, including which axes are unknown
         extra.pop("octfluid_spacing_mm")
-        return tuple(json.loads(ij["octfluid_spacing_mm"])), "octfluid", extra
+        # where the spacing first came from (the scan's file, typed by the user...), kept through File > Save
+        source = extra.pop("octfluid_spacing_source", None) or "octfluid"
+        return tuple(json.loads(ij["octfluid_spacing_mm"])), source, extra
     shaped = (tif.shaped_metadata or [{}])[0] or {}
     extra.update({"bscan_indices": shaped["bscan_indices_0based"]} if "bscan_indices_0based" in shaped else {})
     if tif.is_ome:
@@ -194,6 +196,8 @@ def write_tiff(
         "octfluid_spacing_mm": json.dumps(list(spacing_mm)),
     }
     ij_meta.update({k: str(meta[k]) for k in ("laterality", "device") if meta.get(k)})
+    if meta.get("spacing_source"):
+        ij_meta["octfluid_spacing_source"] = str(meta["spacing_source"])
     if z is not None and array.ndim == 3:
         ij_meta["spacing"] = z * 1e3
     resolution = (1.0 / (x * 1e3), 1.0 / (y * 1e3)) if x is not None and y is not None else None

@@ -11,6 +11,7 @@ import dataclasses
 import re
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Generator, Sequence
 
 import numpy as np
@@ -20,7 +21,7 @@ from ..events import Notice
 from ..inference import PredictProgress, predict
 from ..labels import FLUID, IGNORE, counts_against, training_labels
 from ..losses import SegmentationLoss
-from ..model import TransUNet
+from ..model import CheckpointError, TransUNet, load_model, save_checkpoint
 from ..subjects import Subject
 from .data import BscanSet
 from .engine import EpochEnd, StepEnd, TrainConfig, TrainResult, train
@@ -171,6 +172,70 @@ def prepare_and_train(
     val_data = BscanSet.from_subjects([subject], [list(validation)]) if len(validation) else None
     replay_data = load_replay_crops() if replay else None
     return (yield from train(model, train_data, val_data, config, None, loss, replay_data))
+
+
+@dataclass(frozen=True)
+class BscanChoice:
+    """What the user asked to train on, as ``choose_bscans`` reads it: an ``explicit`` list (or none), the
+    ``validation`` B-scans, and the review state of the labels (``reviewed`` flags and the ``model`` that predicted
+    them; None and "" for labels without one)."""
+
+    explicit: Sequence[int] = ()
+    validation: Sequence[int] = ()
+    reviewed: np.ndarray | None = None
+    model: str = ""
+
+
+@dataclass
+class FineTuned:
+    """A fine-tuning run as the widget offers it: the run's ``result``, the ``starting_model`` it started from (the
+    comparison's "before"), and the B-scans it was ``trained_on`` and ``validated_on``."""
+
+    result: TrainResult
+    starting_model: TransUNet
+    trained_on: list[int]
+    validated_on: list[int]
+
+
+def load_and_finetune(
+    weights: Path | None,
+    volume: tuple[np.ndarray, np.ndarray, str],
+    choice: BscanChoice,
+    config: TrainConfig,
+    replay: bool = False,
+) -> Generator[StepEnd | EpochEnd | Notice, None, FineTuned]:
+    """The Fine-tune widget's job, all of it in the worker: the starting ``weights`` loaded and checked (a missing
+    or refused checkpoint raises ``CheckpointError``), the B-scans chosen from the user's labels (``choose_bscans``:
+    an expert's mask is read over the whole volume; none to train on raises ``ValueError``), then
+    :func:`prepare_and_train` with the loss ``config.loss`` names (built by the engine). Loading a model and reading
+    the volume took 0.7-2.6 s, which the interface must not wait for (issue 20)."""
+    if weights is None or not Path(weights).is_file():
+        raise CheckpointError(
+            "No weights to start from: choose a checkpoint file (no trained default weights are installed)."
+        )
+    starting_model, _ = load_model(weights)
+    chosen, validation = choose_bscans(volume[1], choice.explicit, choice.validation, choice.reviewed, choice.model)
+    if not chosen:
+        raise ValueError("No labelled B-scans to train on.")
+    result = yield from prepare_and_train(starting_model, volume, chosen, validation, config, None, replay)
+    return FineTuned(result, starting_model, chosen, validation)
+
+
+def save_fine_tuned(
+    path: Path, result: TrainResult, loss_spec: str, fine_tuned_from: Path
+) -> Generator[None, None, Path]:
+    """Keep's job: the fine-tuned model of ``result`` saved to ``path`` with its loss and history, in the worker
+    (writing a model's weights is disk work the interface should not wait for)."""
+    yield from ()  # a generator like every job, with no step to report
+    save_checkpoint(
+        path,
+        result.model,
+        loss_spec=getattr(result.loss, "spec", loss_spec),
+        loss_state=result.loss.state_dict(),
+        fine_tuned_from=str(fine_tuned_from),
+        history=[vars(epoch) for epoch in result.history],
+    )
+    return Path(path)
 
 
 # --- before and after -----------------------------------------------------------------------------------------

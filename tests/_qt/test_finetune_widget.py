@@ -5,7 +5,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 from event_processing_bar import EventProcessingBar
 
 from napari_octfluid._qt import finetune, jobs
@@ -59,7 +58,9 @@ def test_finetunes_from_layers_and_updates_plot_and_metrics(viewer_with_blobs, q
     assert rows[3][2:] == ["\u2013", "\u2013"]  # unreviewed: its labels are the old model's own prediction
     assert widget.status.value.startswith("Validation B-scans (not trained on): mean Dice ")
     widget.save_path.value = tmp_path / "mine.pt"
-    widget.keep()
+    widget.keep()  # saved in the worker
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
+    assert widget.status.value == "Saved mine.pt; choose it in Predict to use it."
     kept, payload = load_model(tmp_path / "mine.pt")
     assert payload["fine_tuned_from"] == str(tiny_checkpoint)
     widget.revert()
@@ -81,10 +82,7 @@ def test_stop_leaves_the_starting_model_untouched(viewer_with_blobs, qtbot, tiny
     assert widget.result is None
     assert widget.status.value == "Stopped: the model you started from is unchanged."
     assert tiny_checkpoint.read_bytes() == before
-    original, _ = load_model(tiny_checkpoint)
-    assert all(
-        torch.equal(a, b) for a, b in zip(original.state_dict().values(), widget._base_model.state_dict().values())
-    )
+    assert widget._base_model is None and not widget.predict_button.enabled  # nothing half-trained is offered
 
 
 def test_loss_choices_come_from_the_registry(viewer_with_blobs):
@@ -132,11 +130,11 @@ def test_the_adapt_and_change_kept_choices_reach_the_engine(viewer_with_blobs, m
     widget.start()
     widget.trainable.value, widget.change_kept.value = "decoder", 0.3
     widget.start()
-    assert [(arguments[4].trainable, arguments[4].change_kept) for arguments in started] == [
+    assert [(arguments[3].trainable, arguments[3].change_kept) for arguments in started] == [
         ("all", 1.0),
         ("decoder", 0.3),
     ]
-    assert started[0][4].freeze_batchnorm
+    assert started[0][3].freeze_batchnorm
 
 
 def test_revert_without_keep_discards_the_model(viewer_with_blobs):
@@ -218,3 +216,105 @@ def test_the_final_message_wins_over_a_progress_bar_that_processes_events(viewer
     assert EventProcessingBar.instances[-1].processed_with_the_end_queued
     assert widget.status.value.startswith("Done: training Dice")
     assert len(widget.plot.steps) == 6
+
+
+def test_the_expert_settings_wait_folded_and_the_plan_is_said_in_words(viewer_with_blobs):
+    _, widget = viewer_with_blobs
+    assert not widget.advanced.isExpanded()
+    folded_settings = (widget.epochs, widget.learning_rate, widget.loss, widget.device, widget.change_kept)
+    assert all(widget.advanced.isAncestorOf(setting.native) for setting in folded_settings)
+    assert not widget.advanced.isAncestorOf(widget.train_button.native)
+    # the fixture set 2 epochs of 3 steps of batch 2, from a checkpoint; the preset keeps half of the change
+    assert widget.plan.value.startswith(
+        "Teaches your checkpoint (decoder only) from your corrected B-scans: 6 steps of 2 crops, keeping 50% of the "
+        "change"
+    )
+    widget.trainable.value, widget.change_kept.value, widget.epochs.value = "all", 1.0, 4
+    assert (
+        "(whole network)" in widget.plan.value
+        and "12 steps" in widget.plan.value
+        and "keeping 100%" in widget.plan.value
+    )
+
+
+def test_the_curves_open_when_a_training_starts(viewer_with_blobs, monkeypatch):
+    _, widget = viewer_with_blobs
+    assert not widget.curves.isExpanded()
+    monkeypatch.setattr(JobRunner, "start", lambda self, job, arguments, **handlers: None)
+    widget.start()
+    assert widget.curves.isExpanded() and widget.curves.isAncestorOf(widget.plot)
+
+
+def test_the_fine_tuned_mask_has_its_own_colour(viewer_with_blobs, qtbot, monkeypatch):
+    from napari_octfluid._qt.mask_colours import ROLE_KEY
+    from napari_octfluid.colours import FINETUNED
+
+    viewer, widget = viewer_with_blobs
+    offer_a_fine_tuned_model(widget)
+
+    def comparison(images, reference, base_model, tuned_model, used_for, device):
+        yield ComparisonProgress("starting", 1, 8)
+        return Comparison(used_for, np.zeros(4), np.ones(4), np.ones(images.shape, np.uint8))
+
+    monkeypatch.setattr(finetune, "compare_models", comparison)
+    for _ in range(2):  # a new layer, then the same layer given new data
+        widget.predict_with_new_model()
+        qtbot.waitUntil(lambda: widget.worker is None, timeout=30000)
+        layer = viewer.layers["scan fluid (fine-tuned)"]
+        assert layer.metadata[ROLE_KEY] == FINETUNED
+        sky_blue = [0x56 / 255, 0xB4 / 255, 0xE9 / 255, 1.0]  # FINETUNED's #56B4E9, not the model's vermillion
+        np.testing.assert_allclose(layer.colormap.map(1), sky_blue, atol=0.01)
+
+
+def test_the_starting_model_is_loaded_in_the_worker(viewer_with_blobs, qtbot, monkeypatch, tiny_checkpoint):
+    """Issue 20: loading and checking the starting checkpoint stalled napari 0.7-2.6 s when Train was pressed."""
+    import napari_octfluid.training.finetune as core
+
+    _, widget = viewer_with_blobs
+    threads = []
+
+    def recording_load_model(path):
+        threads.append(threading.current_thread())
+        return load_model(path)
+
+    monkeypatch.setattr(core, "load_model", recording_load_model)
+    widget.start()
+    assert widget.worker is not None and threads == []  # the click returned before the model was loaded
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120000)
+    assert threads and threads[0] is not threading.main_thread()
+    assert widget.result is not None and widget._base_path == tiny_checkpoint
+    assert widget._trained_on == [0, 1, 2] and widget.predict_button.enabled
+
+
+@pytest.mark.parametrize(
+    "checkpoint, expected",
+    [
+        ("missing.pt", "No weights to start from"),  # no such file
+        ("junk.pt", "junk.pt: not a"),  # not a checkpoint: load_model's own message
+    ],
+)
+def test_a_refused_checkpoint_comes_back_from_the_worker(
+    viewer_with_blobs, qtbot, monkeypatch, tmp_path, checkpoint, expected
+):
+    _, widget = viewer_with_blobs
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    widget.checkpoint.value = tmp_path / checkpoint
+    errors = []
+    monkeypatch.setattr(finetune, "show_error", errors.append)
+    with qtbot.capture_exceptions():  # napari also relays a worker's error to its notifications
+        widget.start()
+        qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
+    assert len(errors) == 1 and errors[0] == widget.status.value and expected in errors[0]
+    assert not errors[0].startswith("Training failed")  # said as a checkpoint problem, not a crash of the run
+    assert widget.result is None and widget.train_button.enabled and not widget.keep_button.enabled
+
+
+def test_nothing_to_train_on_is_said_after_the_worker_read_the_labels(viewer_with_blobs, qtbot, monkeypatch):
+    viewer, widget = viewer_with_blobs
+    viewer.layers["scan fluid"].data = np.zeros((4, 64, 64), np.uint8)  # an expert's mask with no fluid
+    errors = []
+    monkeypatch.setattr(finetune, "show_error", errors.append)
+    with qtbot.capture_exceptions():  # napari also relays a worker's error to its notifications
+        widget.start()
+        qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
+    assert errors == ["No labelled B-scans to train on."] and widget.status.value == errors[0]

@@ -1,11 +1,12 @@
-"""The widgets' job runner: handlers in order and never nested, stop, pause, closing the dock, the thread budget."""
+"""The widgets' job runner: handlers in order and never nested, stop, pause, closing the dock, the thread budget, the
+progress display inside the dock."""
 
 import threading
 
 import pytest
 import torch
 from event_processing_bar import EventProcessingBar
-from qtpy.QtWidgets import QWidget
+from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_octfluid._qt.jobs import JobRunner, Progress
 
@@ -95,8 +96,8 @@ def test_a_progress_bar_that_processes_events_cannot_put_stale_progress_after_th
     assert not recorder.nested
 
 
-def test_the_thread_budget_is_lowered_while_a_job_runs(owner, qtbot):
-    before = torch.get_num_threads()
+def test_the_job_runs_with_the_threads_asked_for_and_the_main_thread_keeps_its_own(owner, qtbot):
+    torch.set_num_threads(2)  # put back by conftest
     seen = []
 
     def job():
@@ -105,9 +106,64 @@ def test_the_thread_budget_is_lowered_while_a_job_runs(owner, qtbot):
         return None
 
     runner = JobRunner(owner, lambda text: None, progress_bar=EventProcessingBar)
-    runner.start(job, (), total=1, description="", on_result=lambda r: None, on_error=lambda e: None)
+    runner.start(job, (), total=1, description="", on_result=lambda r: None, on_error=lambda e: None, threads=1)
     qtbot.waitUntil(lambda: not runner.busy, timeout=30000)
-    assert seen[0] <= before and torch.get_num_threads() == before
+    assert seen == [1] and torch.get_num_threads() == 2
+
+
+def stepping(steps: list[threading.Event]):
+    """Yields 1, 2, ... each after its event is set."""
+    for done, step in enumerate(steps, start=1):
+        step.wait(30)
+        yield done
+    return "done"
+
+
+def test_the_progress_display_in_the_dock_advances_and_hides_at_the_end(owner, qtbot):
+    recorder = Recorder()
+    runner = JobRunner(owner)  # without a status line: the display shows the step text
+    layout = QVBoxLayout(owner)
+    layout.addWidget(runner.progress_widget.native)  # as a widget places it in its layout
+    owner.show()
+    display = runner.progress_widget
+    assert display.native.isHidden()  # hidden while no job runs
+    steps = [threading.Event() for _ in range(3)]
+    runner.start(stepping, (steps,), total=3, description="counting", **recorder.handlers())
+    assert not display.native.isHidden() and (display.bar.value, display.bar.max) == (0, 3)
+    assert display.step.value == "counting"
+    for done, step in enumerate(steps[:-1], start=1):
+        step.set()
+        qtbot.waitUntil(lambda done=done: display.bar.value == done, timeout=30000)
+        assert display.step.value == f"{done}/3 steps" and not display.native.isHidden()
+    steps[-1].set()
+    qtbot.waitUntil(lambda: not runner.busy, timeout=30000)
+    assert display.native.isHidden() and recorder.calls[-1] == ("finished", False)
+    assert (display.bar.value, display.step.value) == (3, "3/3 steps")
+
+
+def test_a_display_no_widget_placed_never_opens_a_window_of_its_own(owner, qtbot):
+    runner = JobRunner(owner, lambda text: None)
+    runner.start(counting, (3,), total=3, description="", on_result=lambda r: None, on_error=lambda e: None)
+    assert runner.progress_widget.native.isHidden()
+    qtbot.waitUntil(lambda: not runner.busy, timeout=30000)
+    assert runner.progress_widget.native.isHidden()
+
+
+def test_a_stopped_job_hides_its_progress(owner, qtbot):
+    runner = JobRunner(owner)
+    QVBoxLayout(owner).addWidget(runner.progress_widget.native)
+    owner.show()
+    steps = [threading.Event() for _ in range(3)]
+    recorder = Recorder()
+    runner.start(stepping, (steps,), total=3, description="", **recorder.handlers())
+    steps[0].set()
+    qtbot.waitUntil(lambda: runner.progress_widget.bar.value == 1, timeout=30000)
+    assert runner.stop()
+    for step in steps[1:]:
+        step.set()
+    qtbot.waitUntil(lambda: not runner.busy, timeout=30000)
+    assert runner.progress_widget.native.isHidden() and runner.progress_widget.bar.value == 1
+    assert recorder.calls == [("event", 1), ("finished", True)]
 
 
 def test_after_a_stop_nothing_reaches_the_widget_but_the_end(owner, qtbot):

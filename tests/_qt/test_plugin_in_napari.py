@@ -99,11 +99,17 @@ def test_all_widgets_dock_and_work_on_the_sample(make_napari_viewer, qtbot):
 
     quantify = widgets["Quantify"]
     assert [box.value for box in quantify.spacing_um] == [0.0, 0.0, 0.0]  # unknown: the user must enter it
-    assert quantify.compute().volume_mm3 is None
+
+    def quantified():
+        assert quantify.compute()  # computed in the worker: the click returns at once
+        qtbot.waitUntil(lambda: not quantify.jobs.busy, timeout=30000)
+        return quantify.summary
+
+    assert quantified().volume_mm3 is None
     assert "Enter all three spacings" in quantify.summary_label.value
     for box, value in zip(quantify.spacing_um, (120.0, 3.9, 11.8)):
         box.value = value
-    summary = quantify.compute()
+    summary = quantified()
     assert summary.volume_mm3 == pytest.approx(expected.sum() * 0.12 * 0.0039 * 0.0118)
 
     finetune = widgets["Fine-tune"]
@@ -118,8 +124,25 @@ def test_plugin_without_widget_name_docks_every_tool_as_tabs(make_napari_viewer)
     viewer.open_sample("octfluid", "duke_subject01")
     _, panel = viewer.window.add_plugin_dock_widget("octfluid")  # what `napari -w octfluid` does
     assert [panel.tabText(i) for i in range(panel.count())] == list(WIDGETS)
-    viewer.layers.remove(viewer.layers[1])  # napari asks every tab to refresh its layer lists
-    assert panel.tools["Quantify"].labels_layer.value is None
+    quantify = panel.tool("Quantify")  # built on first use, with the layers already open
+    assert quantify.labels_layer.value is viewer.layers[1]
+    assert "Fine-tune" not in panel.tools  # never shown, never asked for: not built
+    viewer.layers.remove(viewer.layers[1])  # napari asks every built tab to refresh its layer lists
+    assert quantify.labels_layer.value is None
+
+
+def test_tabs_are_built_when_first_shown(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.open_sample("octfluid", "duke_subject01")
+    _, panel = viewer.window.add_plugin_dock_widget("octfluid")
+    qtbot.waitUntil(lambda: "Predict" in panel.tools, timeout=60000)  # the tab on show, once its module is in
+    assert list(panel.tools) == ["Predict"]
+    qtbot.waitUntil(lambda: len(panel.imported) == len(WIDGETS), timeout=60000)
+    panel.setCurrentIndex(list(WIDGETS).index("Fine-tune"))
+    finetune = panel.tools["Fine-tune"]
+    assert panel.currentWidget().widget() is finetune.native  # in the tab's scroll area
+    assert finetune.scan.value is viewer.layers[0]  # its layer lists found the viewer through the dock
+    assert panel.tool("Fine-tune") is finetune  # built once
 
 
 def test_every_tool_names_its_fields(make_napari_viewer):
@@ -127,7 +150,8 @@ def test_every_tool_names_its_fields(make_napari_viewer):
     # it falsy and the Fine-tune, Review and Quantify fields lost their names
     viewer = make_napari_viewer()
     _, panel = viewer.window.add_plugin_dock_widget("octfluid")
-    for name, tool in panel.tools.items():
-        assert tool.labels is True, name
-    assert panel.tools["Fine-tune"].learning_rate.label == "Learning rate"
-    assert panel.tools["Fine-tune"].learning_rate._labeled_widget() is not None
+    for name in WIDGETS:
+        assert type(panel.tool(name).labels) is bool, name  # magicgui's switch, not a layer picker (Review has none)
+    assert panel.tool("Fine-tune").labels is True
+    assert panel.tool("Fine-tune").learning_rate.label == "Learning rate"
+    assert panel.tool("Fine-tune").learning_rate._labeled_widget() is not None

@@ -1,11 +1,17 @@
-"""The Predict widget runs the model in a worker thread into an editable, undoable Labels layer."""
+"""The Predict widget runs the model in a worker thread into an editable, undoable Labels layer in the model's
+colours, with its progress and Cancel in the dock."""
 
 import numpy as np
 import pytest
 from event_processing_bar import EventProcessingBar
+from napari.utils.colormaps.standardize_color import transform_color
 
 from napari_octfluid._qt import jobs
+from napari_octfluid._qt import predict as predict_module
+from napari_octfluid._qt.mask_colours import ROLE_KEY
 from napari_octfluid._qt.predict import CHECKPOINT_CHOICE, PredictWidget
+from napari_octfluid.colours import MODEL, ROLE_COLOURS
+from napari_octfluid.labels import FLUID
 
 
 @pytest.fixture
@@ -32,7 +38,10 @@ def test_prediction_becomes_an_editable_undoable_labels_layer(viewer_and_widget,
     scan = viewer.layers["duke_dme_subject01"]
     assert labels._type_string == "labels" and labels.data.shape == scan.data.shape
     assert labels.data.dtype == np.uint8 and tuple(labels.scale) == tuple(scan.scale)
+    # the probability layer follows at the next turn of the event loop, and the labels stay the active layer
+    qtbot.waitUntil(lambda: "duke_dme_subject01 fluid probability" in viewer.layers, timeout=5000)
     probability = viewer.layers["duke_dme_subject01 fluid probability"]
+    assert probability.visible and viewer.layers.selection.active is labels
     assert probability.data.dtype == np.float32
     assert widget.status.value.startswith("Done in")
 
@@ -67,14 +76,96 @@ def test_rerun_keeps_edited_bscans_and_asks_only_for_untracked_labels(viewer_and
     assert widget.status.value == "Kept your edited labels."
 
 
+def has_model_colours(layer) -> bool:
+    return layer.metadata.get(ROLE_KEY) == MODEL and np.allclose(
+        layer.colormap.color_dict[FLUID], transform_color(ROLE_COLOURS[MODEL])[0]
+    )
+
+
+def test_the_predicted_labels_have_the_model_colours(viewer_and_widget, qtbot, monkeypatch):
+    viewer, widget = viewer_and_widget
+    monkeypatch.setattr(PredictWidget, "confirm_replace", lambda self, name: True)
+    run_and_wait(widget, qtbot)
+    assert has_model_colours(viewer.layers["duke_dme_subject01 fluid"])
+    viewer.layers.remove("duke_dme_subject01 fluid")
+    viewer.add_labels(np.zeros(viewer.layers[0].data.shape, np.uint8), name="duke_dme_subject01 fluid")  # a script's
+    assert not has_model_colours(viewer.layers["duke_dme_subject01 fluid"])
+    run_and_wait(widget, qtbot)  # replaced (the user said yes): now the model's mask
+    assert has_model_colours(viewer.layers["duke_dme_subject01 fluid"])
+
+
+def test_the_progress_shows_in_the_dock_under_cancel_and_hides_at_the_end(viewer_and_widget, qtbot, monkeypatch):
+    viewer, widget = viewer_and_widget
+    display = widget.jobs.progress_widget
+    assert display in widget and display.native.isHidden()
+    assert widget.index(display) == widget.index(widget.cancel_button) + 1  # right under Cancel
+    seen = []
+    real_on_event = PredictWidget._on_event
+    monkeypatch.setattr(  # on the class: a magicgui Container takes an attribute deleted for a widget to remove
+        PredictWidget,
+        "_on_event",
+        lambda self, event: seen.append(display.native.isHidden()) or real_on_event(self, event),
+    )
+    widget.batch_size.value = 4
+    run_and_wait(widget, qtbot)
+    assert seen and not any(seen)  # shown while the model ran
+    assert display.native.isHidden() and (display.bar.value, display.bar.max) == (11, 11)
+    assert display.step.value == "11/11 B-scans"
+
+
 def test_cancel_leaves_the_layers_as_they_were(viewer_and_widget, qtbot):
     viewer, widget = viewer_and_widget
+    before = [layer.name for layer in viewer.layers]
     widget.batch_size.value = 1
     widget.run()
+    assert not widget.jobs.progress_widget.native.isHidden() and widget.cancel_button.enabled
     widget.cancel()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
+    assert [layer.name for layer in viewer.layers] == before
+    assert widget.status.value == "Cancelled: nothing was changed."
+    assert widget.jobs.progress_widget.native.isHidden() and not widget.cancel_button.enabled
+
+
+def test_cancel_in_the_middle_stops_the_model(viewer_and_widget, qtbot, monkeypatch):
+    """Cancel after some B-scans: the model stops at its next batch, and no layer is added."""
+    viewer, widget = viewer_and_widget
+    batches = []
+    real_predict = predict_module.predict
+
+    def counted_predict(*args):
+        for event in real_predict(*args):
+            if type(event).__name__ == "PredictProgress":
+                batches.append(event.done)
+            yield event
+
+    monkeypatch.setattr(predict_module, "predict", counted_predict)
+    real_on_event = PredictWidget._on_event
+
+    def cancel_after_the_second(self, event):
+        progress = real_on_event(self, event)
+        if progress is not None and progress.done == 2:
+            self.cancel()
+        return progress
+
+    monkeypatch.setattr(PredictWidget, "_on_event", cancel_after_the_second)
+    widget.batch_size.value = 1
+    run_and_wait(widget, qtbot)
+    assert batches[:2] == [1, 2] and len(batches) < 11  # stopped before the end of the scan
     assert "duke_dme_subject01 fluid" not in viewer.layers
     assert widget.status.value == "Cancelled: nothing was changed."
+
+
+def test_a_checkpoint_that_is_not_one_is_refused_in_the_worker(viewer_and_widget, qtbot, tmp_path, monkeypatch):
+    viewer, widget = viewer_and_widget
+    shown = []
+    monkeypatch.setattr(predict_module, "show_error", shown.append)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    widget.checkpoint.value = bad
+    with qtbot.capture_exceptions():  # napari also relays a worker's error to its notifications
+        run_and_wait(widget, qtbot)
+    assert widget.status.value == "The checkpoint was refused." and shown[0].startswith("bad.pt: not a readable")
+    assert len(viewer.layers) == 2 and widget.run_button.enabled
 
 
 def test_without_weights_the_widget_says_so(make_napari_viewer, monkeypatch):
@@ -109,3 +200,25 @@ def test_the_final_message_wins_over_a_progress_bar_that_processes_events(viewer
     assert EventProcessingBar.instances[-1].processed_with_the_end_queued
     assert widget.status.value.startswith("Done in")
     assert "duke_dme_subject01 fluid" in viewer.layers
+
+
+def test_the_minimum_lesion_size_reaches_the_one_prediction_path(viewer_and_widget, qtbot, monkeypatch):
+    """'from the model' leaves the size to the weights (inference.predict's None); 0 keeps every region; a size
+    removes the smaller regions, as `octfluid predict --min-lesion-pixels` does."""
+    _, widget = viewer_and_widget
+    assert widget.min_lesion_pixels() is None and widget.min_lesion.value == widget.min_lesion.min
+    assert widget.min_lesion.native.specialValueText() == "from the model"  # what the box shows at its minimum
+    asked = []
+    real_predict = predict_module.predict
+
+    def recording_predict(scan, model, device, batch_size, min_lesion_pixels=None):
+        asked.append(min_lesion_pixels)
+        return (yield from real_predict(scan, model, device, batch_size, min_lesion_pixels))
+
+    monkeypatch.setattr(predict_module, "predict", recording_predict)
+    run_and_wait(widget, qtbot)
+    widget.min_lesion.value = 0
+    run_and_wait(widget, qtbot)
+    widget.min_lesion.value = 500
+    run_and_wait(widget, qtbot)
+    assert asked == [None, 0, 500]

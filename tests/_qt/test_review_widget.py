@@ -4,6 +4,7 @@ corrections autosave beside the scan and come back when it is reopened."""
 import numpy as np
 import pytest
 
+from napari_octfluid._qt.panel import TOOLS
 from napari_octfluid._qt.predict import CHECKPOINT_CHOICE
 from napari_octfluid._sample_data import SAMPLE_SCAN
 from napari_octfluid.io import read_volume, write_tiff
@@ -24,14 +25,14 @@ def predicted(make_napari_viewer, scan_file, tiny_checkpoint, qtbot):
     viewer = make_napari_viewer()
     viewer.open(scan_file, plugin="octfluid")
     _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
-    predict = panel.tools["Predict"]
+    predict = panel.tool("Predict")
     predict.weights.value = CHECKPOINT_CHOICE
     predict.checkpoint.value = tiny_checkpoint
     predict.device.value = "cpu"
     predict.run()
     qtbot.waitUntil(lambda: predict.worker is None, timeout=60000)
     labels = viewer.layers["scan fluid"]
-    review = panel.tools["Review"]
+    review = panel.tool("Review")
     review.labels_layer.value = labels
     return viewer, panel, labels
 
@@ -46,7 +47,7 @@ def statuses(review):
 
 def test_statuses_follow_paint_fill_undo_and_data_replacement(predicted, qtbot):
     viewer, panel, labels = predicted
-    review, tracker = panel.tools["Review"], panel.tools["Review"].tracker
+    review, tracker = panel.tool("Review"), panel.tool("Review").tracker
     assert set(statuses(review)) == {"unreviewed"}
     assert tracker.state.uncertainty is not None and len(tracker.state.uncertainty) == 11
 
@@ -67,7 +68,7 @@ def test_statuses_follow_paint_fill_undo_and_data_replacement(predicted, qtbot):
 
     viewer.dims.set_current_step(0, 8)
     review.toggle_accept()
-    assert statuses(review)[8] == "accepted" and review.accept_button.text == "Un-accept this B-scan"
+    assert statuses(review)[8] == "accepted" and review.accept_button.text == "Un-accept this B-scan (A)"
 
     replaced = labels.data.copy()
     replaced[0] = 7  # data replacement (e.g. a script or another plugin)
@@ -78,8 +79,8 @@ def test_statuses_follow_paint_fill_undo_and_data_replacement(predicted, qtbot):
 
 def test_undo_on_a_bscan_not_on_screen_makes_it_unreviewed_again(predicted, qtbot):
     viewer, panel, labels = predicted
-    review, tracker = panel.tools["Review"], panel.tools["Review"].tracker
-    finetune = panel.tools["Fine-tune"]
+    review, tracker = panel.tool("Review"), panel.tool("Review").tracker
+    finetune = panel.tool("Fine-tune")
     finetune.labels_layer.value = labels
     viewer.dims.set_current_step(0, 0)
     labels.brush_size = 5
@@ -103,7 +104,7 @@ def test_undo_on_a_bscan_not_on_screen_makes_it_unreviewed_again(predicted, qtbo
 
 def test_navigation_jumps_to_unreviewed_fluid_and_uncertain_bscans(predicted):
     viewer, panel, labels = predicted
-    review = panel.tools["Review"]
+    review = panel.tool("Review")
     viewer.dims.set_current_step(0, 0)
     review.toggle_accept()
     assert review.go_to("unreviewed") == 1
@@ -122,7 +123,7 @@ def test_navigation_jumps_to_unreviewed_fluid_and_uncertain_bscans(predicted):
 
 def test_a_new_prediction_leaves_reviewed_bscans_alone(predicted, qtbot):
     viewer, panel, labels = predicted
-    review, predict = panel.tools["Review"], panel.tools["Predict"]
+    review, predict = panel.tool("Review"), panel.tool("Predict")
     labels.paint((2, 200, 300), 3)
     settle(qtbot)
     viewer.dims.set_current_step(0, 5)
@@ -140,7 +141,7 @@ def test_a_new_prediction_leaves_reviewed_bscans_alone(predicted, qtbot):
 
 def test_corrections_autosave_and_come_back_when_the_scan_is_reopened(predicted, scan_file, make_napari_viewer, qtbot):
     viewer, panel, labels = predicted
-    review = panel.tools["Review"]
+    review = panel.tool("Review")
     labels.paint((4, 120, 400), 5)
     settle(qtbot)
     viewer.dims.set_current_step(0, 9)
@@ -160,7 +161,7 @@ def test_corrections_autosave_and_come_back_when_the_scan_is_reopened(predicted,
     np.testing.assert_array_equal(restored.data, labels.data)
     assert tuple(restored.scale) == pytest.approx((120.0, 3.9, 11.8))
     _, second_panel = second.window.add_plugin_dock_widget("octfluid", "octfluid")
-    second_review = second_panel.tools["Review"]
+    second_review = second_panel.tool("Review")
     second_review.labels_layer.value = restored
     assert statuses(second_review)[4] == "corrected" and statuses(second_review)[9] == "accepted"
 
@@ -171,8 +172,8 @@ def test_finetune_trains_on_exactly_the_reviewed_bscans(predicted, qtbot):
     labels.paint((6, 100, 100), 2)
     settle(qtbot)
     viewer.dims.set_current_step(0, 10)
-    panel.tools["Review"].toggle_accept()
-    finetune = panel.tools["Fine-tune"]
+    panel.tool("Review").toggle_accept()
+    finetune = panel.tool("Fine-tune")
     finetune.labels_layer.value = labels
     assert finetune.chosen_bscans() == ([1, 6, 10], [])
 
@@ -181,25 +182,25 @@ def test_sample_data_is_never_autosaved_into_the_installation(make_napari_viewer
     viewer = make_napari_viewer()
     viewer.open_sample("octfluid", "duke_subject01")
     _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
-    review = panel.tools["Review"]
+    review = panel.tool("Review")
     review.labels_layer.value = viewer.layers[-1]
     assert review.tracker.sidecar is None and "Not autosaved" in review.saved.value
 
 
 def test_showing_the_finetune_tab_lists_the_bscans_reviewed_meanwhile(predicted, qtbot):
     viewer, panel, labels = predicted
-    finetune = panel.tools["Fine-tune"]
+    finetune = panel.tool("Fine-tune")
     finetune.labels_layer.value = labels
     labels.paint((7, 100, 100), 2)
     settle(qtbot)
-    panel.setCurrentIndex(list(panel.tools).index("Fine-tune"))
+    panel.setCurrentIndex(list(TOOLS).index("Fine-tune"))
     assert finetune.summary.value.startswith("1 B-scans to train on: 7")
 
 
 def test_labels_that_are_not_bscans_get_a_message_not_a_traceback(make_napari_viewer):
     viewer = make_napari_viewer()
     _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
-    review = panel.tools["Review"]
+    review = panel.tool("Review")
     review.labels_layer.value = viewer.add_labels(np.zeros((2, 3, 16, 16), np.uint8), name="timelapse")
     assert review.tracker is None and "cannot review 'timelapse'" in review.status.value
     assert review.go_to("unreviewed") is None

@@ -121,7 +121,7 @@ def test_cli_nifti_needs_a_spacing_and_takes_one(tmp_path, capsys):
     assert main(["export", str(mask), "-o", str(out)]) == 1
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "--spacing Z Y X" in error and not out.exists()
-    assert main(["export", str(mask), "-o", str(out), "--spacing", "0.12", "0.0039", "0.0117"]) == 0
+    assert main(["export", str(mask), "-o", str(out), "--spacing", "120", "3.9", "11.7"]) == 0
     assert read_nifti(out)[0].header.get_zooms() == pytest.approx((0.0117, 0.0039, 0.12))
 
 
@@ -182,7 +182,7 @@ def test_cli_exports_a_duke_grader(tmp_path):
     images = SCAN.transpose(1, 2, 0)
     scipy.io.savemat(tmp_path / "Subject_01.mat", {"images": images, "manualFluid1": fluid, "manualFluid2": fluid})
     out = tmp_path / "grader1.nii.gz"
-    spacing = ["--spacing", "0.12", "0.0039", "0.0117"]
+    spacing = ["--spacing", "120", "3.9", "11.7"]
     assert main(["export", str(tmp_path / "Subject_01.mat"), "-o", str(out), "--grader", "1", *spacing]) == 0
     data = read_nifti(out)[1].transpose(2, 1, 0)
     assert (data[0] == 255).all() and data[1, 4, 5] == 1 and data[1, 0, 0] == 0
