@@ -7,8 +7,9 @@ each B-scan's review priority and its real error against the expert: 1 - Dice, a
         --temperatures 0.005 0.01 0.02 0.03 0.05 0.25 1     (how priority.RELIABILITY_TEMPERATURE was chosen)
 
 Priorities compared: the mean entropy the queue used before (``priority.mean_entropy_bits``), the least reliable
-masks (``priority.expected_dice_error``) and the most pixels to fix (``priority.pixels_at_risk``). Only annotated
-B-scans and pixels count. Prints figures; asserts nothing.
+masks (``priority.expected_dice_error``), the most pixels to fix (``priority.pixels_at_risk``), and the queue's
+order now: the disagreement with a mirrored pass (``priority.mirrored_disagreement``: 1 - Dice and differing
+pixels). Only annotated B-scans and pixels count. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ from napari_octfluid.cli._common import load_subjects
 from napari_octfluid.inference import predict
 from napari_octfluid.labels import FLUID, IGNORE
 from napari_octfluid.model import load_model
-from napari_octfluid.priority import RELIABILITY_TEMPERATURE, expected_dice_error, mean_entropy_bits, pixels_at_risk
+from napari_octfluid.priority import (
+    RELIABILITY_TEMPERATURE,
+    expected_dice_error,
+    mean_entropy_bits,
+    mirrored_disagreement,
+    pixels_at_risk,
+)
 from napari_octfluid.weights import default_weights_path
 
 
@@ -67,7 +74,13 @@ def main() -> None:
         subjects = load_subjects(args.images, args.labels)
     model, _ = load_model(args.weights or default_weights_path())
     threshold = model.decision_threshold
-    names = ["entropy (before)", *(f"least reliable, T={t:g}" for t in args.temperatures), "pixels at risk"]
+    names = [
+        "entropy (before)",
+        *(f"least reliable, T={t:g}" for t in args.temperatures),
+        "pixels at risk",
+        "mirrored 1-Dice (queue)",
+        "mirrored differing px",
+    ]
     against_dice: dict[str, list[float]] = {name: [] for name in names}
     against_pixels: dict[str, list[float]] = {name: [] for name in names}
     print(f"weights threshold {threshold}; shift {args.shift or 'none'}; Spearman rho per subject")
@@ -87,6 +100,8 @@ def main() -> None:
                 result.labels, result.fluid_probability, threshold, t, annotated
             )
         scores["pixels at risk"] = pixels_at_risk(result.labels, result.fluid_probability, threshold, annotated)
+        mirrored = drained(mirrored_disagreement(images, model, np.where(annotated, result.labels, 0), "cpu"))
+        scores["mirrored 1-Dice (queue)"], scores["mirrored differing px"] = mirrored
         dice_error, wrong = real_errors(expert, result.labels)
         cells = []
         for name in names:

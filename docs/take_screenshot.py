@@ -24,6 +24,7 @@ parser.add_argument("--tab", default="Quantify", help="which octfluid tab (or an
 parser.add_argument("--predict", action="store_true", help="run the shipped model first")
 parser.add_argument("--review", action="store_true", help="accept one B-scan, correct another, show probability")
 parser.add_argument("--bscan", type=int, default=5)
+parser.add_argument("--size", default="1600x1000", help="the window's WIDTHxHEIGHT (run under a screen that size)")
 parser.add_argument(
     "--finetune",
     metavar="MASK",
@@ -34,7 +35,7 @@ parser.add_argument("--val-bscans", default="15")
 args = parser.parse_args()
 
 viewer = napari.Viewer()
-viewer.window._qt_window.resize(1600, 1000)
+viewer.window._qt_window.resize(*(int(side) for side in args.size.lower().split("x")))
 if args.scan:
     # a copy: the Review dock autosaves corrections beside the scan, which must not land in a data folder
     workdir = tempfile.TemporaryDirectory()

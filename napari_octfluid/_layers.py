@@ -40,6 +40,17 @@ def layer_data(volume: OctVolume, name: str | None = None) -> tuple[np.ndarray, 
     return data, layer_kwargs(volume, name), kind
 
 
+def coloured(layer: tuple, role: str) -> tuple:
+    """A labels LayerDataTuple drawn in the colours of its role (``colours.py``; napari 0.9 takes a dict as a
+    direct colormap), the role recorded in its metadata."""
+    from .colours import ROLE_KEY, label_colours
+
+    data, kwargs, kind = layer
+    kwargs["colormap"] = label_colours(role)
+    kwargs["metadata"][ROLE_KEY] = role
+    return data, kwargs, kind
+
+
 def spacing_from_layer(
     metadata: dict[str, Any], scale: tuple[float, ...] | None = None, units: tuple[Any, ...] | None = None
 ) -> tuple[float | None, float | None, float | None]:

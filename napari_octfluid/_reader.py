@@ -14,10 +14,9 @@ from pathlib import Path
 
 from napari.utils.notifications import show_error, show_info, show_warning
 
-from ._layers import META_KEY, REVIEW_KEY, layer_data, layer_kwargs, spacing_layer_update
-from ._qt.mask_colours import ROLE_KEY
+from ._layers import META_KEY, REVIEW_KEY, coloured, layer_data, layer_kwargs, spacing_layer_update
 from ._reader_preference import prefer_octfluid_reader
-from .colours import MODEL, REFERENCE, label_colours
+from .colours import MODEL, REFERENCE
 from .io import OctReadError, OctVolume, can_read, read_volume
 from .io.scan_identity import SCAN_IDENTITY_KEY, ScanIdentity, deferred_identity_metadata
 from .io.sidecar import RESTORED_SIDECAR_KEY, RestoredSidecar, SavedSpacing, SidecarError, read_sidecar, sidecar_path
@@ -66,14 +65,6 @@ def read_scan_layers(path):
     if spacing is not None:
         layers = [with_spacing(layer, volume.source_ndim, spacing, sidecar_path(source).name) for layer in layers]
     return layers
-
-
-def coloured(layer: tuple, role: str) -> tuple:
-    """A labels LayerDataTuple drawn in the colours of its role (napari 0.9 takes a dict as a direct colormap)."""
-    data, kwargs, kind = layer
-    kwargs["colormap"] = label_colours(role)
-    kwargs["metadata"][ROLE_KEY] = role
-    return data, kwargs, kind
 
 
 def duke_grader_layers(volume: OctVolume) -> list:

@@ -14,6 +14,7 @@ MODEL = "model"  # the shipped (or chosen) model's prediction
 FINETUNED = "fine-tuned"  # a fine-tuned model's prediction
 REFERENCE = "reference"  # an expert mask, a second grader, any mask read from a file
 DIFFERENCE = "difference"  # false positive / false negative of a mask against a reference
+ROLE_KEY = "octfluid_role"  # in a labels layer's metadata: which kind of mask it holds
 
 ROLE_COLOURS = {
     MODEL: "#D55E00",  # vermillion

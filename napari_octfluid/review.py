@@ -56,7 +56,7 @@ class ReviewState:
     accepted : per B-scan, the user accepted the labels as they are
     model : which weights produced the baseline ("" when the labels did not come from a model)
     uncertainty : per B-scan review priority, when a model gave one: how unreliable the model's mask is
-        (:func:`napari_octfluid.priority.expected_dice_error`; the name is the sidecar's)
+        (:func:`napari_octfluid.priority.mirrored_disagreement`; the name is the sidecar's)
     """
 
     baseline: np.ndarray
@@ -364,6 +364,15 @@ class ReviewSession:
         if everything or told.size:
             self.changed.emit(ReviewChange(tuple(int(z) for z in told), everything))
         return changed
+
+    def set_priority(self, priority: np.ndarray) -> None:
+        """Give the B-scans their review priority once it is known (it arrives after the mask: see
+        ``priority.mirrored_disagreement``); the queue and the table follow it."""
+        priority = np.asarray(priority, np.float64)
+        if len(priority) != self.n_bscans:
+            raise ValueError(f"{len(priority)} priorities for {self.n_bscans} B-scans")
+        self._state.uncertainty = priority
+        self._announce(everything=True)
 
     # --- decisions -----------------------------------------------------------------------------------------
     def accept(self, z: int, accepted: bool = True) -> None:

@@ -12,6 +12,7 @@ worker: it samples the cores' load for a tenth of a second, which on the main th
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Callable, Generator
 
 from ..devices import choose_threads
@@ -27,11 +28,14 @@ def with_threads(job: Callable[..., Generator], requested: int | None = None) ->
     def run(*args) -> Generator:
         import torch  # here, not at the top: the widgets' modules load at napari's start, torch takes seconds
 
-        before = torch.get_num_threads()
+        before, worker = torch.get_num_threads(), threading.get_ident()
         torch.set_num_threads(choose_threads(requested))
         try:
             return (yield from job(*args))
         finally:
-            torch.set_num_threads(before)
+            # a generator abandoned by a closed dock may be finalised in another thread (the garbage collector's,
+            # often the main one): the count put back there would be the worker's, not that thread's own
+            if threading.get_ident() == worker:
+                torch.set_num_threads(before)
 
     return run

@@ -13,11 +13,11 @@ import numpy as np
 from magicgui.widgets import CheckBox, Container, Label
 from qtpy.QtCore import QTimer
 
-from ..colours import DIFFERENCE, REFERENCE
+from ..colours import DIFFERENCE, REFERENCE, ROLE_KEY
 from ..labels import difference_counts, difference_labels
 from ._layer_pick import labels_picker
 from .fit_width import narrow_combo_box, wrap_message
-from .mask_colours import ROLE_KEY, colour_mask
+from .mask_colours import colour_mask
 from .review_tracking import bscan_on_screen, touched_bscans, unwrapped
 
 

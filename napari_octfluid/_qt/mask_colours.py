@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from napari.utils.colormaps import DirectLabelColormap
 
-from ..colours import label_colours
-
-ROLE_KEY = "octfluid_role"  # in the layer's metadata: which kind of mask the layer holds
+from ..colours import ROLE_KEY, label_colours
 
 
 def colour_mask(layer, role: str) -> None:

@@ -25,7 +25,7 @@ from ..colours import MODEL
 from ..devices import DEVICE_CHOICES
 from ..inference import PredictEvent, PredictProgress, PredictResult, PredictStarted, predict
 from ..model import CheckpointError, load_model
-from ..priority import expected_dice_error
+from ..priority import mirrored_disagreement
 from ..review import ReviewState
 from ..weights import NO_WEIGHTS_MESSAGE, default_weights_path
 from ._layer_pick import image_picker, is_segmentable
@@ -53,17 +53,24 @@ class Prediction:
     result: PredictResult
     labels: np.ndarray
     probability: np.ndarray
-    uncertainty: np.ndarray  # per B-scan, for Review
     checksum: str
     decision_threshold: float | None
 
 
+@dataclass(frozen=True)
+class MaskReady:
+    """Yielded by the job as soon as the mask is made: the widget shows it while the job ranks the B-scans."""
+
+    prediction: Prediction
+
+
 def load_and_predict(
     scan: np.ndarray, weights: Path, device: str, batch_size: int | None, min_lesion_pixels: int | None = None
-) -> Generator[PredictEvent, None, Prediction]:
+) -> Generator[PredictEvent | MaskReady, None, np.ndarray]:
     """The widget's job, all in the worker: the weights loaded (a refused checkpoint raises ``CheckpointError``),
-    ``inference.predict`` as ``octfluid predict`` runs it, then the review priority (how unreliable each B-scan's
-    mask is, ``priority.expected_dice_error``) and the labels' fingerprint."""
+    ``inference.predict`` as ``octfluid predict`` runs it, the mask handed over (:class:`MaskReady`) with its
+    fingerprint, then the mirrored pass that ranks the B-scans for review (``priority.mirrored_disagreement``),
+    returned: per B-scan, 1 - Dice between the mask and the mirrored one."""
     import pandas  # noqa: F401  napari's first Labels layer imports it: 1 s on a 2-core CPU, here rather than on
     # the interface thread when the result arrives
 
@@ -71,14 +78,12 @@ def load_and_predict(
     result = yield from predict(scan, model, device, batch_size, min_lesion_pixels)
     single = scan.ndim == 2
     labels = result.labels[0] if single else result.labels
-    return Prediction(
-        result,
-        labels,
-        result.fluid_probability[0] if single else result.fluid_probability,
-        expected_dice_error(result.labels, result.fluid_probability, model.decision_threshold),
-        checksum(labels),
-        model.decision_threshold,
+    probability = result.fluid_probability[0] if single else result.fluid_probability
+    yield MaskReady(Prediction(result, labels, probability, checksum(labels), model.decision_threshold))
+    dice_error, _ = yield from mirrored_disagreement(
+        scan, model, result.labels, device, batch_size=batch_size, min_lesion_pixels=min_lesion_pixels
     )
+    return dice_error
 
 
 class PredictWidget(Container):
@@ -93,10 +98,10 @@ class PredictWidget(Container):
         # auto: the cores free when the job starts, chosen as octfluid predict chooses them (devices.choose_threads)
         self.threads = SpinBox(label="Threads (0 = auto)", value=AUTO, min=0, max=os.cpu_count() or 1)
         # fluid regions smaller than this are removed as specks; FROM_MODEL: the size calibrated with the weights
-        self.min_lesion = SpinBox(label="Min lesion (px)", value=FROM_MODEL, min=FROM_MODEL, max=100_000)
-        self.min_lesion.native.setSpecialValueText("from the model")
+        # (superqt's spin box, under magicgui's, shows no special text for its minimum: the label says it)
+        self.min_lesion = SpinBox(label="Min lesion (px, -1 = model's)", value=FROM_MODEL, min=FROM_MODEL, max=100_000)
         self.min_lesion.tooltip = (
-            "Fluid regions smaller than this many pixels in a B-scan are removed as specks. 'from the model': the "
+            "Fluid regions smaller than this many pixels in a B-scan are removed as specks. -1: the "
             "size chosen on the model's training data (40 px for the shipped weights); 0 keeps every region."
         )
         self.with_probability = CheckBox(text="Show the fluid probability layer", value=False)
@@ -104,6 +109,8 @@ class PredictWidget(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
         self.jobs = JobRunner(self.native)
+        # whether the running job's mask is shown, or the user kept their own labels instead; its closing message
+        self._ranking, self._kept_own, self._done_text = False, False, ""
         self.extend(
             [
                 self.scan,
@@ -160,13 +167,13 @@ class PredictWidget(Container):
             )
             return
         data = np.asarray(layer.data)
-        self._source, self._weights = layer, weights
+        self._source, self._weights, self._ranking, self._kept_own = layer, weights, False, False
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.status.value = "Predicting..."
         self.jobs.start(
             load_and_predict,
             (data, weights, self.device.value, self.batch_size.value or None, self.min_lesion_pixels()),
-            total=data.shape[0] if data.ndim == 3 else 1,
+            total=2 * (data.shape[0] if data.ndim == 3 else 1),  # the mask, then the mirrored pass that ranks
             description="Loading the model...",
             on_event=self._on_event,
             on_result=self._on_result,
@@ -180,11 +187,27 @@ class PredictWidget(Container):
             self.status.value = "Cancelling..."
 
     def _on_event(self, event) -> Progress | None:
+        if isinstance(event, MaskReady):
+            self._ranking = self._show_prediction(event.prediction)
+            if not self._ranking:  # the user kept their own labels: nothing to rank
+                self._kept_own = self.jobs.stop()
+            return None
         if isinstance(event, PredictStarted):
+            if self._ranking:
+                return Progress(event.n_bscans, "Ranking the B-scans for review...")
             return Progress(0, f"0/{event.n_bscans} B-scans on {event.device}")
         if isinstance(event, PredictProgress):
+            if self._ranking:  # the mask is shown: the mirrored pass orders Review's queue
+                return Progress(event.total + event.done, f"Ranking for review: {event.done}/{event.total} B-scans")
             return Progress(event.done, f"{event.done}/{event.total} B-scans")
         return None
+
+    def _on_result(self, priority: np.ndarray) -> None:
+        """The review priority of the mask shown: Review's queue and table follow it."""
+        name = f"{self._source.name} fluid"
+        if name in self._viewer.layers:  # (the user may have removed it meanwhile)
+            tracker_for(self._viewer.layers[name], self._viewer).session.set_priority(priority)
+        self.status.value = self._done_text
 
     def _on_error(self, error: Exception) -> None:
         if isinstance(error, CheckpointError):
@@ -195,8 +218,9 @@ class PredictWidget(Container):
         self.status.value = "Prediction failed."
 
     def _on_finished(self, stopped: bool) -> None:
-        if stopped:
-            self.status.value = "Cancelled: nothing was changed."
+        if stopped and not self._kept_own:
+            shown = "Ranking cancelled: Review keeps the B-scans in order."  # the mask stays: only the order is lost
+            self.status.value = shown if self._ranking else "Cancelled: nothing was changed."
         self.run_button.enabled, self.cancel_button.enabled = True, False
 
     def confirm_replace(self, name: str) -> bool:
@@ -208,9 +232,11 @@ class PredictWidget(Container):
         )
         return answer == QMessageBox.StandardButton.Yes
 
-    def _on_result(self, prediction: Prediction) -> None:
+    def _show_prediction(self, prediction: Prediction) -> bool:
+        """The mask into its labels layer (the probability follows); the review priority arrives later. False if
+        the user chose to keep the edited labels it would replace."""
         source, result = self._source, prediction.result
-        labels, probability, uncertainty = prediction.labels, prediction.probability, prediction.uncertainty
+        labels, probability, uncertainty = prediction.labels, prediction.probability, None
         name, prob_name = f"{source.name} fluid", f"{source.name} fluid probability"
         meta = {
             META_KEY: {
@@ -223,7 +249,7 @@ class PredictWidget(Container):
         }
         if name in self._viewer.layers:
             if not self._update_labels(self._viewer.layers[name], labels, meta, uncertainty):
-                return
+                return False
         else:
             layer = self._viewer.add_labels(
                 labels, name=name, scale=source.scale, units=source.units, axis_labels=source.axis_labels, metadata=meta
@@ -237,8 +263,10 @@ class PredictWidget(Container):
         # interface reacts in between
         QTimer.singleShot(0, lambda: self._show_probability(source, prob_name, probability))
         self._viewer.layers.selection.active = self._viewer.layers[name]  # ready for the brush
-        self.status.value = f"Done in {result.seconds:.1f} s on {result.device}."
+        self._done_text = f"Done in {result.seconds:.1f} s on {result.device}."
+        self.status.value = self._done_text + " Ranking the B-scans for review..."
         show_info(f"octfluid: fluid predicted for {source.name} on {result.device}")
+        return True
 
     def _show_probability(self, source, name: str, probability: np.ndarray) -> None:
         if self.jobs.closed:  # the dock was closed meanwhile

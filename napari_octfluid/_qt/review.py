@@ -29,8 +29,8 @@ SHORTCUTS = {
     "priority": (
         "N",
         "Next by priority",
-        "Go to the next unreviewed B-scan whose mask the model is least sure of (doubt: the share of its fluid "
-        "lying barely past the model's decision threshold), the most doubtful first",
+        "Go to the next unreviewed B-scan whose mask the model is least sure of (doubt: how far its mask differs "
+        "from the model's mask of the mirrored B-scan), the most doubtful first",
     ),
 }
 

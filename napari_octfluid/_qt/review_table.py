@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
 
 from ..review import NOT_ANNOTATED, ReviewOverview, Status
 
-COLUMNS = ("B-scan", "status", "fluid pixels", "doubt")  # doubt: priority.expected_dice_error, 0 (sure) to 1
+COLUMNS = ("B-scan", "status", "fluid pixels", "doubt")  # doubt: priority.mirrored_disagreement, 0 to 1
 # Okabe-Ito hues (as in colours.py), translucent so that the text stays readable on napari's dark and light themes
 STATUS_COLOURS = {
     Status.CORRECTED.label: "#E69F00",  # orange: the user changed it

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from napari_octfluid._qt.difference import difference_layer_name
-from napari_octfluid._qt.mask_colours import ROLE_KEY
-from napari_octfluid.colours import DIFFERENCE, FALSE_NEGATIVE, FALSE_POSITIVE, label_colours
+from napari_octfluid.colours import DIFFERENCE, FALSE_NEGATIVE, FALSE_POSITIVE, ROLE_KEY, label_colours
 from napari_octfluid.labels import difference_labels
 
 

@@ -246,8 +246,7 @@ def test_the_curves_open_when_a_training_starts(viewer_with_blobs, monkeypatch):
 
 
 def test_the_fine_tuned_mask_has_its_own_colour(viewer_with_blobs, qtbot, monkeypatch):
-    from napari_octfluid._qt.mask_colours import ROLE_KEY
-    from napari_octfluid.colours import FINETUNED
+    from napari_octfluid.colours import FINETUNED, ROLE_KEY
 
     viewer, widget = viewer_with_blobs
     offer_a_fine_tuned_model(widget)

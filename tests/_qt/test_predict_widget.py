@@ -8,9 +8,8 @@ from napari.utils.colormaps.standardize_color import transform_color
 
 from napari_octfluid._qt import jobs
 from napari_octfluid._qt import predict as predict_module
-from napari_octfluid._qt.mask_colours import ROLE_KEY
 from napari_octfluid._qt.predict import CHECKPOINT_CHOICE, PredictWidget
-from napari_octfluid.colours import MODEL, ROLE_COLOURS
+from napari_octfluid.colours import MODEL, ROLE_COLOURS, ROLE_KEY
 from napari_octfluid.labels import FLUID
 
 
@@ -109,8 +108,9 @@ def test_the_progress_shows_in_the_dock_under_cancel_and_hides_at_the_end(viewer
     widget.batch_size.value = 4
     run_and_wait(widget, qtbot)
     assert seen and not any(seen)  # shown while the model ran
-    assert display.native.isHidden() and (display.bar.value, display.bar.max) == (11, 11)
-    assert display.step.value == "11/11 B-scans"
+    # the mask (11 B-scans), then the mirrored pass that ranks them for Review (11 more)
+    assert display.native.isHidden() and (display.bar.value, display.bar.max) == (22, 22)
+    assert display.step.value == "Ranking for review: 11/11 B-scans"
 
 
 def test_cancel_leaves_the_layers_as_they_were(viewer_and_widget, qtbot):
@@ -203,11 +203,11 @@ def test_the_final_message_wins_over_a_progress_bar_that_processes_events(viewer
 
 
 def test_the_minimum_lesion_size_reaches_the_one_prediction_path(viewer_and_widget, qtbot, monkeypatch):
-    """'from the model' leaves the size to the weights (inference.predict's None); 0 keeps every region; a size
+    """-1 (the model's) leaves the size to the weights (inference.predict's None); 0 keeps every region; a size
     removes the smaller regions, as `octfluid predict --min-lesion-pixels` does."""
     _, widget = viewer_and_widget
     assert widget.min_lesion_pixels() is None and widget.min_lesion.value == widget.min_lesion.min
-    assert widget.min_lesion.native.specialValueText() == "from the model"  # what the box shows at its minimum
+    assert "-1 = model's" in widget.min_lesion.label  # the box shows -1: its label says what that means
     asked = []
     real_predict = predict_module.predict
 
