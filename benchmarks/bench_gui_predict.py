@@ -65,8 +65,9 @@ def command_line_once(scan_data: np.ndarray, weights: Path, device: str) -> tupl
 
 def widget_once(viewer, widget, label_name: str) -> tuple[float, float, int]:
     """Wall seconds, model seconds and threads of one press of the Predict widget's button, until the labels and
-    probability layers are there and the job has ended (both removed first, so every run makes them anew as the
-    first does)."""
+    probability layers are there (both removed first, so every run makes them anew as the first does). The job
+    goes on with the mirrored pass that ranks the B-scans for Review while the user edits the mask: that is waited
+    for before the next run, not counted."""
     names = (label_name, f"{label_name} probability")
     for name in names:
         if name in viewer.layers:
@@ -75,9 +76,9 @@ def widget_once(viewer, widget, label_name: str) -> tuple[float, float, int]:
     seen: dict = {}
 
     def recorded_predict(*args, **kwargs):  # the threads and the model's own seconds, in the widget's worker
-        seen["threads"] = torch.get_num_threads()
+        seen.setdefault("threads", torch.get_num_threads())
         result = yield from predict(*args, **kwargs)
-        seen["seconds"] = result.seconds
+        seen.setdefault("seconds", result.seconds)  # the mask's pass (the widget's mirrored pass calls inference)
         return result
 
     predict_widget.predict = recorded_predict
@@ -85,8 +86,9 @@ def widget_once(viewer, widget, label_name: str) -> tuple[float, float, int]:
     loop, poll = QEventLoop(), QTimer()  # napari's event loop runs, idle between events, as for a user
 
     def check() -> None:
-        if not widget.jobs.busy and all(name in viewer.layers for name in names):
+        if not ended and all(name in viewer.layers for name in names):
             ended.append(time.perf_counter())
+        if ended and not widget.jobs.busy:
             loop.quit()
 
     poll.timeout.connect(check)
