@@ -10,8 +10,6 @@ import numpy as np
 
 from ._atomic import atomic_path
 from .labels import fluid_mask
-from .spacing import SpacingError as SpacingError  # the spacing rule lives in spacing.py; re-exported for
-from .spacing import check_spacing as check_spacing  # the callers that found it here
 from .spacing import spacing_um_text
 
 NL_PER_MM3 = 1000.0  # 1 mm^3 = 1 microlitre = 1000 nanolitres

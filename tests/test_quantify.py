@@ -4,14 +4,13 @@ import numpy as np
 import pytest
 
 from napari_octfluid.quantify import (
-    SpacingError,
     SpacingUnknownError,
-    check_spacing,
     fluid_pixels_per_bscan,
     fluid_volume_mm3,
     summarize_fluid,
     write_summary_csv,
 )
+from napari_octfluid.spacing import SpacingError, check_spacing
 
 
 def box_phantom():

@@ -52,7 +52,8 @@ def user_errors(command: str) -> tuple[type[BaseException], ...]:
     """The exceptions that are the user's to fix: reported as one line, not a traceback."""
     from ..io import OctReadError
     from ..outputs import OutputError
-    from ..quantify import SpacingError, SpacingUnknownError
+    from ..quantify import SpacingUnknownError
+    from ..spacing import SpacingError
 
     errors: tuple[type[BaseException], ...] = (
         CommandError,
