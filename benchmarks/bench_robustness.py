@@ -3,12 +3,14 @@ clean beside each named shift of ``napari_octfluid.shifts``, on any scans given 
 
     python benchmarks/bench_robustness.py --images A.tif B.tif --labels A_mask.tif B_mask.tif \\
         [--weights W] [--shift NAME ... | all | none] [--min-lesion-pixels N] [--padding-rule exact-zero] \\
-        [--bscans 8] [--threads 2] [--markdown]
+        [--bscans 8] [--threads 2] [--no-axial-resampling] [--markdown]
 
 The table is the one ``octfluid evaluate --shift`` prints, through the same evaluation path (``evaluation.evaluate``
 over ``inference.predict``). ``--padding-rule exact-zero`` swaps in the padding rule as it was before issue 18
 (exact zeros and saturated pixels touching the border) and ``--min-lesion-pixels 0`` turns the size rule off, to
-measure what the mask rules change. ``--bscans N`` keeps N evenly spaced B-scans of each file, for a short CPU run.
+measure what the mask rules change; ``--no-axial-resampling`` predicts shifted scans at their own rows, as before
+axial resampling (``--shift axial_x2`` etc. then show the collapse it fixes). ``--bscans N`` keeps N evenly spaced
+B-scans of each file, for a short CPU run.
 Prints figures; asserts nothing.
 """
 
@@ -49,7 +51,9 @@ def thinned(subject: Subject, count: int | None) -> Subject:
     if not count or count >= len(subject.images):
         return subject
     keep = np.unique(np.linspace(0, len(subject.images) - 1, count).round().astype(int))
-    return Subject(subject.name, subject.images[keep], subject.labels[keep], dataset=subject.dataset)
+    return Subject(
+        subject.name, subject.images[keep], subject.labels[keep], dataset=subject.dataset, spacing_mm=subject.spacing_mm
+    )
 
 
 def main() -> None:
@@ -63,6 +67,7 @@ def main() -> None:
     parser.add_argument("--min-lesion-pixels", type=int, help="default: the checkpoint's (off without one)")
     parser.add_argument("--padding-rule", choices=["current", "exact-zero"], default="current")
     parser.add_argument("--bscans", type=int, help="evenly spaced B-scans kept per file (default: all)")
+    parser.add_argument("--no-axial-resampling", dest="axial_resampling", action="store_false")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--markdown", action="store_true")
@@ -85,12 +90,14 @@ def main() -> None:
         shifts=shifts,
         per_subject=True,
         min_lesion_pixels=args.min_lesion_pixels,
+        axial_resampling=args.axial_resampling,
     )
     seconds = time.perf_counter() - start
     n_bscans = sum(len(subject.annotated_bscans()) for subject in subjects)
     print(
         f"weights {weights}; {len(subjects)} files, {n_bscans} B-scans; padding rule {args.padding_rule}; "
         f"min lesion {inference.min_lesion_pixels_of(model, args.min_lesion_pixels)} pixels; "
+        f"axial resampling {'on' if args.axial_resampling else 'off'}; "
         f"{threads} threads; {seconds:.0f} s"
     )
     if args.long:

@@ -431,7 +431,8 @@ def _one_scan(
         if skipped is not None:
             return skipped
     volume = read_volume(source.path)
-    result = yield from predict(volume.data, model, device, batch_size, min_lesion_pixels)
+    # the file's axial pixel size, where it gives one: resampled to the model's when it differs (as octfluid predict)
+    result = yield from predict(volume.data, model, device, batch_size, min_lesion_pixels, volume.spacing_mm[1])
     provenance = {
         "source": str(source.path.resolve()),
         "source_fingerprint": planned.fingerprint,

@@ -65,11 +65,13 @@ def subject_confusions(
     batch_size: int | None = None,
     shift: str = CLEAN,
     min_lesion_pixels: int | None = None,
+    axial_resampling: bool = True,
 ) -> list[tuple[Subject, Confusion]]:
     """Per-B-scan counts of the model against each subject's labels, with the appearance ``shift`` applied to images
     and labels together, then noise of ``noise_sigma`` added (both seeded by the subject's position, so every model
     sees the same images). Prediction is :func:`~napari_octfluid.inference.predict` with its mask rules
-    (``min_lesion_pixels``: None for the model's own). B-scans nobody annotated (all ``IGNORE``) are left out: they
+    (``min_lesion_pixels``: None for the model's own) and, with ``axial_resampling``, the scan's axial pixel size as
+    its file would give it (:func:`axial_spacing_for`). B-scans nobody annotated (all ``IGNORE``) are left out: they
     hold nothing to count and would pass as fluid-free."""
     from .shifts import apply_shift
 
@@ -79,10 +81,27 @@ def subject_confusions(
         images, labels = subject.images[annotated], subject.labels[annotated]
         if shift != CLEAN:
             images, labels = apply_shift(shift, images, labels, seed=SHIFT_SEED, index=index)
+        spacing = axial_spacing_for(subject, images.shape, model) if axial_resampling else None
         noisy = add_noise(images, noise_sigma, seed=index)
-        _, result = run_to_end(predict(noisy, model, device, batch_size, min_lesion_pixels))
+        _, result = run_to_end(predict(noisy, model, device, batch_size, min_lesion_pixels, spacing))
         counted.append((subject, counts_against(result.labels, labels)))
     return counted
+
+
+def axial_spacing_for(subject: Subject, shape: tuple[int, ...], model: TransUNet) -> float | None:
+    """The axial pixel size (mm) of ``subject``'s images once shifted to ``shape``, as prediction is told it: the
+    subject's own (``spacing_mm[1]``) scaled by the change in rows (:func:`~napari_octfluid.shifts.shifted_spacing`).
+    A subject of unknown spacing is taken to be at the model's training pixel size, since the project's scans are
+    from the training device; unshifted, it is then left unknown (None), as a file without a spacing is."""
+    from .axial import model_axial_spacing
+    from .shifts import shifted_spacing
+
+    known = subject.spacing_mm[1]
+    before = subject.images.shape[1]
+    if shape[1] == before:
+        return known
+    base = known if known is not None else model_axial_spacing(model)
+    return shifted_spacing((None, base, None), (1, before, 1), (1, shape[1], 1))[1]
 
 
 def model_confusions(
@@ -93,9 +112,12 @@ def model_confusions(
     batch_size: int | None = None,
     shift: str = CLEAN,
     min_lesion_pixels: int | None = None,
+    axial_resampling: bool = True,
 ) -> dict[str, list[Confusion]]:
     """:func:`subject_confusions` grouped by ``Subject.dataset``."""
-    return _by_dataset(subject_confusions(model, subjects, noise_sigma, device, batch_size, shift, min_lesion_pixels))
+    return _by_dataset(
+        subject_confusions(model, subjects, noise_sigma, device, batch_size, shift, min_lesion_pixels, axial_resampling)
+    )
 
 
 def _by_dataset(counted: list[tuple[Subject, Confusion]]) -> dict[str, list[Confusion]]:
@@ -142,12 +164,16 @@ def evaluate(
     shifts: Iterable[str] = (),
     per_subject: bool = False,
     min_lesion_pixels: int | None = None,
+    axial_resampling: bool = True,
 ) -> list[EvaluationRow]:
     """Rows of agreement of the model with each subject's labels, per dataset and noise level, then per appearance
     shift of :data:`~napari_octfluid.shifts.SHIFTS` (without added noise), and for all subjects together where
-    there are several datasets; with ``per_subject``, also a row per subject."""
+    there are several datasets; with ``per_subject``, also a row per subject. ``axial_resampling`` False predicts
+    every scan at its own rows, whatever its axial pixel size (the behaviour before it, for comparison)."""
     subjects = list(subjects)
-    settings = dict(device=device, batch_size=batch_size, min_lesion_pixels=min_lesion_pixels)
+    settings = dict(
+        device=device, batch_size=batch_size, min_lesion_pixels=min_lesion_pixels, axial_resampling=axial_resampling
+    )
     rows = []
     for sigma in noise_sigmas:
         rows += _rows(subject_confusions(model, subjects, sigma, **settings), sigma, CLEAN, per_subject)

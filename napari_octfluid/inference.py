@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ._malloc import tune_glibc_malloc
+from .axial import model_axial_spacing, model_rows, resample_rows
 from .devices import default_batch_size, resolve_device, step_down_after_out_of_memory
 from .events import Notice, run_to_end  # noqa: F401  (run_to_end kept importable from here)
 from .memory import check_allocation, prediction_bytes
@@ -80,9 +81,26 @@ def forward_bscans(model: TransUNet, data, device: torch.device) -> Generator[tu
         yield labels[0], fluid[0]
 
 
-def _forward(model: TransUNet, bscans: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """Raw B-scans through :func:`forward`, with the padding rule."""
-    return forward(model, normalize_bscans(bscans), device, padding_mask(bscans))
+def _forward(
+    model: TransUNet, bscans: np.ndarray, device: torch.device, min_pixels: int = OFF, rows: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw B-scans through :func:`forward`, with the padding rule and the minimum lesion size, at ``rows`` rows (the
+    model's axial pixel size, :mod:`~napari_octfluid.axial`) and back: labels nearest, fluid probability linear.
+
+    The padding is found on the scan's own rows, where its flat borders are as the file has them, and carried to the
+    model's grid with nearest neighbour; it is applied again on the way back. The minimum lesion size is in the
+    model's pixels, so it is applied before resampling back."""
+    outside = padding_mask(bscans)
+    height = bscans.shape[1]
+    if rows is None or rows == height:
+        labels, fluid = forward(model, normalize_bscans(bscans), device, outside)
+        return remove_small_lesions(labels, min_pixels), fluid
+    resampled = resample_rows(bscans, rows, order=1)
+    labels, fluid = forward(model, normalize_bscans(resampled), device, resample_rows(outside, rows, order=0))
+    labels = resample_rows(remove_small_lesions(labels, min_pixels), height, order=0)
+    fluid = resample_rows(fluid, height, order=1)
+    labels[outside], fluid[outside] = 0, 0.0
+    return labels, fluid
 
 
 def labels_and_fluid(logits: torch.Tensor, threshold: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,13 +139,20 @@ def predict(
     device: str = "auto",
     batch_size: int | None = None,
     min_lesion_pixels: int | None = None,
+    axial_spacing_mm: float | None = None,
 ) -> Generator[PredictEvent, None, PredictResult]:
     """Segment every B-scan of ``volume[Z, Y, X]`` (or one 2D B-scan).
 
+    ``axial_spacing_mm`` is the scan's pixel size along depth, where its file gives it: when it is more than
+    :data:`~napari_octfluid.axial.TOLERANCE` away from the model's (``model.axial_spacing_mm``, the training scans'),
+    each batch of B-scans is resampled to the model's axial pixel size, segmented, and the mask (nearest) and
+    probability (linear) brought back to the scan's rows (:mod:`~napari_octfluid.axial`). None: as it is.
+
     The mask is cleaned by two rules: export padding and other flat borders are never fluid
     (:func:`~napari_octfluid.preprocess.padding_mask`), and fluid regions of a B-scan smaller than
-    ``min_lesion_pixels`` (default: the model's calibrated size, see :func:`min_lesion_pixels_of`; 0: off) are
-    removed (:mod:`~napari_octfluid.min_lesion`). The fluid probability is the model's, except in the padding.
+    ``min_lesion_pixels`` (default: the model's calibrated size, see :func:`min_lesion_pixels_of`; 0: off; in the
+    model's pixels) are removed (:mod:`~napari_octfluid.min_lesion`). The fluid probability is the model's, except
+    in the padding.
 
     On CUDA it runs in bfloat16 autocast; when memory runs out the batch is halved and retried, and as a
     last resort the rest runs on the CPU, each announced by a :class:`~napari_octfluid.events.Notice`.
@@ -139,6 +164,7 @@ def predict(
     tune_glibc_malloc()  # helps the CPU path; harmless for the others
     batch = batch_size or default_batch_size(target)
     min_pixels = min_lesion_pixels_of(model, min_lesion_pixels)
+    rows = model_rows(data.shape[1], axial_spacing_mm, model_axial_spacing(model))
     model = model.to(target).eval()
     inference_copy = fused_for_inference(model)  # once for the whole volume (see forward)
     labels = np.zeros(data.shape, np.uint8)
@@ -155,8 +181,7 @@ def predict(
     while done < len(data):
         try:
             stop = min(done + batch, len(data))
-            found, fluid[done:stop] = _forward(inference_copy, data[done:stop], target)
-            labels[done:stop] = remove_small_lesions(found, min_pixels)
+            labels[done:stop], fluid[done:stop] = _forward(inference_copy, data[done:stop], target, min_pixels, rows)
         except (RuntimeError, torch.OutOfMemoryError) as error:
             target, batch, message = step_down_after_out_of_memory(error, target, batch, "B-scan")
             model = model.to(target)

@@ -6,6 +6,8 @@ default strength; :data:`SHIFTS` is the one registry (``octfluid evaluate --shif
 ``benchmarks/bench_robustness.py``).
 Intensity shifts leave the labels as they are; geometric ones resample the labels with nearest neighbour on the same
 grid as the images, so label values (``FLUID``, ``IGNORE``...) are kept and a lesion moves with the tissue around it.
+A resampling shift changes the pixel size: :func:`shifted_spacing` says the new one, which evaluation hands to
+prediction as a scan's file would.
 Images keep their type and grey-level range (integers are rounded and clipped).
 
 Intensities are worked on as a fraction of the type's full range (``_unit``): 0..1 for uint8/uint16, the scan's own
@@ -63,6 +65,19 @@ def apply_shift(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Shift ``name`` of :data:`SHIFTS` applied to one volume, seeded by ``seed`` and the volume's ``index``."""
     return get_shift(name)(images, labels, shift_rng(seed, name, index), strength)
+
+
+def shifted_spacing(
+    spacing_mm: tuple[float | None, float | None, float | None],
+    before: tuple[int, int, int],
+    after: tuple[int, int, int],
+) -> tuple[float | None, float | None, float | None]:
+    """The spacing of a volume of shape ``before`` once a shift has resampled it to ``after``: the same extent over
+    more or fewer pixels, so each axis' spacing is divided by the factor its pixel count was multiplied by
+    (``axial_x2``: half the axial pixel size). Unknown axes stay unknown; intensity shifts change nothing."""
+    return tuple(
+        None if spacing is None else spacing * old / new for spacing, old, new in zip(spacing_mm, before, after)
+    )
 
 
 def get_shift(name: str) -> Shift:

@@ -59,11 +59,11 @@ def test_out_of_memory_halves_the_batch_then_gives_a_clear_error(monkeypatch):
     real_forward = inference._forward
     sizes = []
 
-    def forward_that_fits_two(model, bscans, device):
+    def forward_that_fits_two(model, bscans, device, *rules):
         sizes.append(len(bscans))
         if len(bscans) > 2:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real_forward(model, bscans, device)
+        return real_forward(model, bscans, device, *rules)
 
     monkeypatch.setattr(inference, "_forward", forward_that_fits_two)
     events, result = run_to_end(predict(np.zeros((6, 32, 32)), TransUNet(MODEL_CONFIGS["tiny"]), batch_size=8))

@@ -20,7 +20,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QMessageBox
 
-from .._layers import META_KEY, REVIEW_KEY
+from .._layers import META_KEY, REVIEW_KEY, spacing_from_layer
 from ..colours import MODEL
 from ..devices import DEVICE_CHOICES
 from ..inference import PredictEvent, PredictProgress, PredictResult, PredictStarted, predict
@@ -65,23 +65,35 @@ class MaskReady:
 
 
 def load_and_predict(
-    scan: np.ndarray, weights: Path, device: str, batch_size: int | None, min_lesion_pixels: int | None = None
+    scan: np.ndarray,
+    weights: Path,
+    device: str,
+    batch_size: int | None,
+    min_lesion_pixels: int | None = None,
+    axial_spacing_mm: float | None = None,
 ) -> Generator[PredictEvent | MaskReady, None, np.ndarray]:
     """The widget's job, all in the worker: the weights loaded (a refused checkpoint raises ``CheckpointError``),
     ``inference.predict`` as ``octfluid predict`` runs it, the mask handed over (:class:`MaskReady`) with its
     fingerprint, then the mirrored pass that ranks the B-scans for review (``priority.mirrored_disagreement``),
-    returned: per B-scan, 1 - Dice between the mask and the mirrored one."""
+    returned: per B-scan, 1 - Dice between the mask and the mirrored one. ``axial_spacing_mm``: the layer's pixel
+    size along depth, where known (resampled to the model's when it differs, as ``octfluid predict`` does)."""
     import pandas  # noqa: F401  napari's first Labels layer imports it: 1 s on a 2-core CPU, here rather than on
     # the interface thread when the result arrives
 
     model, _ = load_model(weights)
-    result = yield from predict(scan, model, device, batch_size, min_lesion_pixels)
+    result = yield from predict(scan, model, device, batch_size, min_lesion_pixels, axial_spacing_mm)
     single = scan.ndim == 2
     labels = result.labels[0] if single else result.labels
     probability = result.fluid_probability[0] if single else result.fluid_probability
     yield MaskReady(Prediction(result, labels, probability, checksum(labels), model.decision_threshold))
     dice_error, _ = yield from mirrored_disagreement(
-        scan, model, result.labels, device, batch_size=batch_size, min_lesion_pixels=min_lesion_pixels
+        scan,
+        model,
+        result.labels,
+        device,
+        batch_size=batch_size,
+        min_lesion_pixels=min_lesion_pixels,
+        axial_spacing_mm=axial_spacing_mm,
     )
     return dice_error
 
@@ -172,7 +184,14 @@ class PredictWidget(Container):
         self.status.value = "Predicting..."
         self.jobs.start(
             load_and_predict,
-            (data, weights, self.device.value, self.batch_size.value or None, self.min_lesion_pixels()),
+            (
+                data,
+                weights,
+                self.device.value,
+                self.batch_size.value or None,
+                self.min_lesion_pixels(),
+                spacing_from_layer(layer.metadata, layer.scale, layer.units)[1],  # the depth axis
+            ),
             total=2 * (data.shape[0] if data.ndim == 3 else 1),  # the mask, then the mirrored pass that ranks
             description="Loading the model...",
             on_event=self._on_event,

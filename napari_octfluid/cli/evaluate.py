@@ -43,6 +43,13 @@ def add_parser(sub) -> None:
         + ", ".join(SHIFTS),
     )
     add_min_lesion_option(parser)
+    parser.add_argument(
+        "--no-axial-resampling",
+        dest="axial_resampling",
+        action="store_false",
+        help="predict every scan at its own rows, even where a shift (or its file) gives it another axial pixel size "
+        "than the model's: the figures before axial resampling, for comparison",
+    )
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--batch-size", type=positive_int)
     add_threads_option(parser)
@@ -91,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         shifts=shifts,
         per_subject=bool(shifts),
         min_lesion_pixels=args.min_lesion_pixels,
+        axial_resampling=args.axial_resampling,
     )
     rows += grader_rows(subjects)
     print(f"weights: {weights}")

@@ -170,7 +170,8 @@ def run_one(args: argparse.Namespace) -> int:
 
     try:  # predict() checks the B-scans before any work; the message gains the file's name
         result = drive(
-            predict(volume.data, model, args.device, args.batch_size, args.min_lesion_pixels),
+            # the file's axial pixel size, where it gives one: resampled to the model's when it differs
+            predict(volume.data, model, args.device, args.batch_size, args.min_lesion_pixels, volume.spacing_mm[1]),
             report,
         )
     except BscanError as error:

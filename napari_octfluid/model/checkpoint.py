@@ -11,6 +11,8 @@ from typing import Any
 import torch
 
 from .._atomic import atomic_path
+from ..axial import CHECKPOINT_KEY as AXIAL_SPACING_KEY
+from ..axial import checked_axial_spacing, model_axial_spacing
 from ..memory import MemoryBudgetError, check_allocation, format_bytes
 from ..min_lesion import CHECKPOINT_KEY as MIN_LESION_KEY
 from ..min_lesion import checked_min_lesion_pixels
@@ -50,6 +52,7 @@ def save_checkpoint(path: str | Path, model: TransUNet, **extra: Any) -> Path:
         "model_config": model.config.to_dict(),
         "decision_threshold": model.decision_threshold,
         MIN_LESION_KEY: getattr(model, "min_lesion_pixels", None),
+        AXIAL_SPACING_KEY: model_axial_spacing(model),
         "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
@@ -62,7 +65,15 @@ def save_checkpoint(path: str | Path, model: TransUNet, **extra: Any) -> Path:
 
 
 # what save_checkpoint writes from the model itself; everything else in a checkpoint is the caller's ``extra``
-MODEL_FIELDS = ("format", "version", "model_config", "decision_threshold", MIN_LESION_KEY, "model_state")
+MODEL_FIELDS = (
+    "format",
+    "version",
+    "model_config",
+    "decision_threshold",
+    MIN_LESION_KEY,
+    AXIAL_SPACING_KEY,
+    "model_state",
+)
 
 
 def update_checkpoint(path: str | Path, model: TransUNet, **changes: Any) -> Path:
@@ -123,6 +134,8 @@ def load_model(path: str | Path, num_classes: int | None = None) -> tuple[TransU
     model.decision_threshold = _decision_threshold(payload.get("decision_threshold"), name)
     try:  # absent (every checkpoint older than the rule): off, as those models always predicted
         model.min_lesion_pixels = checked_min_lesion_pixels(payload.get(MIN_LESION_KEY), name) or None
+        # absent (every checkpoint older than the key, the shipped weights included): trained on Spectralis scans
+        model.axial_spacing_mm = checked_axial_spacing(payload.get(AXIAL_SPACING_KEY), name)
     except ValueError as error:
         raise CheckpointError(str(error)) from None
     return model.eval(), payload

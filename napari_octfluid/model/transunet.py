@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..axial import SPECTRALIS_AXIAL_SPACING_MM
 from .configs import TransUNetConfig
 
 
@@ -132,6 +133,9 @@ class TransUNet(nn.Module):
         self.decision_threshold: float | None = None
         # fluid regions under this many pixels in a B-scan are removed (min_lesion.py); chosen with the threshold
         self.min_lesion_pixels: int | None = None
+        # the axial pixel size (mm) of the training B-scans: prediction resamples scans of another to it (axial.py);
+        # saved in the checkpoint, Spectralis' for checkpoints that do not store it
+        self.axial_spacing_mm: float = SPECTRALIS_AXIAL_SPACING_MM
         filters = config.filter_num
         self.encoder = nn.ModuleList(
             conv_stack(config.in_channels if i == 0 else filters[i - 1], f, config.stack_num_down, stride=2)

@@ -211,9 +211,9 @@ def test_the_minimum_lesion_size_reaches_the_one_prediction_path(viewer_and_widg
     asked = []
     real_predict = predict_module.predict
 
-    def recording_predict(scan, model, device, batch_size, min_lesion_pixels=None):
+    def recording_predict(scan, model, device, batch_size, min_lesion_pixels=None, axial_spacing_mm=None):
         asked.append(min_lesion_pixels)
-        return (yield from real_predict(scan, model, device, batch_size, min_lesion_pixels))
+        return (yield from real_predict(scan, model, device, batch_size, min_lesion_pixels, axial_spacing_mm))
 
     monkeypatch.setattr(predict_module, "predict", recording_predict)
     run_and_wait(widget, qtbot)
@@ -222,3 +222,31 @@ def test_the_minimum_lesion_size_reaches_the_one_prediction_path(viewer_and_widg
     widget.min_lesion.value = 500
     run_and_wait(widget, qtbot)
     assert asked == [None, 0, 500]
+
+
+@pytest.mark.parametrize(
+    "spacing_mm, expected",
+    [
+        ((0.12, 0.00194, 0.0118), 0.00194),  # a Cirrus-like file: its depth spacing goes to the model
+        ((None, None, None), None),  # a file without spacing: predicted at its own rows, as before
+    ],
+)
+def test_the_layers_axial_spacing_reaches_prediction(viewer_and_widget, qtbot, monkeypatch, spacing_mm, expected):
+    """The depth spacing of the layer (octfluid's metadata, as the reader stores it) is what inference.predict is
+    told, so a scan from a device of another axial pixel size is resampled to the model's (issue 18)."""
+    from napari_octfluid._layers import META_KEY
+
+    viewer, widget = viewer_and_widget
+    layer = viewer.layers[0]
+    layer.metadata = {**layer.metadata, META_KEY: {**layer.metadata.get(META_KEY, {}), "spacing_mm": list(spacing_mm)}}
+    asked = []
+    real_predict = predict_module.predict
+
+    def recording_predict(scan, model, device, batch_size, min_lesion_pixels=None, axial_spacing_mm=None):
+        asked.append(axial_spacing_mm)
+        return (yield from real_predict(scan, model, device, batch_size, min_lesion_pixels, axial_spacing_mm))
+
+    monkeypatch.setattr(predict_module, "predict", recording_predict)
+    run_and_wait(widget, qtbot)
+    assert asked == [expected]
+    assert viewer.layers[-1].data.shape == layer.data.shape  # the mask has the scan's own shape
