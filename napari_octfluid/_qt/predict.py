@@ -77,8 +77,11 @@ def load_and_predict(
     fingerprint, then the mirrored pass that ranks the B-scans for review (``priority.mirrored_disagreement``),
     returned: per B-scan, 1 - Dice between the mask and the mirrored one. ``axial_spacing_mm``: the layer's pixel
     size along depth, where known (resampled to the model's when it differs, as ``octfluid predict`` does)."""
-    import pandas  # noqa: F401  napari's first Labels layer imports it: 1 s on a 2-core CPU, here rather than on
-    # the interface thread when the result arrives
+    from napari.layers import Labels
+
+    # napari's first Labels of a session costs 0.86 s to build (imports, pandas, first-use set-up), a one-time cost
+    # that a tiny one built here, in the worker, takes off the interface thread (measured: 5 ms there after it)
+    Labels(np.zeros((1, 2, 2), np.uint8))
 
     model, _ = load_model(weights)
     result = yield from predict(scan, model, device, batch_size, min_lesion_pixels, axial_spacing_mm)
