@@ -104,23 +104,8 @@ def axial_spacing_for(subject: Subject, shape: tuple[int, ...], model: TransUNet
     return shifted_spacing((None, base, None), (1, before, 1), (1, shape[1], 1))[1]
 
 
-def model_confusions(
-    model: TransUNet,
-    subjects: Iterable[Subject],
-    noise_sigma: float = 0.0,
-    device: str = "auto",
-    batch_size: int | None = None,
-    shift: str = CLEAN,
-    min_lesion_pixels: int | None = None,
-    axial_resampling: bool = True,
-) -> dict[str, list[Confusion]]:
-    """:func:`subject_confusions` grouped by ``Subject.dataset``."""
-    return _by_dataset(
-        subject_confusions(model, subjects, noise_sigma, device, batch_size, shift, min_lesion_pixels, axial_resampling)
-    )
-
-
-def _by_dataset(counted: list[tuple[Subject, Confusion]]) -> dict[str, list[Confusion]]:
+def by_dataset(counted: list[tuple[Subject, Confusion]]) -> dict[str, list[Confusion]]:
+    """The per-subject counts of :func:`subject_confusions` grouped by ``Subject.dataset``."""
     per_group: dict[str, list[Confusion]] = {}
     for subject, counts in counted:
         per_group.setdefault(subject.dataset, []).append(counts)
@@ -145,7 +130,7 @@ def agreement_rows(
 
 def _rows(counted: list[tuple[Subject, Confusion]], noise_sigma: float, shift: str, per_subject: bool):
     """Rows per dataset and pooled, then (``per_subject``) one per subject whose name is not its dataset's."""
-    rows = agreement_rows(_by_dataset(counted), noise_sigma, shift=shift)
+    rows = agreement_rows(by_dataset(counted), noise_sigma, shift=shift)
     if per_subject:
         rows += [
             EvaluationRow(subject.name, "model", float(noise_sigma), Agreement.from_confusion(counts), shift)

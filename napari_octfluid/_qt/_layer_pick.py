@@ -19,6 +19,12 @@ def labels_picker(label: str = "Fluid labels") -> ComboBox:
     return narrow_combo_box(create_widget(annotation=napari.layers.Labels, label=label))
 
 
+def on_grid_of(layer) -> dict:
+    """napari keyword arguments that put a new layer on ``layer``'s grid: its scale, units and axis names (a mask,
+    a probability or a difference drawn over the scan it was made from)."""
+    return {"scale": layer.scale, "units": layer.units, "axis_labels": layer.axis_labels}
+
+
 def is_segmentable(layer: napari.layers.Image, action: str) -> bool:
     """Whether ``layer`` holds greyscale B-scans the model can use; if not, a notification says why (``action``:
     e.g. "segment", "train on")."""

@@ -15,7 +15,7 @@ from qtpy.QtCore import QTimer
 
 from ..colours import DIFFERENCE, REFERENCE, ROLE_KEY
 from ..labels import difference_counts, difference_labels
-from ._layer_pick import labels_picker
+from ._layer_pick import labels_picker, on_grid_of
 from .fit_width import narrow_combo_box, wrap_message
 from .mask_colours import colour_mask
 from .review_tracking import bscan_on_screen, touched_bscans, unwrapped
@@ -156,10 +156,8 @@ class DifferenceOverlay(Container):
                 self._viewer.add_labels(
                     difference,
                     name=name,
-                    scale=mask.scale,
                     translate=mask.translate,
-                    units=mask.units,
-                    axis_labels=mask.axis_labels,
+                    **on_grid_of(mask),
                     opacity=0.8,
                     metadata={ROLE_KEY: DIFFERENCE},  # at once: adding it resets the drop-downs, which skip it
                 )

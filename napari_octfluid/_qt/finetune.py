@@ -52,7 +52,7 @@ from ..training.finetune import (
 )
 from ..training.parts import TRAINABLE_LABELS
 from ..weights import default_weights_path
-from ._layer_pick import image_picker, is_segmentable, labels_picker
+from ._layer_pick import image_picker, is_segmentable, labels_picker, on_grid_of
 from ._sections import button_row, folded
 from .jobs import JobRunner, Progress
 from .live_plot import LivePlot
@@ -466,9 +466,7 @@ class FinetuneWidget(Container):
             layer = self._viewer.layers[name]
             layer.data = labels
         else:
-            layer = self._viewer.add_labels(
-                labels, name=name, scale=source.scale, units=source.units, axis_labels=source.axis_labels
-            )
+            layer = self._viewer.add_labels(labels, name=name, **on_grid_of(source))
         colour_mask(layer, FINETUNED)  # never the colour of the model's mask or of the reference
         self.status.value = comparison.summary
 

@@ -28,7 +28,7 @@ from ..model import CheckpointError, load_model
 from ..priority import mirrored_disagreement
 from ..review import ReviewState
 from ..weights import NO_WEIGHTS_MESSAGE, default_weights_path
-from ._layer_pick import image_picker, is_segmentable
+from ._layer_pick import image_picker, is_segmentable, on_grid_of
 from .click_tools import install_click_tools
 from .jobs import JobRunner, Progress
 from .mask_colours import colour_mask
@@ -273,9 +273,7 @@ class PredictWidget(Container):
             if not self._update_labels(self._viewer.layers[name], labels, meta, uncertainty):
                 return False
         else:
-            layer = self._viewer.add_labels(
-                labels, name=name, scale=source.scale, units=source.units, axis_labels=source.axis_labels, metadata=meta
-            )
+            layer = self._viewer.add_labels(labels, name=name, metadata=meta, **on_grid_of(source))
             layer.metadata[REVIEW_KEY] = ReviewState.start(as_volume(labels), str(self._weights), uncertainty)
             tracker_for(layer, self._viewer)
             # the shortcuts and modifier-clicks only: a dock per predicted scan would crowd a laptop screen
@@ -299,9 +297,7 @@ class PredictWidget(Container):
         self._viewer.add_image(
             probability,
             name=name,
-            scale=source.scale,
-            units=source.units,
-            axis_labels=source.axis_labels,
+            **on_grid_of(source),
             colormap="magma",
             blending="additive",
             opacity=0.5,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Generator
 
-from ..evaluation import EvaluationRow, agreement_rows, grader_rows, model_confusions
+from ..evaluation import EvaluationRow, agreement_rows, by_dataset, grader_rows, subject_confusions
 from ..metrics import Confusion
 from ..model import TransUNet, TransUNetConfig, load_model, save_checkpoint
 from ..subjects import Subject
@@ -131,7 +131,8 @@ def cross_validate(
             model, minutes = yield from train_fold(subjects, held_out, index, model_config, config, fold_dir)
         fold_rows = []
         for sigma in noise_sigmas:
-            per_group = model_confusions(model, [by_name[name] for name in held_out], sigma, config.device, batch_size)
+            held_out_subjects = [by_name[name] for name in held_out]
+            per_group = by_dataset(subject_confusions(model, held_out_subjects, sigma, config.device, batch_size))
             for group, parts in per_group.items():
                 pooled[sigma].setdefault(group, []).extend(parts)
             if sigma == noise_sigmas[0]:
