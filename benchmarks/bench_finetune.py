@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import tomllib
 import torch
+from priority_candidates import mean_entropy_bits  # beside this script
 
 from napari_octfluid.inference import predict, run_to_end
 from napari_octfluid.labels import FLUID, pooled_counts
 from napari_octfluid.model import load_model
-from napari_octfluid.priority import mean_entropy_bits
 from napari_octfluid.training.blend import blend_weights, starting_state
 from napari_octfluid.training.calibrate import calibrate_model
 from napari_octfluid.training.data import BscanSet

@@ -18,19 +18,14 @@ import argparse
 
 import numpy as np
 import torch
+from priority_candidates import RELIABILITY_TEMPERATURE, expected_dice_error, mean_entropy_bits, pixels_at_risk
 from scipy.stats import spearmanr
 
 from napari_octfluid.cli._common import load_subjects
 from napari_octfluid.inference import predict
 from napari_octfluid.labels import FLUID, IGNORE
 from napari_octfluid.model import load_model
-from napari_octfluid.priority import (
-    RELIABILITY_TEMPERATURE,
-    expected_dice_error,
-    mean_entropy_bits,
-    mirrored_disagreement,
-    pixels_at_risk,
-)
+from napari_octfluid.priority import mirrored_disagreement
 from napari_octfluid.weights import default_weights_path
 
 
