@@ -21,7 +21,7 @@ from qtpy.QtWidgets import QHeaderView, QSizePolicy, QStyledItemDelegate
 
 from .._layers import META_KEY, layer_spacing_source, spacing_from_layer, spacing_layer_update
 from .._reader_preference import prefer_octfluid_reader
-from ..etdrs import Fovea, enface_fluid_pixels, etdrs_fluid_volumes, find_fovea
+from ..etdrs import Fovea, enface_fluid_pixels, enface_fluid_thickness_mm, etdrs_fluid_volumes, find_fovea
 from ..io import write_tiff
 from ..quantify import (
     NL_PER_MM3,
@@ -81,9 +81,10 @@ def quantify_volume(
         volumes, no_sectors = etdrs_fluid_volumes(labels, spacing_mm, fovea, laterality, first_bscan), ""
     except SpacingUnknownError as error:
         volumes, no_sectors = None, str(error)
-    pixels = enface_fluid_pixels(labels)
-    dy = spacing_mm[1]
-    thickness, unit = (pixels * dy * UM_PER_MM, "um") if dy is not None else (pixels.astype(float), "pixels")
+    if spacing_mm[1] is not None:
+        thickness, unit = enface_fluid_thickness_mm(labels, spacing_mm[1]) * UM_PER_MM, "um"
+    else:
+        thickness, unit = enface_fluid_pixels(labels).astype(float), "pixels"
     return Quantified(summary, volumes, no_sectors, thickness, unit)
 
 
