@@ -8,7 +8,8 @@ shared machine, with one thread), the median of the per-round speed-ups against 
 pixels whose mask (at the model's decision threshold) differs from it. Variants:
 
 - ``before``: the network as it was (``nn.ConvTranspose2d`` upsamplers), run as it is;
-- ``inference copy``: what ``inference.predict`` runs now (``model.fused_for_inference``);
+- ``inference copy``: what ``inference.predict`` runs now (``model.fused_for_inference``: BatchNorm folded,
+  channels_last, upsamplers folded into the decoder's convolutions, ReLU fused into the convolutions);
 - ``+ jit.freeze``: that copy traced, frozen and ``torch.jit.optimize_for_inference``-d (for one B-scan size);
 - ``+ bf16 autocast``: that copy under ``torch.autocast("cpu", torch.bfloat16)`` (oneDNN's bf16 kernels);
 - ``+ mkldnn off``: that copy with ``torch.backends.mkldnn`` disabled;
@@ -62,7 +63,11 @@ def main() -> None:
     }
     with torch.inference_mode():
         start = time.perf_counter()
-        frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(copy, x, check_trace=False)))
+        # traced with oneDNN's fused calls off (the tracer cannot type their empty argument lists): the trace then
+        # holds each convolution and ReLU, which optimize_for_inference fuses itself
+        with torch.backends.mkldnn.flags(enabled=False):
+            traced = torch.jit.trace(copy, x, check_trace=False)
+        frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
         print(f"jit trace + freeze + optimize_for_inference: {time.perf_counter() - start:.1f} s")
     variants["+ jit.freeze"] = (frozen, contextlib.nullcontext)
     variants["+ bf16 autocast"] = (copy, lambda: torch.autocast("cpu", dtype=torch.bfloat16))

@@ -1,16 +1,18 @@
 """Inference speed and memory: B-scans per second and peak memory for a 49 x 496 x 768 volume.
 
     python benchmarks/bench_inference.py [--weights PATH] [--bscans 49] [--threads 2] [--batch-sizes 1 4 8]
-    python benchmarks/bench_inference.py --compare-old [--rounds 5] [--batch-sizes 4] [--threads 1]
+    python benchmarks/bench_inference.py --compare-old [--rounds 5] [--batch-sizes 4] [--threads 1] [--volumes TIF ...]
 
 On the CPU (``--threads`` threads) and, where an NVIDIA GPU is present, on the GPU in fp32 and bf16 at several
 batch sizes; plus the model's GFLOPs per B-scan, to hold the GPU figure against the card's peak. Prints
 figures; asserts nothing (these machines are shared: compare ratios within one run).
 
 ``--compare-old`` times prediction as it was before issue 22 (``nn.ConvTranspose2d`` upsamplers, the model run as
-it is) against today's (1x1 convolution + pixel shuffle, the inference copy: BatchNorm folded, channels_last),
-interleaved round by round on the same volume, and prints both medians, their ratio and the pixels whose mask
-differs between the two, on the volume and on the sample scan.
+it is) against today's (the inference copy: BatchNorm folded, channels_last, each upsampler folded into its decoder
+level's first convolution, ReLU inside the convolutions), interleaved round by round on the same volume, and prints
+both medians, their ratio and the pixels whose mask differs between the two, on the volume, on the sample scan and
+on each of ``--volumes`` (real scans, e.g. the shared data's ``*_images.tif``). Both sides share today's
+normalisation, padding rule and minimum lesion size: only the network's arithmetic differs.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import contextlib
 import resource
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -115,7 +118,9 @@ def time_cuda(model, volume, batch_size, dtype):
 def old_model_of(model: TransUNet) -> TransposedConvolutionTransUNet:
     old = TransposedConvolutionTransUNet(model.config)
     old.load_state_dict(model.state_dict())
-    old.decision_threshold = model.decision_threshold
+    # the same rules around the network: only its arithmetic differs
+    old.decision_threshold, old.min_lesion_pixels = model.decision_threshold, model.min_lesion_pixels
+    old.axial_spacing_mm = model.axial_spacing_mm
     return old.eval()
 
 
@@ -140,20 +145,22 @@ def mask_differences(label: str, old, new, threshold: float | None) -> None:
         )
 
 
-def compare_old(model: TransUNet, volume: np.ndarray, batch_sizes, rounds: int, threads: int) -> None:
-    """Old and new prediction timed in alternating order, round after round, and their masks compared."""
+def compare_old(model: TransUNet, volume: np.ndarray, batch_sizes, rounds: int, threads: int, volumes=()) -> None:
+    """Old and new prediction timed in alternating order, round after round, and their masks compared (on the
+    sample scan and ``volumes`` too)."""
     from napari_octfluid._sample_data import SAMPLE_SCAN
     from napari_octfluid.io import read_volume
 
     old = old_model_of(model)
     threshold = model.decision_threshold
-    scan = read_volume(SAMPLE_SCAN).data
-    mask_differences(
-        f"sample scan {'x'.join(map(str, scan.shape))}",
-        predict_old(scan, old, 4),
-        run_to_end(predict(scan, model, "cpu", 4))[1],
-        threshold,
-    )
+    for path in (SAMPLE_SCAN, *volumes):
+        scan = read_volume(path).data
+        mask_differences(
+            f"{path.name if path == SAMPLE_SCAN else path} {'x'.join(map(str, scan.shape))}",
+            predict_old(scan, old, 4),
+            run_to_end(predict(scan, model, "cpu", 4))[1],
+            threshold,
+        )
     for batch_size in batch_sizes:
         predict_old(volume[:batch_size], old, batch_size)  # warm-up, both
         run_to_end(predict(volume[:batch_size], model, "cpu", batch_size))
@@ -193,6 +200,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=(1, 4, 8), metavar="N")
     parser.add_argument("--compare-old", action="store_true", help="time prediction before issue 22 against now")
     parser.add_argument("--rounds", type=int, default=5, help="--compare-old: interleaved rounds per batch size")
+    parser.add_argument("--volumes", type=Path, nargs="*", default=(), help="--compare-old: scans to compare masks on")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     weights = args.weights or default_weights_path()
@@ -205,7 +213,7 @@ def main() -> None:
     )
     print(f"volume: {args.bscans} x {height} x {width} uint8 ({volume.nbytes / 2**20:.0f} MB)")
     if args.compare_old:
-        compare_old(model, volume, args.batch_sizes, args.rounds, args.threads)
+        compare_old(model, volume, args.batch_sizes, args.rounds, args.threads, args.volumes)
         return
     for batch_size in args.batch_sizes:
         rate, peak, before = time_cpu(model, volume, batch_size)
