@@ -3,14 +3,17 @@ clean beside each named shift of ``napari_octfluid.shifts``, on any scans given 
 
     python benchmarks/bench_robustness.py --images A.tif B.tif --labels A_mask.tif B_mask.tif \\
         [--weights W] [--shift NAME ... | all | none] [--min-lesion-pixels N] [--padding-rule exact-zero] \\
-        [--bscans 8] [--threads 2] [--no-axial-resampling] [--markdown]
+        [--normalisation whole] [--no-shadow-streaks] [--bscans 8] [--threads 2] [--no-axial-resampling] [--markdown]
 
 The table is the one ``octfluid evaluate --shift`` prints, through the same evaluation path (``evaluation.evaluate``
 over ``inference.predict``). ``--padding-rule exact-zero`` swaps in the padding rule as it was before issue 18
 (exact zeros and saturated pixels touching the border) and ``--min-lesion-pixels 0`` turns the size rule off, to
-measure what the mask rules change; ``--no-axial-resampling`` predicts shifted scans at their own rows, as before
-axial resampling (``--shift axial_x2`` etc. then show the collapse it fixes). ``--bscans N`` keeps N evenly spaced
-B-scans of each file, for a short CPU run.
+measure what the mask rules change; ``--normalisation whole`` normalises as before the white-border fix
+(percentiles of every pixel, the padding included and left as it is); ``--no-axial-resampling`` predicts shifted
+scans at their own rows, as before axial resampling (``--shift axial_x2`` etc. then show the collapse it fixes).
+``--no-shadow-streaks`` keeps the predicted streaks in vessel shadows that prediction removes
+(``napari_octfluid.shadow_streaks``), as before that rule. ``--bscans N`` keeps N evenly spaced B-scans of each
+file, for a short CPU run.
 Prints figures; asserts nothing.
 """
 
@@ -26,6 +29,7 @@ from napari_octfluid import inference
 from napari_octfluid.cli._common import apply_threads, load_subjects
 from napari_octfluid.evaluation import evaluate, format_table, robustness_table
 from napari_octfluid.model import load_model
+from napari_octfluid.preprocess import normalize_bscans
 from napari_octfluid.shifts import SHIFTS
 from napari_octfluid.subjects import Subject
 from napari_octfluid.weights import default_weights_path
@@ -47,6 +51,16 @@ def exact_zero_padding(bscans: np.ndarray) -> np.ndarray:
     return out[0] if bscans.ndim == 2 else out
 
 
+def whole_bscan_normalisation(bscans: np.ndarray, outside: np.ndarray | None = None) -> np.ndarray:
+    """Normalisation before the white-border fix: percentiles of every pixel, the padding left as it is."""
+    return normalize_bscans(bscans, np.zeros(np.shape(bscans), bool))
+
+
+def keep_shadow_streaks(labels: np.ndarray, normalised: np.ndarray) -> np.ndarray:
+    """Prediction as before the shadow-streak rule: the labels as the model gave them."""
+    return labels
+
+
 def thinned(subject: Subject, count: int | None) -> Subject:
     if not count or count >= len(subject.images):
         return subject
@@ -66,6 +80,10 @@ def main() -> None:
     )
     parser.add_argument("--min-lesion-pixels", type=int, help="default: the checkpoint's (off without one)")
     parser.add_argument("--padding-rule", choices=["current", "exact-zero"], default="current")
+    parser.add_argument("--normalisation", choices=["tissue", "whole"], default="tissue")
+    parser.add_argument(
+        "--no-shadow-streaks", dest="shadow_streaks", action="store_false", help="keep streaks in vessel shadows"
+    )
     parser.add_argument("--bscans", type=int, help="evenly spaced B-scans kept per file (default: all)")
     parser.add_argument("--no-axial-resampling", dest="axial_resampling", action="store_false")
     parser.add_argument("--device", default="cpu")
@@ -77,6 +95,10 @@ def main() -> None:
     shifts = list(SHIFTS) if "all" in args.shift else [name for name in args.shift if name != "none"]
     if args.padding_rule == "exact-zero":
         inference.padding_mask = exact_zero_padding  # what inference._forward calls
+    if args.normalisation == "whole":
+        inference.normalize_bscans = whole_bscan_normalisation  # what inference._forward calls
+    if not args.shadow_streaks:
+        inference.remove_shadow_streaks = keep_shadow_streaks  # what inference._forward calls
     weights = args.weights or default_weights_path()
     model, _ = load_model(weights)
     threads = apply_threads(args.threads)
@@ -96,6 +118,7 @@ def main() -> None:
     n_bscans = sum(len(subject.annotated_bscans()) for subject in subjects)
     print(
         f"weights {weights}; {len(subjects)} files, {n_bscans} B-scans; padding rule {args.padding_rule}; "
+        f"normalisation {args.normalisation}; shadow streaks {'removed' if args.shadow_streaks else 'kept'}; "
         f"min lesion {inference.min_lesion_pixels_of(model, args.min_lesion_pixels)} pixels; "
         f"axial resampling {'on' if args.axial_resampling else 'off'}; "
         f"{threads} threads; {seconds:.0f} s"

@@ -21,6 +21,7 @@ from .memory import check_allocation, prediction_bytes
 from .min_lesion import OFF, remove_small_lesions
 from .model import TransUNet, fused_for_inference
 from .preprocess import check_bscans, nonfinite_bscans, normalize_bscans, padding_mask
+from .shadow_streaks import remove_shadow_streaks
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,9 @@ def forward(
     CUDA). Pixels where ``outside`` is True (export padding, blanked background:
     :func:`~napari_octfluid.preprocess.padding_mask`) are never fluid.
 
-    It runs the model's inference copy (:func:`~napari_octfluid.model.fused_for_inference`: BatchNorm folded,
-    channels_last on the CPU; the model itself is left as it is), made here at each call unless ``model`` is one
-    already: a caller that runs many batches, as :func:`predict` does, makes it once."""
+    It runs the model's inference copy (:func:`~napari_octfluid.model.fused_for_inference`: BatchNorm folded; on
+    the CPU channels_last, upsamplers folded into the decoder's convolutions, ReLU fused; the model itself is left
+    as it is)."""
     model = fused_for_inference(model)
     x = torch.from_numpy(np.ascontiguousarray(normalised, dtype=np.float32)).unsqueeze(1).to(device)
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
@@ -73,19 +74,22 @@ def forward(
 
 def forward_bscans(model: TransUNet, data, device: torch.device) -> Generator[tuple[np.ndarray, np.ndarray]]:
     """:func:`forward` over every B-scan of a ``training.data.BscanSet`` (normalised B-scans of their own sizes,
-    with their padding masks): labels and fluid probability of each in turn. Validation and calibration use it."""
+    with their padding masks): labels (with the shadow-streak rule, as prediction has it) and fluid probability of
+    each in turn. Validation and calibration use it."""
     model = fused_for_inference(model.eval())  # once, not once per B-scan inside forward()
     for index, image in enumerate(data.images):
         outside = None if data.outside is None else data.outside[index][None]
         labels, fluid = forward(model, image[None], device, outside)
-        yield labels[0], fluid[0]
+        yield remove_shadow_streaks(labels, image[None])[0], fluid[0]
 
 
 def _forward(
     model: TransUNet, bscans: np.ndarray, device: torch.device, min_pixels: int = OFF, rows: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Raw B-scans through :func:`forward`, with the padding rule and the minimum lesion size, at ``rows`` rows (the
-    model's axial pixel size, :mod:`~napari_octfluid.axial`) and back: labels nearest, fluid probability linear.
+    """Raw B-scans through :func:`forward`, with the padding rule (left out of the normalisation statistics too),
+    the shadow-streak rule (:mod:`~napari_octfluid.shadow_streaks`) and the minimum lesion size, at ``rows`` rows
+    (the model's axial pixel size, :mod:`~napari_octfluid.axial`) and back: labels nearest, fluid probability
+    linear.
 
     The padding is found on the scan's own rows, where its flat borders are as the file has them, and carried to the
     model's grid with nearest neighbour; it is applied again on the way back. The minimum lesion size is in the
@@ -93,11 +97,13 @@ def _forward(
     outside = padding_mask(bscans)
     height = bscans.shape[1]
     if rows is None or rows == height:
-        labels, fluid = forward(model, normalize_bscans(bscans), device, outside)
-        return remove_small_lesions(labels, min_pixels), fluid
-    resampled = resample_rows(bscans, rows, order=1)
-    labels, fluid = forward(model, normalize_bscans(resampled), device, resample_rows(outside, rows, order=0))
-    labels = resample_rows(remove_small_lesions(labels, min_pixels), height, order=0)
+        normalised = normalize_bscans(bscans, outside)
+        labels, fluid = forward(model, normalised, device, outside)
+        return remove_small_lesions(remove_shadow_streaks(labels, normalised), min_pixels), fluid
+    resampled, resampled_outside = resample_rows(bscans, rows, order=1), resample_rows(outside, rows, order=0)
+    normalised = normalize_bscans(resampled, resampled_outside)
+    labels, fluid = forward(model, normalised, device, resampled_outside)
+    labels = resample_rows(remove_small_lesions(remove_shadow_streaks(labels, normalised), min_pixels), height, order=0)
     fluid = resample_rows(fluid, height, order=1)
     labels[outside], fluid[outside] = 0, 0.0
     return labels, fluid
@@ -114,10 +120,10 @@ def labels_and_fluid(logits: torch.Tensor, threshold: float | None = None) -> tu
     """
     if logits.shape[1] == 2:
         # the same operations with the background's own term, exp(0) = 1, written as the constant: the same bits
-        # in half the time of the general form below
-        fluid = 1.0 - 1.0 / (torch.exp(logits[:, 1] - logits[:, 0]) + 1.0)
+        # in half the time of the general form below; in place, in one buffer (1 - p is -p + 1 to the last bit)
+        fluid = torch.sub(logits[:, 1], logits[:, 0]).exp_().add_(1.0).reciprocal_().neg_().add_(1.0)
         labels = fluid > threshold if threshold is not None else logits[:, 1] > logits[:, 0]
-        return labels.to(torch.uint8), fluid
+        return labels.view(torch.uint8), fluid  # a bool is one byte, 0 or 1: the same bytes as uint8
     background = logits[:, 0]
     best_fluid, best_class = logits[:, 1:].max(dim=1)
     labels = torch.where(best_fluid > background, best_class + 1, 0).to(torch.uint8)

@@ -26,7 +26,13 @@ def remove_small_lesions(labels: np.ndarray, min_pixels: int) -> np.ndarray:
     if min_pixels <= OFF:
         return labels
     volume = labels[None] if labels.ndim == 2 else labels
-    cleaned = remove_islands(volume, int(min_pixels)).applied_to(volume)
+    # labelled only over the rows and columns that hold fluid: the same regions, a fraction of the pixels to label
+    rows, columns = np.flatnonzero(volume.any(axis=(0, 2))), np.flatnonzero(volume.any(axis=(0, 1)))
+    if rows.size == 0:
+        return labels
+    box = (slice(None), slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))
+    cleaned = volume.copy()
+    cleaned[box] = remove_islands(volume[box], int(min_pixels)).applied_to(volume[box])
     return cleaned[0] if labels.ndim == 2 else cleaned
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 LOW_PERCENTILE, HIGH_PERCENTILE = 0.5, 99.5
 MIN_BSCAN_PIXELS = 32  # each way; real B-scans are hundreds of pixels, and the network pools five times
+# fewer pixels than this outside the padding are too few for percentiles: the B-scan is then normalised as a whole
+MIN_COUNTED_PIXELS = 256
 
 
 class BscanError(ValueError):
@@ -50,39 +54,55 @@ def nonfinite_bscans(data: np.ndarray) -> list[int]:
     return [z for z in range(len(data)) if not np.isfinite(data[z]).all()]
 
 
-def normalize_bscans(bscans: np.ndarray) -> np.ndarray:
-    """Map each B-scan's 0.5th..99.5th intensity percentiles to 0..1 (float32, clipped).
+def normalize_bscans(bscans: np.ndarray, outside: np.ndarray | None = None) -> np.ndarray:
+    """Map each B-scan's 0.5th..99.5th intensity percentiles to 0..1 (float32, clipped), the export padding read
+    as black.
 
     Per B-scan, so uint8, uint16 and float exports of any vendor land in the same range; NaN and inf
-    (damaged pixels) become 0 and do not move the percentiles. Unsigned 8- and 16-bit B-scans take an exact fast path
-    (:func:`_normalize_levels`: the same figures, bit for bit, at a quarter of the time).
+    (damaged pixels) become 0 and do not move the percentiles. The percentiles describe the scan itself: pixels of
+    ``outside`` (default: :func:`padding_mask`, constant borders of any grey level, which are not tissue) do not
+    count, and become 0, the black that registration padding has in the training scans. Saturated padding would
+    otherwise raise the 99.5th percentile and dim the tissue, and a white band beside the retina, which no training
+    scan shows, made the shipped weights call fluid all along it (issue 18: the ``white_border`` shift scored 0.43
+    against 0.79 clean). Unsigned 8- and 16-bit B-scans take an exact fast path (:func:`_normalize_levels`: the
+    same figures, bit for bit, at a quarter of the time).
     """
     data = np.asarray(bscans)
     squeeze = data.ndim == 2
     if squeeze:
         data = data[None]
+    outside = padding_mask(data) if outside is None else np.asarray(outside, bool).reshape(data.shape)
     out = np.zeros(data.shape, np.float32)
     by_levels = data.dtype in (np.uint8, np.uint16)
-    for index, bscan in enumerate(data):
-        out[index] = _normalize_levels(bscan) if by_levels else _normalize_values(bscan.astype(np.float32))
+    for index, (bscan, padding) in enumerate(zip(data, outside)):
+        # a B-scan (nearly) all padding keeps every pixel for its statistics, as a blank one had before
+        counted = ~padding if np.count_nonzero(~padding) >= MIN_COUNTED_PIXELS else None
+        out[index] = (
+            _normalize_levels(bscan, counted) if by_levels else _normalize_values(bscan.astype(np.float32), counted)
+        )
+        out[index][padding] = 0.0
     return out[0] if squeeze else out
 
 
-def _normalize_values(bscan: np.ndarray) -> np.ndarray:
-    """One float32 B-scan normalised: percentiles by numpy (a partial sort of the finite pixels)."""
+def _normalize_values(bscan: np.ndarray, counted: np.ndarray | None = None) -> np.ndarray:
+    """One float32 B-scan normalised: percentiles of its finite pixels (those of ``counted`` alone where given) by
+    numpy (a partial sort)."""
     ok = np.isfinite(bscan)
-    if not ok.any():
+    sample = ok if counted is None else ok & counted
+    if not sample.any():
         return np.zeros(bscan.shape, np.float32)
-    low, high = np.percentile(bscan[ok], [LOW_PERCENTILE, HIGH_PERCENTILE])
+    low, high = np.percentile(bscan[sample], [LOW_PERCENTILE, HIGH_PERCENTILE])
     return np.where(ok, _scaled(bscan, low, high), 0.0)
 
 
-def _normalize_levels(bscan: np.ndarray) -> np.ndarray:
+def _normalize_levels(bscan: np.ndarray, counted: np.ndarray | None = None) -> np.ndarray:
     """One unsigned-integer B-scan normalised as :func:`_normalize_values` does it, from a histogram of its grey
-    levels: the percentiles from the cumulative counts, the mapping as a table of one value per level. Written here
-    because numpy's percentile sorts the pixels; the interpolation repeats numpy's linear method step for step (its
-    ``_lerp``), so the figures are the same to the last bit (tests/test_preprocess.py checks it)."""
-    counts = np.bincount(bscan.ravel(), minlength=int(np.iinfo(bscan.dtype).max) + 1)
+    levels (of the pixels of ``counted`` alone where given): the percentiles from the cumulative counts, the mapping
+    as a table of one value per level. Written here because numpy's percentile sorts the pixels; the interpolation
+    repeats numpy's linear method step for step (its ``_lerp``), so the figures are the same to the last bit
+    (tests/test_preprocess.py checks it)."""
+    sample = bscan.ravel() if counted is None else bscan[counted]
+    counts = np.bincount(sample, minlength=int(np.iinfo(bscan.dtype).max) + 1)
     cumulative = np.cumsum(counts)
     virtual = (cumulative[-1] - 1) * (np.asarray([LOW_PERCENTILE, HIGH_PERCENTILE], np.float64) / 100)
     previous = np.floor(virtual)
@@ -113,20 +133,31 @@ FLAT_LEVEL_SHARE = 0.02
 # an edge whose darkest block is brighter than this share of the 99.5th percentile has no black padding (0.2 rather
 # than 0.1: padding under a brightness offset of 25 grey levels still counts; the expert overlap stays the same)
 BLACK_EDGE_SHARE = 0.2
+# a block whose pixels spread by at most this share of the B-scan's range (standard deviation; about 2.5 grey levels
+# in 8 bits) is uniform: a fill, as viewers pad with grey; OCT tissue, grainy with speckle, never is over 16 pixels
+UNIFORM_SPREAD_SHARE = 0.01
+# a fill needs this many uniform blocks on the edge at one level (16 pixels of edge), so a smooth spot is not one
+MIN_FILL_EDGE_BLOCKS = 4
+# and covers at most this share of the B-scan: registration moves a B-scan by a fraction of its width
+MAX_FILL_SHARE = 0.5
 
 
 def padding_mask(bscans: np.ndarray) -> np.ndarray:
     """Pixels that cannot be fluid because they are not tissue: flat regions connected to the B-scan's border at
-    its black level or at saturation, as exports pad rotated or shifted B-scans and some blank the background.
+    its black level, at saturation or at one uniform fill level, as exports pad rotated or shifted B-scans and some
+    blank the background (white in the Duke exports, grey or white in some viewers).
 
     A pixel is near-black where the mean of its block (``BLOCK_PIXELS`` square) lies within ``FLAT_LEVEL_SHARE``
     of the B-scan's range (plus the noise of a block mean) above the darkest block on its edge, so padding of
     0-2 grey levels, or padding under an added noise floor, counts whatever its exact value; for integer types,
-    near-white where the block mean lies as near the type's maximum. Exact zeros, saturated integers and NaN or inf
-    pixels connected to the border count as before. Fluid is enclosed by retinal tissue, so it never touches such a
-    region: on the project's expert masks 148 of 1.23 million fluid pixels (0.012 %) fall inside it (82 under the
-    earlier exact-zero rule, which missed UMN's 0-2 padding), in cysts cut by the B-scan's edge or open to the dark
-    below; the dark vitreous and choroid it also covers hold no fluid either.
+    near-white where the block mean lies as near the type's maximum; at a fill level where its block is uniform
+    (``UNIFORM_SPREAD_SHARE``) and lies as near the level of the uniform blocks on the edge. The padding's edge rarely
+    falls on a block boundary, so pixels of the blocks beside it that are flat by the same rule, one by one, join it
+    (without that, a strip of up to three columns of white padding stayed beside the retina). Exact zeros,
+    saturated integers and NaN or inf pixels connected to the border count as before. Fluid is enclosed by retinal
+    tissue, so it never touches such a region: on the project's expert masks 148 of 1.23 million fluid pixels
+    (0.012 %) fall inside it (82 under the earlier exact-zero rule, which missed UMN's 0-2 padding), in cysts cut by
+    the B-scan's edge or open to the dark below; the dark vitreous and choroid it also covers hold no fluid either.
     """
     from scipy import ndimage  # only here: keeps the import of this module light
 
@@ -138,46 +169,138 @@ def padding_mask(bscans: np.ndarray) -> np.ndarray:
     saturated = np.iinfo(data.dtype).max if np.issubdtype(data.dtype, np.integer) else None
     for index, bscan in enumerate(data):
         exact = (bscan == 0) | ~np.isfinite(bscan) if saturated is None else (bscan == 0) | (bscan == saturated)
-        out[index] = _touching_border(exact, ndimage) | _flat_border_blocks(bscan, ndimage)
+        out[index] = _touching_border(exact, ndimage) | _flat_border(bscan, ndimage)
     return out[0] if squeeze else out
 
 
-def _flat_border_blocks(bscan: np.ndarray, ndimage) -> np.ndarray:
-    """Pixels in blocks whose mean lies near the black level of the B-scan's edge or, for integers, near the type's
-    saturated value, in regions of such blocks that touch the edge (see padding_mask). Found at block resolution,
-    where labelling costs a sixteenth of what it costs at pixel resolution.
+def _flat_border(bscan: np.ndarray, ndimage) -> np.ndarray:
+    """Pixels of flat regions that touch the edge (see padding_mask): found at block resolution, where labelling
+    costs a sixteenth of what it costs at pixel resolution, then completed pixel by pixel along their edge."""
+    integer = np.issubdtype(bscan.dtype, np.integer)
+    values = bscan if integer else np.where(np.isfinite(bscan), bscan, 0)
+    height, width = (side // BLOCK_PIXELS * BLOCK_PIXELS for side in values.shape)
+    flat = _FlatLevels.of(values[:height, :width], integer)
+    blocks = _touching_border(flat.blocks, ndimage)
+    if not blocks.any():
+        return np.zeros(bscan.shape, bool)
+    pixels = _blocks_to_pixels(blocks, bscan.shape)
+    beside = _blocks_to_pixels(ndimage.binary_dilation(blocks, np.ones((3, 3), bool)) & ~blocks, bscan.shape)
+    joined = pixels | (beside & flat.bright_pixels(values))
+    if not (joined & ~pixels).any():
+        return pixels
+    regions, count = ndimage.label(joined)
+    holds_padding = np.zeros(count + 1, bool)
+    holds_padding[regions[pixels]] = True
+    holds_padding[0] = False
+    return holds_padding[regions]
+
+
+def _blocks_to_pixels(blocks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A mask of blocks as a mask of pixels of ``shape`` (the rows and columns past the last whole block take the
+    last block's value)."""
+    pixels = blocks.repeat(BLOCK_PIXELS, 0).repeat(BLOCK_PIXELS, 1)
+    return np.pad(pixels, ((0, shape[0] - pixels.shape[0]), (0, shape[1] - pixels.shape[1])), mode="edge")
+
+
+@dataclass(frozen=True)
+class _FlatLevels:
+    """The grey levels a B-scan's padding can have, and the blocks at them (see padding_mask).
 
     The black level is the darkest block on the edge, not in the whole B-scan: a cyst may be darker than noisy
     padding, and padding always reaches the edge. Noisy padding (a noise floor) spreads its block means, so the
     allowance above the black level grows by four standard errors of a block mean there."""
-    integer = np.issubdtype(bscan.dtype, np.integer)
-    values = bscan if integer else np.where(np.isfinite(bscan), bscan, 0)
-    height, width = (side // BLOCK_PIXELS * BLOCK_PIXELS for side in values.shape)
-    rows, columns = height // BLOCK_PIXELS, width // BLOCK_PIXELS
-    blocks = values[:height, :width].reshape(rows, BLOCK_PIXELS, columns, BLOCK_PIXELS)
-    # summed in two steps over contiguous axes (four times faster than a mean over both at once)
-    total = (np.uint16 if bscan.dtype.itemsize == 1 else np.uint32) if integer else np.float32  # 16 x 255 fits
-    sums = values[:height, :width].reshape(rows, BLOCK_PIXELS, width).sum(1, dtype=total)
-    means = sums.reshape(rows, columns, BLOCK_PIXELS).sum(2, dtype=total).astype(np.float32) / BLOCK_PIXELS**2
-    edge = np.concatenate([means[0], means[-1], means[:, 0], means[:, -1]])
-    edge_spread = np.concatenate(
-        [blocks[0].std((0, 2)), blocks[-1].std((0, 2)), blocks[:, :, 0].std((1, 2)), blocks[:, :, -1].std((1, 2))]
-    )
-    darkest = float(edge.min())
-    high = float(np.percentile(values[::BLOCK_PIXELS, ::BLOCK_PIXELS], HIGH_PERCENTILE))  # a sample is enough here
-    near = FLAT_LEVEL_SHARE * max(high - darkest, 0.0)
-    noise = float(np.median(edge_spread[edge <= darkest + near]))  # pixel noise in the near-black edge
-    # black only if it is dark: an edge of tissue (white padding, a cropped scan, noise) is not padding
-    flat = means <= darkest + near + 4 * noise / BLOCK_PIXELS if darkest <= BLACK_EDGE_SHARE * high else means < 0
-    if integer:
-        saturated = float(np.iinfo(bscan.dtype).max)
-        flat |= means >= saturated - FLAT_LEVEL_SHARE * (saturated - darkest)
-    pixels = _touching_border(flat, ndimage).repeat(BLOCK_PIXELS, 0).repeat(BLOCK_PIXELS, 1)
-    return np.pad(pixels, ((0, bscan.shape[0] - height), (0, bscan.shape[1] - width)), mode="edge")
+
+    black_at_most: float | None  # None: the edge is not dark, so there is no black padding
+    white_from: float | None  # None for floats, whose saturated value is unknown
+    fill: float | None  # the level of a uniform fill on the edge that is neither black nor white
+    near: float  # how near a fill level a pixel or block lies
+    blocks: np.ndarray  # block resolution: blocks at one of those levels
+
+    @classmethod
+    def of(cls, values: np.ndarray, integer: bool) -> "_FlatLevels":
+        rows, columns = (side // BLOCK_PIXELS for side in values.shape)
+        blocks = values.reshape(rows, BLOCK_PIXELS, columns, BLOCK_PIXELS)
+        means = _block_means(values, rows, columns, integer)
+        edge = np.concatenate([means[0], means[-1], means[:, 0], means[:, -1]])
+        edge_spread = np.concatenate(
+            [blocks[0].std((0, 2)), blocks[-1].std((0, 2)), blocks[:, :, 0].std((1, 2)), blocks[:, :, -1].std((1, 2))]
+        )
+        darkest = float(edge.min())
+        high = float(np.percentile(values[::BLOCK_PIXELS, ::BLOCK_PIXELS], HIGH_PERCENTILE))  # a sample is enough
+        near = FLAT_LEVEL_SHARE * max(high - darkest, 0.0)
+        noise = float(np.median(edge_spread[edge <= darkest + near]))  # pixel noise in the near-black edge
+        # black only if it is dark: an edge of tissue (white padding, a cropped scan, noise) is not padding
+        black_at_most = darkest + near + 4 * noise / BLOCK_PIXELS if darkest <= BLACK_EDGE_SHARE * high else None
+        white_from = None
+        if integer:
+            saturated = float(np.iinfo(values.dtype).max)
+            white_from = saturated - FLAT_LEVEL_SHARE * (saturated - darkest)
+        flat = means <= black_at_most if black_at_most is not None else np.zeros(means.shape, bool)
+        if white_from is not None:
+            flat |= means >= white_from
+        fill, fill_near = cls._fill_level(edge, edge_spread, BLACK_EDGE_SHARE * high, white_from, values)
+        if fill is not None:
+            at_fill = np.abs(means - fill) <= fill_near
+            at_fill &= _block_spreads(blocks, at_fill) <= fill_near  # of those blocks alone: rarely any
+            if at_fill.mean() > MAX_FILL_SHARE:
+                fill = None  # a B-scan mostly uniform is flat data (a synthetic or blank image), not a bordered one
+            else:
+                flat |= at_fill
+        return cls(black_at_most, white_from, fill, fill_near, flat)
+
+    @staticmethod
+    def _fill_level(edge, edge_spread, dark, white_from, values) -> tuple[float | None, float]:
+        """The level of uniform blocks on the edge that are neither dark (up to ``dark``, the vitreous and black
+        padding, which the black level covers) nor white, and how near a block or pixel
+        must lie to it: the median of those blocks, where there are ``MIN_FILL_EDGE_BLOCKS`` of them at it."""
+        finite = values[::BLOCK_PIXELS, ::BLOCK_PIXELS]
+        span = float(finite.max() - finite.min()) if finite.size else 0.0
+        near = UNIFORM_SPREAD_SHARE * span
+        uniform = edge_spread <= near
+        uniform &= edge > dark
+        if white_from is not None:
+            uniform &= edge < white_from
+        if np.count_nonzero(uniform) < MIN_FILL_EDGE_BLOCKS or near <= 0:
+            return None, near
+        fill = float(np.median(edge[uniform]))
+        if np.count_nonzero(uniform & (np.abs(edge - fill) <= near)) < MIN_FILL_EDGE_BLOCKS:
+            return None, near
+        return fill, near
+
+    def bright_pixels(self, values: np.ndarray) -> np.ndarray:
+        """Pixels at the white or fill level, each on its own. Black pixels are left out: beside black padding they
+        are the dark vitreous and choroid, which normalise to black anyway, and the masks of scans with only black
+        padding stay as they were."""
+        flat = np.zeros(values.shape, bool)
+        if self.white_from is not None:
+            flat |= values >= self.white_from
+        if self.fill is not None:
+            flat |= np.abs(values.astype(np.float32) - self.fill) <= self.near
+        return flat
+
+
+def _block_means(values: np.ndarray, rows: int, columns: int, integer: bool) -> np.ndarray:
+    """The mean of each block, summed in two steps over contiguous axes (four times faster than a mean over both
+    at once)."""
+    width = columns * BLOCK_PIXELS
+    total = (np.uint16 if values.dtype.itemsize == 1 else np.uint32) if integer else np.float32  # 16 x 255 fits
+    sums = values.reshape(rows, BLOCK_PIXELS, width).sum(1, dtype=total)
+    return sums.reshape(rows, columns, BLOCK_PIXELS).sum(2, dtype=total).astype(np.float32) / BLOCK_PIXELS**2
+
+
+def _block_spreads(blocks: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """The standard deviation of the pixels of each block where ``chosen`` (``blocks[rows, 4, columns, 4]``);
+    +inf elsewhere, so that only chosen blocks can pass a bound on it."""
+    spreads = np.full(chosen.shape, np.inf, np.float32)
+    rows, columns = np.nonzero(chosen)
+    spreads[rows, columns] = blocks[rows, :, columns, :].reshape(len(rows), -1).std(1)
+    return spreads
 
 
 def _touching_border(flat: np.ndarray, ndimage) -> np.ndarray:
     """The connected regions of ``flat`` that touch the B-scan's edge."""
+    if not (flat[0].any() or flat[-1].any() or flat[:, 0].any() or flat[:, -1].any()):
+        return np.zeros(flat.shape, bool)  # nothing flat on the edge: no region to label (most B-scans' exact rule)
     regions, count = ndimage.label(flat)
     touches_border = np.zeros(count + 1, bool)  # a table per region: faster than np.isin over every pixel
     for side in (regions[0], regions[-1], regions[:, 0], regions[:, -1]):

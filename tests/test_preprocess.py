@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from napari_octfluid.preprocess import _normalize_values, normalize_bscans, padding_mask
+from napari_octfluid.preprocess import MIN_COUNTED_PIXELS, _normalize_values, normalize_bscans, padding_mask
 
 
 def reference_padding(bscan: np.ndarray) -> np.ndarray:
@@ -31,16 +31,22 @@ def bscans(dtype, seed: int, shape=(3, 40, 50)) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 @pytest.mark.parametrize("seed", range(4))
-def test_integer_bscans_normalise_bit_for_bit_as_the_float_path(dtype, seed):
+@pytest.mark.parametrize("with_padding", [False, True])
+def test_integer_bscans_normalise_bit_for_bit_as_the_float_path(dtype, seed, with_padding):
     for volume in bscans(dtype, seed):
-        fast = normalize_bscans(volume)
-        plain = np.stack([_normalize_values(b.astype(np.float32)) for b in volume]).astype(np.float32)
-        assert fast.dtype == np.float32 and np.array_equal(fast, plain)
-        # and as numpy's percentile says
-        low, high = np.percentile(volume[0].astype(np.float32), [0.5, 99.5])
+        outside = padding_mask(volume) if with_padding else np.zeros(volume.shape, bool)
+        fast = normalize_bscans(volume, outside)
+        plain = []
+        for bscan, padding in zip(volume, outside):
+            counted = ~padding if (~padding).sum() >= MIN_COUNTED_PIXELS else None
+            plain.append(np.where(padding, 0.0, _normalize_values(bscan.astype(np.float32), counted)))
+        assert fast.dtype == np.float32 and np.array_equal(fast, np.stack(plain).astype(np.float32))
+        # and as numpy's percentile says, over the pixels outside the padding
+        counted = ~outside[0] if (~outside[0]).sum() >= MIN_COUNTED_PIXELS else np.ones(outside[0].shape, bool)
+        low, high = np.percentile(volume[0][counted].astype(np.float32), [0.5, 99.5])
         if high > low:
             expected = np.clip((volume[0].astype(np.float32) - low) / (high - low), 0, 1).astype(np.float32)
-            assert np.array_equal(fast[0], expected)
+            assert np.array_equal(fast[0], np.where(outside[0], np.float32(0), expected))
 
 
 @settings(max_examples=60, deadline=None)
@@ -49,7 +55,12 @@ def test_any_integer_bscan_normalises_as_the_float_path(seed, height, width, dty
     rng = np.random.default_rng(seed)
     spread = int(rng.integers(1, np.iinfo(dtype).max + 1))
     bscan = rng.integers(0, spread, (height, width), endpoint=True).astype(dtype)
-    assert np.array_equal(normalize_bscans(bscan), _normalize_values(bscan.astype(np.float32)).astype(np.float32))
+    counted = rng.random((height, width)) < 0.7
+    plain = _normalize_values(bscan.astype(np.float32)).astype(np.float32)
+    assert np.array_equal(normalize_bscans(bscan, np.zeros(bscan.shape, bool)), plain)
+    if counted.sum() >= MIN_COUNTED_PIXELS:
+        plain = np.where(counted, _normalize_values(bscan.astype(np.float32), counted), 0).astype(np.float32)
+        assert np.array_equal(normalize_bscans(bscan, ~counted), plain)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
@@ -72,12 +83,16 @@ def tissue_with_border(dtype, border_levels, seed: int = 0, width: int = 12) -> 
     return (bscan * top).astype(dtype)
 
 
-PADDING_CASES = [  # (type, padding levels as fractions of the range): 0-2 grey levels as UMN's exports, 0-8, white
+PADDING_CASES = [  # (type, padding levels as fractions of the range): 0-2 grey levels as UMN's exports, 0-8, white,
+    # and a uniform grey fill (one level, a grey level of jitter), as some viewers pad
     (np.uint8, (0, 2 / 255)),
     (np.uint8, (0, 8 / 255)),
     (np.uint16, (0, 2 / 255)),
     (np.float32, (0, 2 / 255)),
     (np.uint8, (252 / 255, 1.0)),
+    (np.uint8, (0.5, 0.5 + 1 / 255)),
+    (np.uint16, (0.7, 0.7 + 1 / 255)),
+    (np.float32, (0.3, 0.3 + 1 / 255)),
 ]
 
 
@@ -98,3 +113,43 @@ def test_padding_under_an_added_noise_floor_is_still_padding():
     assert noisy[0, :, :12].max() > 20  # the floor made the padding anything but black
     mask = padding_mask(noisy[0])
     assert mask[:, :10].mean() > 0.95 and not mask[35:45, 60:75].any() and mask[:, 14:].mean() < 0.01
+
+
+@pytest.mark.parametrize(("dtype", "levels"), [(np.uint8, (252 / 255, 1.0)), (np.uint8, (0.5, 0.5 + 1 / 255))])
+@pytest.mark.parametrize("width", [13, 14, 15])
+def test_a_bright_border_not_on_a_block_boundary_is_padding_to_its_last_column(dtype, levels, width):
+    # blocks of 4 pixels straddle the border's edge when its width is not a multiple of 4; the pixels of the
+    # straddling blocks that are at the border's level join it (a bright strip left beside the retina made the
+    # shipped weights call fluid along it)
+    bscan = tissue_with_border(dtype, levels, width=width)
+    mask = padding_mask(bscan)
+    assert mask[:, :width].all() and mask[:, width + 2 :].mean() < 0.01 and not mask[35:45, 60:75].any()
+
+
+@pytest.mark.parametrize("border", [(0, 2 / 255), (252 / 255, 1.0), (0.5, 0.5 + 1 / 255)])
+def test_any_constant_border_is_left_out_of_the_statistics_and_reads_black(border):
+    # the same tissue with black, white or grey padding normalises to the same figures: the padding neither moves
+    # the percentiles nor shows as anything but black (white padding raised the 99.5th percentile to 255)
+    reference = normalize_bscans(tissue_with_border(np.uint8, (0, 0)))
+    bordered = tissue_with_border(np.uint8, border)
+    normalised, padding = normalize_bscans(bordered), padding_mask(bordered)
+    assert padding[:, :12].all() and (normalised[:, :12] == 0).all()
+    # tissue pixels at a grey fill's level right beside it join the padding: a few, which barely move the percentiles
+    tissue = ~padding
+    assert tissue[:, 12:].mean() > 0.99
+    np.testing.assert_allclose(normalised[tissue], reference[tissue], atol=0.01)
+
+
+def test_the_sample_scans_padding_is_what_the_rule_gave_before_bright_borders_were_completed():
+    # the shared sample (Duke, white and black borders) keeps its padding mask bit for bit: the CRC32 of the packed
+    # mask as the rule gave it before this change (605048 pixels over 11 B-scans)
+    import zlib
+    from pathlib import Path
+
+    import napari_octfluid
+    from napari_octfluid.io import read_volume
+
+    sample = Path(napari_octfluid.__file__).parent / "sample_data" / "duke_dme_subject01_images.tif"
+    mask = padding_mask(read_volume(sample).data)
+    assert int(mask.sum()) == 605048
+    assert zlib.crc32(np.packbits(mask).tobytes()) == 2907923510

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from .augment import AugmentConfig
+from .randomise import RandomiseConfig
 
 
 @dataclass
@@ -20,6 +21,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     fluid_crop_fraction: float = 0.6
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
+    # domain randomisation of the crops (randomise.py): None, as the shipped weights were trained; a recipe's
+    # [training.randomise] table turns it on (recipes/robust_weights.toml)
+    randomise: RandomiseConfig | None = None
     early_stopping_patience: int | None = None  # epochs without a better validation Dice
     replay_fraction: float = 0.5  # share of each batch drawn from ``replay_data`` when it is given
     freeze_batchnorm: bool = False  # keep the starting model's normalisation statistics (fine-tuning on few B-scans)
@@ -32,6 +36,8 @@ class TrainConfig:
     def to_dict(self) -> dict:
         values = asdict(self)
         values["crop"] = list(self.crop)
+        if self.randomise is not None:
+            values["randomise"] = self.randomise.to_dict()
         return values
 
     @classmethod
@@ -41,6 +47,8 @@ class TrainConfig:
             values["augment"] = AugmentConfig(
                 **{k: tuple(v) if isinstance(v, list) else v for k, v in values["augment"].items()}
             )
+        if isinstance(values.get("randomise"), dict):
+            values["randomise"] = RandomiseConfig.from_dict(values["randomise"])
         if "crop" in values:
             values["crop"] = tuple(values["crop"])
         return cls(**values)

@@ -7,30 +7,40 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..axial import model_rows, resample_rows
 from ..preprocess import BscanError, check_bscans, normalize_bscans, padding_mask
 from ..subjects import Subject
+from .randomise import RandomiseConfig, randomised_crop
 
 
 @dataclass
 class BscanSet:
-    """B-scans (normalised, float32) and labels (uint8, with ``IGNORE`` for unknown), each B-scan its own size."""
+    """B-scans (normalised, float32) and labels (uint8, with ``IGNORE`` for unknown), each B-scan its own size;
+    with the raw B-scans they came from where domain randomisation needs them (:mod:`.randomise`)."""
 
     images: list[np.ndarray]
     labels: list[np.ndarray]
     sources: list[str]  # "name[z]": the subject and B-scan each came from
     outside: list[np.ndarray] | None = None  # per B-scan, pixels that cannot be fluid (preprocess.padding_mask)
+    raw: list[np.ndarray] | None = None  # per B-scan, as the file has it (its type and grey levels), same grid
 
     def __len__(self) -> int:
         return len(self.images)
 
     @classmethod
     def from_subjects(
-        cls, subjects: Iterable[Subject], bscans: Sequence[Sequence[int] | None] | None = None
+        cls,
+        subjects: Iterable[Subject],
+        bscans: Sequence[Sequence[int] | None] | None = None,
+        axial_spacing_mm: float | None = None,
     ) -> "BscanSet":
         """The B-scans of ``subjects``: of subject i those in ``bscans[i]``, or where that (or ``bscans``) is None
         every B-scan with at least one annotated pixel, so that B-scans nobody labelled (all ``IGNORE``) are not
-        learnt as background."""
-        images, labels, sources, outside = [], [], [], []
+        learnt as background. With ``axial_spacing_mm`` (the model's axial pixel size,
+        :func:`~napari_octfluid.axial.model_axial_spacing`), a subject whose axial spacing is known and differs
+        from it is resampled to it, as prediction resamples a scan (:mod:`~napari_octfluid.axial`): its padding
+        found on its own rows and carried over with nearest neighbour, as prediction does it."""
+        images, labels, sources, outside, raw = [], [], [], [], []
         for index, subject in enumerate(subjects):
             try:
                 volume = check_bscans(subject.images)
@@ -39,13 +49,23 @@ class BscanSet:
             wanted = bscans[index] if bscans is not None else None
             chosen = list(subject.annotated_bscans() if wanted is None else wanted)
             # both work per B-scan, so only the chosen ones need the time
-            normalised, padding = normalize_bscans(volume[chosen]), padding_mask(volume[chosen])
+            chosen_bscans, chosen_labels = volume[chosen], subject.labels[chosen].astype(np.uint8)
+            padding = padding_mask(chosen_bscans)
+            rows = volume.shape[1]
+            if axial_spacing_mm is not None:
+                rows = model_rows(rows, _axial_spacing(subject), axial_spacing_mm)
+            if rows != volume.shape[1]:
+                chosen_bscans = resample_rows(chosen_bscans, rows, order=1)
+                chosen_labels = resample_rows(chosen_labels, rows, order=0)
+                padding = resample_rows(padding, rows, order=0)
+            normalised = normalize_bscans(chosen_bscans, padding)
             for position, z in enumerate(chosen):
                 images.append(normalised[position])
-                labels.append(subject.labels[z].astype(np.uint8))
+                labels.append(chosen_labels[position])
                 sources.append(f"{subject.name}[{z}]")
                 outside.append(padding[position])
-        return cls(images, labels, sources, outside)
+                raw.append(chosen_bscans[position])
+        return cls(images, labels, sources, outside, raw)
 
     def summary(self) -> dict:
         fluid = [int((label == 1).sum()) for label in self.labels]
@@ -57,6 +77,10 @@ class BscanSet:
         }
 
 
+def _axial_spacing(subject: Subject) -> float | None:
+    return subject.spacing_mm[1] if subject.spacing_mm is not None else None
+
+
 def random_crops(
     data: BscanSet,
     batch_size: int,
@@ -64,9 +88,13 @@ def random_crops(
     fluid_fraction: float,
     ignore_index: int,
     rng: np.random.Generator,
+    randomise: RandomiseConfig | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A batch of crops; ``fluid_fraction`` of them centred on a fluid pixel where the B-scan has one.
-    B-scans smaller than the crop are padded with unknown labels."""
+    B-scans smaller than the crop are padded with unknown labels. With ``randomise`` (and the raw B-scans in
+    ``data``), each crop is cut from its raw B-scan made to look like another device (:mod:`.randomise`)."""
+    if randomise is not None and data.raw is None:
+        raise ValueError("domain randomisation needs the raw B-scans: build the data with BscanSet.from_subjects")
     height, width = crop
     images = np.zeros((batch_size, height, width), np.float32)
     labels = np.full((batch_size, height, width), ignore_index, np.uint8)
@@ -85,6 +113,11 @@ def random_crops(
             )
         else:
             top, left = int(rng.integers(max(rows - height, 0) + 1)), int(rng.integers(max(cols - width, 0) + 1))
+        if randomise is not None:
+            images[item], labels[item] = randomised_crop(
+                data.raw[index], label, top, left, crop, randomise, rng, ignore_index
+            )
+            continue
         patch = (slice(top, top + height), slice(left, left + width))
         h, w = image[patch].shape
         images[item, :h, :w] = image[patch]

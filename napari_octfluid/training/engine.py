@@ -72,7 +72,12 @@ def _batch(
     train_data: BscanSet, replay_data: BscanSet | None, config: TrainConfig, rng: np.random.Generator, batch_size: int
 ):
     replayed = int(round(batch_size * config.replay_fraction)) if replay_data is not None else 0
-    parts = [random_crops(train_data, batch_size - replayed, config.crop, config.fluid_crop_fraction, IGNORE, rng)]
+    # the replayed crops are the starting weights' own data, normalised already: only the new data is randomised
+    parts = [
+        random_crops(
+            train_data, batch_size - replayed, config.crop, config.fluid_crop_fraction, IGNORE, rng, config.randomise
+        )
+    ]
     if replayed:
         parts.append(random_crops(replay_data, replayed, config.crop, config.fluid_crop_fraction, IGNORE, rng))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import tomllib
 
+from ..axial import SPECTRALIS_AXIAL_SPACING_MM
 from ..model import MODEL_CONFIGS, TransUNetConfig
 from ..subjects import Subject
 from .data import BscanSet
@@ -47,8 +48,10 @@ def load_recipe(path: str | Path) -> Recipe:
     recipe = _read(path)
 
     def subjects_set(part):
+        # subjects whose files give another axial pixel size are resampled to a new model's (Spectralis') one, at
+        # which prediction will hand it every scan of known spacing; the shared TIFFs give none and stay as they are
         subjects = recipe_subjects(path, part)
-        return BscanSet.from_subjects(subjects) if subjects else None
+        return BscanSet.from_subjects(subjects, axial_spacing_mm=SPECTRALIS_AXIAL_SPACING_MM) if subjects else None
 
     config_name = recipe.get("model", {}).get("config", "paper")
     if config_name not in MODEL_CONFIGS:
