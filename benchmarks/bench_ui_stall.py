@@ -26,6 +26,7 @@ reached through the panel's public ``tool(name)`` (``tools[name]`` for a panel t
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import shutil
 import sys
 import tempfile
@@ -44,6 +45,18 @@ DEFAULT_SCAN = Path("/work/shared/data/umn_dme/Subject_00_images.tif")
 LATE_MS = 50  # the event loop counts as stalled when its 10 ms timer is this late
 SAMPLE_S = 0.01
 TIMEOUT_S = 900
+# what each action needs done before it (``--only``)
+NEEDS = {
+    "dock": (),
+    "open": ("dock",),
+    "predict": ("dock", "open"),
+    "train": ("dock", "open", "predict"),
+    "compare": ("dock", "open", "predict", "train"),
+    "quantify": ("dock", "open", "predict"),
+    "autosave": ("dock", "open", "predict"),
+    "save": ("dock", "open", "predict"),
+}
+DUMP_AFTER_S = 0.08  # --dump-stalls: every thread's stack once the event loop is this late
 
 
 class StallSampler:
@@ -82,6 +95,27 @@ class StallSampler:
         self._running = False
 
 
+class StallDumper:
+    """Re-arms ``faulthandler.dump_traceback_later`` at each tick of ``meter``'s timer: when the event loop misses
+    ticks for ``DUMP_AFTER_S``, the watchdog (a C thread, needs no interpreter lock) writes every thread's stack,
+    once per stall (repeated dumps read frames as they change: they crashed the interpreter). A diagnostic: figures
+    for a report come from runs without it."""
+
+    def __init__(self, meter: StallMeter, path: Path) -> None:
+        self.file = open(path, "w")  # noqa: SIM115 - faulthandler writes to its descriptor until the end
+        meter._timer.timeout.connect(self.arm)
+
+    def mark(self, text: str) -> None:
+        self.file.write(f"=== {text}\n")
+        self.file.flush()
+
+    def arm(self) -> None:
+        faulthandler.dump_traceback_later(DUMP_AFTER_S, repeat=False, file=self.file)
+
+    def disarm(self) -> None:
+        faulthandler.cancel_dump_traceback_later()
+
+
 def where(samples: list[list[str]], top: int = 12) -> str:
     """The frames seen in most stall samples (each counted once per sample), as ms of stall on the stack."""
     counts = Counter(frame for stack in samples for frame in set(stack))
@@ -110,6 +144,8 @@ def main() -> None:
     parser.add_argument("scan", nargs="?", help="a scan octfluid reads")
     parser.add_argument("--steps", type=int, default=4, help="fine-tuning steps (batch 2)")
     parser.add_argument("--no-where", action="store_true", help="do not sample where the stalls are")
+    parser.add_argument("--dump-stalls", type=Path, help="write every thread's stack during stalls to this file")
+    parser.add_argument("--only", nargs="+", choices=list(NEEDS), help="only these actions (and those they need)")
     args = parser.parse_args()
     source = Path(args.scan) if args.scan else DEFAULT_SCAN if DEFAULT_SCAN.is_file() else Path(SAMPLE_SCAN)
     folder = Path(tempfile.mkdtemp(prefix="octfluid-stall-"))
@@ -120,20 +156,29 @@ def main() -> None:
     viewer.window._qt_window.resize(1366, 768)
     meter = StallMeter()
     sampler = None if args.no_where else StallSampler(meter)
+    dumper = None if args.dump_stalls is None else StallDumper(meter, args.dump_stalls)
     state: dict = {}
     where_text: dict[str, str] = {}
 
     def run(name: str, action) -> None:
         if sampler is not None:
             sampler.take()
+        if dumper is not None:
+            dumper.mark(name)
         try:
             with meter.action(name):
                 action()
         except Exception as error:  # noqa: BLE001 - one failed action must not hide the others' figures
             print(f"{name}: failed: {type(error).__name__}: {error}", flush=True)
             traceback.print_exc()
+        if dumper is not None:
+            dumper.disarm()
         stall = meter.results[-1]
-        print(f"{name}: longest stall {stall.longest_ms:.0f} ms, took {stall.seconds:.1f} s", flush=True)
+        print(
+            f"{name}: longest stall {stall.longest_ms:.0f} ms, busiest main-thread CPU {stall.busiest_cpu_ms:.0f} ms, "
+            f"took {stall.seconds:.1f} s",
+            flush=True,
+        )
         if sampler is not None and stall.longest_ms >= 100:
             where_text[name] = where(sampler.take())
 
@@ -220,6 +265,11 @@ def main() -> None:
         ("autosave", autosave),
         ("save", save),
     ]
+    if args.only:
+        needed = set()
+        for name in args.only:
+            needed |= {name, *NEEDS[name]}
+        actions = [(name, action) for name, action in actions if name in needed]
     print(f"scan {scan.name} (copied to {folder}); napari {napari.__version__}")
 
     def go() -> None:

@@ -103,3 +103,9 @@ def saved_spacing(metadata: dict[str, Any]) -> SavedSpacing | None:
     if spacing is None or all(s is None for s in spacing):
         return None
     return SavedSpacing(tuple(spacing), str(metadata[META_KEY].get(SPACING_SOURCE_KEY) or UNKNOWN_SOURCE))
+
+
+def recorded_device(metadata: dict[str, Any]) -> str:
+    """The device the scan's file records (DICOM Manufacturer and model, the vendor of a .vol/.e2e), or ""."""
+    octfluid = metadata.get(META_KEY, {}) if isinstance(metadata, dict) else {}
+    return str(octfluid.get("device") or "") if isinstance(octfluid, dict) else ""

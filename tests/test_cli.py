@@ -317,7 +317,7 @@ def test_fine_tuning_from_the_command_line_uses_the_widgets_preset(tmp_path, tin
     from napari_octfluid.model import load_model
     from napari_octfluid.training.finetune import finetune_config
 
-    options = {"init": tiny_checkpoint, "epochs": 1, "steps_per_epoch": 1, "out": tmp_path / "run"}
+    options = {"init": tiny_checkpoint, "epochs": 1, "steps_per_epoch": 1, "out": tmp_path / "run", "no_adapt": True}
     assert main(train_argv(*_tiny_pair(tmp_path), **options)) == 0
     _, payload = load_model(tmp_path / "run" / "best.pt")
     preset = finetune_config((64, 64), epochs=1, steps_per_epoch=1).to_dict()
@@ -328,6 +328,36 @@ def test_fine_tuning_from_the_command_line_uses_the_widgets_preset(tmp_path, tin
         1e-4,
         True,
     )
+
+
+@pytest.mark.parametrize("explicit", [{}, {"trainable": "decoder"}])
+def test_fine_tuning_adapts_as_the_widget_does_unless_told_how(tmp_path, tiny_checkpoint, train_argv, capsys, explicit):
+    """An untrained starting model disagrees with the labels: by default the command line adapts as the widget
+    does (the whole network, all of the change kept) and says why; an explicit --trainable is obeyed as given."""
+    from napari_octfluid.model import load_model
+    from napari_octfluid.training.finetune import WHOLE_NETWORK, finetune_config
+
+    options = {"init": tiny_checkpoint, "epochs": 1, "steps_per_epoch": 1, "out": tmp_path / "run", **explicit}
+    assert main(train_argv(*_tiny_pair(tmp_path), **options)) == 0
+    _, payload = load_model(tmp_path / "run" / "best.pt")
+    adapted = {} if explicit else WHOLE_NETWORK
+    # the rule's settings, except what the command line gave (--epochs 1)
+    expected = finetune_config((64, 64), **{**adapted, "epochs": 1, "steps_per_epoch": 1})
+    assert payload["train_config"] == expected.to_dict()
+    said = "fine-tuning the whole network" in capsys.readouterr().err
+    assert said == (not explicit)
+
+
+def test_a_fine_tuned_model_is_kept_by_name_for_a_device(tmp_path, tiny_checkpoint, train_argv, monkeypatch):
+    from napari_octfluid.model_library import MODELS_ENV, kept_models
+
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path / "models"))
+    options = {"init": tiny_checkpoint, "epochs": 1, "steps_per_epoch": 1, "out": tmp_path / "run"}
+    options.update(name="Clinic A Cirrus", for_device="Carl Zeiss Meditec Cirrus HD-OCT 5000")
+    assert main(train_argv(*_tiny_pair(tmp_path), **options)) == 0
+    [kept] = kept_models()
+    assert (kept.name, kept.device) == ("Clinic A Cirrus", "Carl Zeiss Meditec Cirrus HD-OCT 5000")
+    assert kept.path == tmp_path / "models" / "Clinic A Cirrus.pt"
 
 
 # --- issue 21: nothing the user made is lost; one line, never a traceback

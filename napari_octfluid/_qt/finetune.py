@@ -28,13 +28,17 @@ from magicgui.widgets import (
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QHeaderView, QSizePolicy, QStyledItemDelegate
 
+from .._layers import recorded_device, spacing_from_layer
 from ..colours import FINETUNED
 from ..devices import DEVICE_CHOICES
 from ..losses import LOSSES, PAPER_TERMS, build_loss
 from ..model import CheckpointError
+from ..model_library import ModelNameError, checked_name, model_path
 from ..training.engine import EpochEnd, StepEnd, TrainResult
 from ..training.finetune import (
+    ADAPT_BELOW_AGREEMENT,
     CROP_SIDE,
+    WHOLE_NETWORK,
     BscanChoice,
     Comparison,
     ComparisonProgress,
@@ -52,7 +56,7 @@ from ..training.finetune import (
 )
 from ..training.parts import TRAINABLE_LABELS
 from ..weights import default_weights_path
-from ._layer_pick import image_picker, is_segmentable, labels_picker, on_grid_of
+from ._layer_pick import add_mask, image_picker, is_segmentable, labels_picker
 from ._sections import button_row, folded
 from .jobs import JobRunner, Progress
 from .live_plot import LivePlot
@@ -62,6 +66,7 @@ from .review_tracking import review_state
 SHIPPED = "shipped default"
 CHECKPOINT = "checkpoint file..."
 PLOT_INTERVAL_S = 1.0  # repaint the step plot at most this often (cheap, but no need for more)
+ADAPTED_FIELDS = tuple(WHOLE_NETWORK)  # the settings the adaptive rule may change
 NOT_COMPARABLE = "\u2013"  # a dash: Dice on a B-scan nobody reviewed would compare the old model with itself
 
 
@@ -147,6 +152,13 @@ class FinetuneWidget(Container):
             "fine-tuned model keeps (WiSE-FT): 1 keeps all of it; less "
             "forgets less of other scans and learns less from yours",
         )
+        self.adapt = CheckBox(
+            text="Adapt to how far the model disagrees",
+            value=True,
+            tooltip="measure the starting model's Dice against your corrections first; below "
+            f"{ADAPT_BELOW_AGREEMENT:.1f} (a scan from another device), fine-tune the whole network and keep all "
+            "of the change, overriding 'Adapt' and 'Change kept'; then keep the model under a name for that device",
+        )
         self.replay = CheckBox(
             text="Replay shipped training crops",
             value=replay_by_default(),
@@ -175,7 +187,16 @@ class FinetuneWidget(Container):
         self.compare.native.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         # Qt's own delegate shows 0.943 as written; magicgui's pads every number to 4 decimals, too wide for the dock
         self.compare.native.setItemDelegate(QStyledItemDelegate(self.compare.native))
-        self.save_path = FileEdit(label="Save model as", mode="w", filter="*.pt")
+        self.keep_name = LineEdit(
+            label="Keep as",
+            value="",
+            tooltip="a name for the fine-tuned model (a clinic, a device): kept in your model folder, "
+            "offered by Predict, and chosen there for scans of the device below",
+        )
+        self.for_device = LineEdit(
+            label="For device", value="", tooltip="the device this model is for: the scan's, where its file says"
+        )
+        self.save_path = FileEdit(label="or save as file", mode="w", filter="*.pt")
         self.keep_button = PushButton(text="Keep (save the model)", enabled=False)
         self.revert_button = PushButton(text="Revert", enabled=False)
 
@@ -186,10 +207,10 @@ class FinetuneWidget(Container):
         progress = self.jobs.progress_widget  # the job's bar and step, under its Pause and Stop buttons
         self.extend([self.scan, self.labels_layer, self.summary, self.plan, run_row, progress, self.status])
         keep_row = button_row(self.keep_button, self.revert_button)
-        self.extend([self.predict_button, self.compare, self.save_path, keep_row])
+        self.extend([self.predict_button, self.compare, self.keep_name, self.for_device, self.save_path, keep_row])
         advanced = [self.bscans, self.val_bscans, self.start_from, self.checkpoint, self.loss, *self.weights.values()]
         advanced += [self.epochs, self.steps_per_epoch, self.learning_rate, self.batch_size, self.device]
-        advanced += [self.trainable, self.change_kept, self.replay]
+        advanced += [self.adapt, self.trainable, self.change_kept, self.replay]
         self.advanced = folded("Advanced", advanced)
         self._insert_before(run_row, self.advanced)
         # folded, not a dock of its own: one octfluid dock on a laptop screen; it opens when a training starts
@@ -212,9 +233,10 @@ class FinetuneWidget(Container):
         self.start_from.changed.connect(lambda c: setattr(self.checkpoint, "visible", c == CHECKPOINT))
         self.loss.changed.connect(self._show_weights)
         described = (self.start_from, self.epochs, self.steps_per_epoch, self.batch_size, self.trainable)
-        for setting in (*described, self.change_kept, self.replay):
+        for setting in (*described, self.change_kept, self.replay, self.adapt):
             setting.changed.connect(self.describe_plan)
         self.labels_layer.changed.connect(self.refresh)
+        self.scan.changed.connect(self._fill_device)
         self.bscans.changed.connect(self.refresh)
         self.val_bscans.changed.connect(self.refresh)  # a B-scan held out for validation leaves the training list
         self.train_button.changed.connect(self.start)
@@ -278,8 +300,9 @@ class FinetuneWidget(Container):
         replay = ", replaying the shipped training crops" if self.replay.value else ""
         self.plan.value = (
             f"Teaches {start} ({part}) from your corrected B-scans: {steps} steps of {self.batch_size.value} crops, "
-            f"keeping {self.change_kept.value:.0%} of the change{replay}. 100 steps take about 0.5-1.5 min on a "
-            "2-core CPU. Settings under Advanced."
+            f"keeping {self.change_kept.value:.0%} of the change{replay}"
+            f"{'; the whole network and all of the change if it disagrees with them' if self.adapt.value else ''}. "
+            "100 steps take about 0.5-1.5 min on a 2-core CPU. Settings under Advanced."
         )
 
     def loss_spec(self) -> str:
@@ -340,6 +363,9 @@ class FinetuneWidget(Container):
             trainable=self.trainable.value,
             change_kept=self.change_kept.value,
         )
+        # the settings the user changed from the preset stay as set when fine-tuning adapts (as on the command line)
+        preset = finetune_config(images.shape, loss=config.loss, device=config.device)
+        changed = {name for name in ADAPTED_FIELDS if getattr(config, name) != getattr(preset, name)}
         self.plot.reset()
         self.curves.expand()  # the curves are what there is to watch now
         self.result = self._base_model = None
@@ -351,7 +377,7 @@ class FinetuneWidget(Container):
         volume = (images, labels, self.scan.value.name)
         self.jobs.start(
             load_and_finetune,
-            (weights, volume, choice, config, self.replay.value),
+            (weights, volume, choice, config, self.replay.value, self.adapt.value, self._axial_spacing(), changed),
             total=config.epochs * config.steps_per_epoch,
             description="octfluid: fine-tuning",
             on_event=self._on_event,
@@ -401,7 +427,14 @@ class FinetuneWidget(Container):
         self._trained_on, self._validated_on = run.trained_on, run.validated_on
         last = result.history[-1]
         val = f", validation Dice {last.val_dice:.3f}" if last.val_dice is not None else ""
-        self.status.value = f"Done: training Dice {last.train_dice:.3f}{val}."
+        adapted = ""
+        if np.isfinite(run.agreement):
+            adapted = f" The starting model agreed with your corrections to Dice {run.agreement:.2f}" + (
+                ": the whole network was adapted; keep it under a name for this device."
+                if run.config is not None and run.config.trainable == "all"
+                else "."
+            )
+        self.status.value = f"Done: training Dice {last.train_dice:.3f}{val}.{adapted}"
 
     def _on_training_error(self, error: Exception) -> None:
         """A refused checkpoint, no B-scan to train on, or a failure of the run itself."""
@@ -431,12 +464,14 @@ class FinetuneWidget(Container):
             self.status.value = f"The scan is not the one the model was fine-tuned on: {error}."
             return
         self._compared = (self.result, self.scan.value)
+        spacing = self._axial_spacing()
         self._job = "comparison"
         self._set_running(True)
         self.status.value = "Comparing the starting and the fine-tuned model..."
         self.jobs.start(
             compare_models,
-            (images, reference, self._base_model, self.result.model, used_for, self.device.value),
+            # batch size None: as prediction chooses it; the scan's axial spacing, as Predict uses it
+            (images, reference, self._base_model, self.result.model, used_for, self.device.value, None, spacing),
             total=2 * n_bscans(images),
             description="octfluid: comparing the models",
             on_event=self._on_comparison_event,
@@ -465,9 +500,9 @@ class FinetuneWidget(Container):
         if name in self._viewer.layers:
             layer = self._viewer.layers[name]
             layer.data = labels
-        else:
-            layer = self._viewer.add_labels(labels, name=name, **on_grid_of(source))
-        colour_mask(layer, FINETUNED)  # never the colour of the model's mask or of the reference
+            colour_mask(layer, FINETUNED)  # never the colour of the model's mask or of the reference
+        else:  # to look at beside the corrected labels, which stay selected for the brush
+            add_mask(self._viewer, labels, name, FINETUNED, source, select=False)
         self.status.value = comparison.summary
 
     def _on_comparison_error(self, error: Exception) -> None:
@@ -479,14 +514,40 @@ class FinetuneWidget(Container):
             self.status.value = "Comparison stopped: nothing was changed."
         self._set_running(False)
 
-    def keep(self, *_) -> None:
-        """Save the fine-tuned model, in the worker (``training.finetune.save_fine_tuned``)."""
-        if self.result is None or self._refuse_while_busy():
-            return
+    def _axial_spacing(self) -> float | None:
+        """The chosen scan's pixel size along depth in mm, where known: training and the comparison resample to the
+        model's, as Predict does."""
+        layer = self.scan.value
+        return None if layer is None else spacing_from_layer(layer.metadata, layer.scale, layer.units)[1]
+
+    def _fill_device(self, *_) -> None:
+        """The device the chosen scan's file records, as the default of "For device"."""
+        if self.scan.value is not None:
+            self.for_device.value = recorded_device(self.scan.value.metadata)
+
+    def _keep_target(self) -> tuple[Path, str] | None:
+        """Where Keep writes (the model folder under "Keep as", else the file chosen) and the name, or None."""
+        if self.keep_name.value.strip():
+            try:
+                return model_path(self.keep_name.value), checked_name(self.keep_name.value)
+            except ModelNameError as error:
+                show_warning(str(error))
+                return None
         target = Path(self.save_path.value)
         if not target.name or target.is_dir():
-            show_warning("Choose a file to save the fine-tuned model to.")
+            show_warning("Name the fine-tuned model (Keep as), or choose a file to save it to.")
+            return None
+        return target, ""
+
+    def keep(self, *_) -> None:
+        """Save the fine-tuned model, in the worker (``training.finetune.save_fine_tuned``): kept by name for a
+        device in the model folder, or to a file."""
+        if self.result is None or self._refuse_while_busy():
             return
+        chosen = self._keep_target()
+        if chosen is None:
+            return
+        target, name = chosen
         result = self.result
         self._job = "saving"
         self._set_running(True)
@@ -494,7 +555,7 @@ class FinetuneWidget(Container):
         self.status.value = f"Saving {target.name}..."
         self.jobs.start(
             save_fine_tuned,
-            (target, result, self.loss.value, self._base_path),
+            (target, result, self.loss.value, self._base_path, name, self.for_device.value),
             total=1,
             description="octfluid: saving the fine-tuned model",
             on_result=lambda path: self._on_saved(path, result),
@@ -507,7 +568,12 @@ class FinetuneWidget(Container):
             return
         self._saved_to = target
         show_info(f"Saved the fine-tuned model to {target}")
-        self.status.value = f"Saved {target.name}; choose it in Predict to use it."
+        device = self.for_device.value.strip()
+        self.status.value = (
+            f"Kept as '{target.stem}': Predict offers it{f' for scans of {device}' if device else ''}."
+            if self.keep_name.value.strip()
+            else f"Saved {target.name}; choose it in Predict to use it."
+        )
 
     def _on_save_error(self, error: Exception) -> None:
         show_error(f"The fine-tuned model was not saved: {error}")

@@ -17,6 +17,8 @@ from qtpy.QtWidgets import QLabel, QTabWidget
 
 from .._reader_preference import prefer_octfluid_reader
 from ._sections import scroll_page
+from .gil_free_preload import preload_torch_libraries
+from .napari_warm_up import warm_up_napari
 
 # tab -> (module of this package, class): imported by name, in a background thread, in the order of the tabs
 TOOLS = {
@@ -61,7 +63,11 @@ class OctfluidPanel(QTabWidget):
 
     def _import_tools(self) -> None:
         """In the warm-up thread: import each tool's module (with torch, the model and the losses), tab by tab,
-        then what the first training step imports (torch._dynamo: its stalls come now, not in the Fine-tune tab)."""
+        then what the first training step imports (torch._dynamo: its stalls come now, not in the Fine-tune tab).
+        First napari's own first-layer costs (``napari_warm_up``: opening a scan is likely the user's next step), then
+        torch's libraries, loaded without the interpreter lock (``gil_free_preload``)."""
+        warm_up_napari()
+        preload_torch_libraries()
         for name in TOOLS:
             try:
                 _tool_class(name)
@@ -105,7 +111,8 @@ class OctfluidPanel(QTabWidget):
         elif name in self.imported:
             self.tool(name)
 
-    def reset_choices(self, *_) -> None:
-        """napari calls this when layers are added or removed, so every built tab's layer lists stay current."""
+    def reset_choices(self, *event) -> None:
+        """napari calls this when layers are added or removed, so every built tab's layer lists stay current (its
+        event passed on: Review follows a new pick at the next event-loop turn)."""
         for tool in self.tools.values():
-            tool.reset_choices()
+            tool.reset_choices(*event)

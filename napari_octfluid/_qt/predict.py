@@ -28,16 +28,26 @@ from ..model import CheckpointError, load_model
 from ..priority import mirrored_disagreement
 from ..review import ReviewState
 from ..weights import NO_WEIGHTS_MESSAGE, default_weights_path
-from ._layer_pick import image_picker, is_segmentable, on_grid_of
+from ._layer_pick import add_mask, image_picker, is_segmentable, keeping_selection, on_grid_of
 from .click_tools import install_click_tools
+from .fit_width import wrap_message
 from .jobs import JobRunner, Progress
 from .mask_colours import colour_mask
+from .model_choice import (
+    CHECKPOINT_CHOICE,
+    DEFAULT_WEIGHTS_CHOICE,
+    choose_for_scan,
+    chosen_kept_path,
+    weights_picker,
+)
+from .napari_warm_up import warm_up_napari
 from .review_tracking import as_volume, review_state, tracker_for
 
-DEFAULT_WEIGHTS_CHOICE = "shipped default"
-CHECKPOINT_CHOICE = "checkpoint file..."
 AUTO = 0  # batch size or threads 0: let octfluid choose
 FROM_MODEL = -1  # minimum lesion size: the one calibrated with the weights
+# a step "at the next turn of the event loop": Qt 5 runs a 0 ms single shot as a posted event, back to back with the
+# other posted events (the repaints) before any input or timer; 1 ms makes it a timer, after what is waiting
+NEXT_TURN_MS = 1
 
 
 def checksum(data: np.ndarray) -> str:
@@ -77,11 +87,9 @@ def load_and_predict(
     fingerprint, then the mirrored pass that ranks the B-scans for review (``priority.mirrored_disagreement``),
     returned: per B-scan, 1 - Dice between the mask and the mirrored one. ``axial_spacing_mm``: the layer's pixel
     size along depth, where known (resampled to the model's when it differs, as ``octfluid predict`` does)."""
-    from napari.layers import Labels
-
     # napari's first Labels of a session costs 0.86 s to build (imports, pandas, first-use set-up), a one-time cost
     # that a tiny one built here, in the worker, takes off the interface thread (measured: 5 ms there after it)
-    Labels(np.zeros((1, 2, 2), np.uint8))
+    warm_up_napari()
 
     model, _ = load_model(weights)
     result = yield from predict(scan, model, device, batch_size, min_lesion_pixels, axial_spacing_mm)
@@ -106,7 +114,8 @@ class PredictWidget(Container):
         super().__init__()
         self._viewer = napari_viewer
         self.scan = image_picker()
-        self.weights = ComboBox(label="Weights", choices=[DEFAULT_WEIGHTS_CHOICE, CHECKPOINT_CHOICE])
+        # the shipped weights, the models kept by name (chosen for a scan of their device), or a checkpoint file
+        self.weights = weights_picker()
         self.checkpoint = FileEdit(label="Checkpoint", filter="*.pt *.pth", visible=False)
         self.device = ComboBox(label="Device", choices=list(DEVICE_CHOICES))
         self.batch_size = SpinBox(label="Batch size (0 = auto)", value=AUTO, min=0, max=512)
@@ -123,6 +132,7 @@ class PredictWidget(Container):
         self.run_button = PushButton(text="Predict fluid")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
+        wrap_message(self.status)  # a long message (a kept model's name, an error) wraps instead of widening the dock
         self.jobs = JobRunner(self.native)
         # whether the running job's mask is shown, or the user kept their own labels instead; its closing message
         self._ranking, self._kept_own, self._done_text = False, False, ""
@@ -143,6 +153,8 @@ class PredictWidget(Container):
             ]
         )
         self.weights.changed.connect(lambda choice: setattr(self.checkpoint, "visible", choice == CHECKPOINT_CHOICE))
+        self.scan.changed.connect(self.choose_weights_for_scan)
+        self.choose_weights_for_scan()
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
 
@@ -151,10 +163,18 @@ class PredictWidget(Container):
         """The running prediction's worker, None when none runs."""
         return self.jobs.worker
 
+    def choose_weights_for_scan(self, *_) -> None:
+        """Offer the models kept by name, and choose the one kept for the device the scan's file records."""
+        layer = self.scan.value
+        kept = choose_for_scan(self.weights, {} if layer is None else layer.metadata)
+        if kept is not None:
+            self.status.value = f"Weights: '{kept.name}', kept for {kept.device} scans like this one."
+
     def weights_path(self) -> Path | None:
         if self.weights.value == DEFAULT_WEIGHTS_CHOICE:
             return default_weights_path()
-        path = Path(self.checkpoint.value)
+        kept = chosen_kept_path(self.weights.value)
+        path = kept if kept is not None else Path(self.checkpoint.value)
         return path if path.is_file() else None
 
     def min_lesion_pixels(self) -> int | None:
@@ -272,21 +292,30 @@ class PredictWidget(Container):
         if name in self._viewer.layers:
             if not self._update_labels(self._viewer.layers[name], labels, meta, uncertainty):
                 return False
+            colour_mask(self._viewer.layers[name], MODEL)  # also labels of the same name a script made, now predicted
         else:
-            layer = self._viewer.add_labels(labels, name=name, metadata=meta, **on_grid_of(source))
-            layer.metadata[REVIEW_KEY] = ReviewState.start(as_volume(labels), str(self._weights), uncertainty)
+            # the review state in the metadata from the start: Review, which napari tells of the new layer, finds it
+            meta[REVIEW_KEY] = ReviewState.start(as_volume(labels), str(self._weights), uncertainty)
+            layer = add_mask(self._viewer, labels, name, MODEL, source, metadata=meta, select=False)
             tracker_for(layer, self._viewer)
             # the shortcuts and modifier-clicks only: a dock per predicted scan would crowd a laptop screen
             install_click_tools(self._viewer, layer, dock=False)
-        colour_mask(self._viewer.layers[name], MODEL)  # also labels of the same name a script made, now predicted
-        # the probability at the next turn of the event loop: napari takes 0.1-0.2 s to add each layer, and the
-        # interface reacts in between
-        QTimer.singleShot(0, lambda: self._show_probability(source, prob_name, probability))
-        self._viewer.layers.selection.active = self._viewer.layers[name]  # ready for the brush
         self._done_text = f"Done in {result.seconds:.1f} s on {result.device}."
         self.status.value = self._done_text + " Ranking the B-scans for review..."
-        show_info(f"octfluid: fluid predicted for {source.name} on {result.device}")
+        # what follows in later turns of the event loop, each one step, so that the interface reacts in between:
+        # napari takes 0.1-0.2 s to add a layer and 20-60 ms to select one (layer controls, restyled buttons)
+        done = f"octfluid: fluid predicted for {source.name} on {result.device}"
+        QTimer.singleShot(NEXT_TURN_MS, lambda: self._ready_for_brush(name, done, source, prob_name, probability))
         return True
+
+    def _ready_for_brush(self, name: str, done: str, source, prob_name: str, probability: np.ndarray) -> None:
+        """The mask selected, for the brush; then, at the next turn, the probability layer."""
+        if self.jobs.closed:  # the dock was closed meanwhile
+            return
+        if name in self._viewer.layers:  # (the user may have removed it meanwhile)
+            self._viewer.layers.selection.active = self._viewer.layers[name]
+        show_info(done)
+        QTimer.singleShot(NEXT_TURN_MS, lambda: self._show_probability(source, prob_name, probability))
 
     def _show_probability(self, source, name: str, probability: np.ndarray) -> None:
         if self.jobs.closed:  # the dock was closed meanwhile
@@ -294,19 +323,17 @@ class PredictWidget(Container):
         if name in self._viewer.layers:
             self._viewer.layers[name].data = probability
             return
-        self._viewer.add_image(
-            probability,
-            name=name,
-            **on_grid_of(source),
-            colormap="magma",
-            blending="additive",
-            opacity=0.5,
-            contrast_limits=(0.0, 1.0),
-            visible=self.with_probability.value,
-        )
-        labels = f"{source.name} fluid"
-        if labels in self._viewer.layers:  # (the user may have removed it meanwhile)
-            self._viewer.layers.selection.active = self._viewer.layers[labels]  # ready for the brush, still
+        with keeping_selection(self._viewer):  # the mask stays selected, ready for the brush
+            self._viewer.add_image(
+                probability,
+                name=name,
+                **on_grid_of(source),
+                colormap="magma",
+                blending="additive",
+                opacity=0.5,
+                contrast_limits=(0.0, 1.0),
+                visible=self.with_probability.value,
+            )
 
     def _update_labels(self, existing, labels: np.ndarray, meta: dict, uncertainty: np.ndarray) -> bool:
         """Put a new prediction into existing labels: B-scans the user corrected or accepted are kept; labels

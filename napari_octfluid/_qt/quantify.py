@@ -7,7 +7,8 @@ micrometres and octfluid's metadata, with "entered by the user" as its source), 
 autosave keep it and reopening the scan restores it.
 
 The figures are computed in a worker (:func:`quantify_volume`, through ``jobs.JobRunner``): reading the whole
-volume and the ETDRS grid stalled napari's interface 150-230 ms (issue 20)."""
+volume and the ETDRS grid stalled napari's interface 150-230 ms (issue 20). Detect finds the fovea in the same
+runner (:func:`locate_fovea`), since it measures the retina in every A-scan."""
 
 from __future__ import annotations
 
@@ -86,6 +87,13 @@ def quantify_volume(
     else:
         thickness, unit = enface_fluid_pixels(labels).astype(float), "pixels"
     return Quantified(summary, volumes, no_sectors, thickness, unit)
+
+
+def locate_fovea(images: np.ndarray, spacing_mm: tuple) -> Generator[None, None, Fovea]:
+    """Detect's job, in the worker: ``etdrs.find_fovea`` (it measures the retina's thickness in every A-scan of
+    the scan)."""
+    yield from ()  # a generator like every job, with no step to report
+    return find_fovea(images, spacing_mm)
 
 
 class QuantifyWidget(Container):
@@ -241,21 +249,37 @@ class QuantifyWidget(Container):
     def fovea(self) -> Fovea:
         return Fovea(float(self.fovea_bscan.value), float(self.fovea_column.value), self._fovea_how or "given")
 
-    def detect_fovea(self, *_) -> Fovea | None:
+    def detect_fovea(self, *_) -> bool:
+        """Start looking for the fovea in the worker (:func:`locate_fovea`; the spin boxes and the note show it when
+        found); False, with the reason shown, when it cannot start."""
         if self.scan.value is None:
             self.fovea_note.value = "Choose the scan to detect the fovea in."
-            return None
-        images = as_volume(self.scan.value.data)
+            return False
+        if self.jobs.busy:
+            show_warning("Quantify is busy: wait a moment.")
+            return False
         try:
             spacing = self.spacing_mm()
         except SpacingError as error:
             self.fovea_note.value = f"Check the spacing (in micrometres): {error}"
-            return None
-        fovea = find_fovea(images, spacing)
+            return False
+        self.detect_button.enabled = False
+        self.fovea_note.value = "Looking for the fovea..."
+        self.jobs.start(
+            locate_fovea,
+            (as_volume(self.scan.value.data), spacing),  # the scan is read, never written: no copy
+            total=1,
+            description="octfluid: looking for the fovea",
+            on_result=self._on_fovea,
+            on_error=lambda error: setattr(self.fovea_note, "value", f"The fovea was not found: {error}"),
+            on_finished=lambda stopped: setattr(self.detect_button, "enabled", True),
+        )
+        return True
+
+    def _on_fovea(self, fovea: Fovea) -> None:
         self.fovea_bscan.value, self.fovea_column.value = fovea.bscan, fovea.column
         self.fovea_note.value = f"Fovea: {fovea.how} at B-scan {fovea.bscan:.0f}, A-scan {fovea.column:.0f}."
         self._fovea_how = fovea.how
-        return fovea
 
     def fovea_at_cursor(self, *_) -> None:
         """The fovea where the mouse last was: the B-scan on screen and the A-scan under the cursor."""

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 from magicgui.widgets import CheckBox, Container, Label, PushButton
+from qtpy.QtCore import QTimer
 
 from .._layers import META_KEY, REVIEW_KEY
 from ._layer_pick import labels_picker
@@ -72,7 +73,14 @@ class ReviewWidget(Container):
             + [self.show_probability, self.difference, self.status, self.saved]
         )
         self.native.layout().setStretchFactor(self.table.native, 1)  # the table takes the room left over
-        self.labels_layer.changed.connect(self._track)
+        # napari asks for fresh layer lists inside its insertion of a layer (0.1-0.2 s of its own on one event-loop
+        # turn): a pick that changes then is followed at the next turn, by this timer (a child: gone with the dock)
+        self._napari_resetting = False
+        self._track_soon = QTimer(self.native)
+        self._track_soon.setSingleShot(True)
+        self._track_soon.setInterval(0)
+        self._track_soon.timeout.connect(self._track)
+        self.labels_layer.changed.connect(self._on_pick)
         self.accept_button.changed.connect(self.toggle_accept)
         self.next_unreviewed.changed.connect(lambda *_: self.go_to("unreviewed"))
         self.buttons["previous_unreviewed"].changed.connect(lambda *_: self.go_to("previous unreviewed"))
@@ -83,7 +91,7 @@ class ReviewWidget(Container):
         napari_viewer.layers.events.inserted.connect(self._on_layer_inserted)
         napari_viewer.dims.events.current_step.connect(self._on_step)
         self._bind_keys()
-        self.tracker: ReviewTracker | None = None
+        self._tracker: ReviewTracker | None = None
         self._track()
 
     # --- keyboard shortcuts
@@ -100,6 +108,34 @@ class ReviewWidget(Container):
         self.native.destroyed.connect(lambda *_, viewer=self._viewer: _unbind_keys(viewer, handlers))
 
     # --- which layer is reviewed
+    def reset_choices(self, *event) -> None:
+        """Bring the layer lists up to date. napari calls this with its event when layers are added or removed,
+        inside its own insertion of the layer: the review of a layer picked then follows at the next event-loop
+        turn (:meth:`_on_pick`); called without one (the panel building the tab, a script), all happens now."""
+        self._napari_resetting = bool(event)
+        try:
+            super().reset_choices()
+        finally:
+            self._napari_resetting = False
+
+    @property
+    def tracker(self) -> ReviewTracker | None:
+        """The tracker of the labels under review; a pick that napari's last change of the layer list made and that
+        is still to be followed is followed first (a script reads the widget right after adding a layer)."""
+        if self._track_soon.isActive():
+            self._track_soon.stop()
+            self._track()
+        return self._tracker
+
+    def _on_pick(self, *_) -> None:
+        """The labels to review changed: at once when the user (or a script) picked them, at the next event-loop
+        turn when napari's new layer list changed the pick."""
+        if self._napari_resetting:
+            self._track_soon.start()
+        else:
+            self._track_soon.stop()
+            self._track()
+
     def _on_layer_inserted(self, event) -> None:
         """Restored corrections (the reader found a sidecar) are tracked and autosaved from the start."""
         if REVIEW_KEY in getattr(event.value, "metadata", {}):
@@ -112,9 +148,9 @@ class ReviewWidget(Container):
             self.tracker.saved.disconnect(self._update_saved)
         layer = self.labels_layer.value
         try:
-            self.tracker = None if layer is None else tracker_for(layer, self._viewer)
+            self._tracker = None if layer is None else tracker_for(layer, self._viewer)
         except ValueError as error:  # labels that are neither one B-scan nor a volume of them
-            self.tracker = None
+            self._tracker = None
             self._refresh()
             self.status.value = f"octfluid cannot review {layer.name!r}: {error}"
             return

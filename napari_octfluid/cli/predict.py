@@ -53,13 +53,34 @@ def add_parser(sub) -> None:
         action="store_true",
         help="make again a batch's masks that other weights, or an older version of the scan, made",
     )
-    parser.add_argument("--weights")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--weights", help="a checkpoint file (default: the shipped weights)")
+    weights.add_argument(
+        "--model", metavar="NAME", help="a fine-tuned model kept by name (octfluid train --init --name, or Keep)"
+    )
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--batch-size", type=positive_int)
     add_threads_option(parser)
     parser.add_argument("--probabilities", help="one scan only: also write the fluid probability (P.tif)")
     add_min_lesion_option(parser)
     parser.set_defaults(run=run)
+
+
+def chosen_weights(args: argparse.Namespace) -> Path | str | None:
+    """The checkpoint ``--weights`` names, or the file of the model ``--model`` names (refused in one line, with
+    the names there are, when no model of that name is kept); None for the default."""
+    if not getattr(args, "model", None):
+        return args.weights
+    from ..model_library import ModelNameError, kept_models, library_folder, model_path
+
+    try:
+        path = model_path(args.model)
+    except ModelNameError as error:
+        raise CommandError(f"--model: {error}") from None
+    if not path.is_file():
+        names = ", ".join(repr(model.name) for model in kept_models()) or "none yet"
+        raise CommandError(f"--model: no model named {args.model!r} in {library_folder()} (kept: {names}).")
+    return path
 
 
 def add_min_lesion_option(parser: argparse.ArgumentParser) -> None:
@@ -141,7 +162,7 @@ def run_one(args: argparse.Namespace) -> int:
     from ..weights import NO_WEIGHTS_MESSAGE, default_weights_path
 
     [scan] = args.inputs
-    weights = args.weights or default_weights_path()
+    weights = chosen_weights(args) or default_weights_path()
     outputs = {"-o": args.output, "--probabilities": args.probabilities}
     # before the minutes of prediction: a mask that cannot be written, or that would replace an input
     check_outputs(outputs, inputs=[scan, weights])
@@ -214,7 +235,7 @@ def run_batch(args: argparse.Namespace, folder: Path) -> int:
             "--probabilities names one scan's file: predict that scan alone (-o MASK.tif --probabilities P.tif)."
         )
     context = DistributedContext.from_environment()
-    weights = args.weights or default_weights_path()
+    weights = chosen_weights(args) or default_weights_path()
     if weights is None:
         raise CommandError(NO_WEIGHTS_MESSAGE)
     sources, notices = collect_sources(args.inputs)

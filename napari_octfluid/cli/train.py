@@ -83,6 +83,23 @@ def add_parser(sub) -> None:
         "with --init, 1 otherwise): less loses less on other scans",
     )
     parser.add_argument(
+        "--adapt",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --init: measure how far the starting model agrees with the labels (pooled Dice) and, below "
+        "0.6, fine-tune the whole network and keep all of the change, as the Fine-tune widget does (default: on; "
+        "an explicit --trainable or --change-kept wins)",
+    )
+    parser.add_argument(
+        "--name",
+        help="keep the fine-tuned model under this name in the model folder (octfluid predict --model NAME; the "
+        "Predict widget offers it for scans of its device)",
+    )
+    parser.add_argument(
+        "--for-device",
+        help="with --name: the device the model is adapted to (default: the one the first --images file records)",
+    )
+    parser.add_argument(
         "--out",
         default="octfluid-training",
         help="folder for best.pt and last.pt (a new one, or one without a training run in it)",
@@ -184,7 +201,6 @@ def _model_settings_and_data(args: argparse.Namespace):
     """The model to start from, the training settings (command-line options over the recipe's or the preset's),
     the training and validation B-scans, and whether this is fine-tuning (``--init`` without a recipe)."""
     from ..model import MODEL_CONFIGS, load_model
-    from ..training.data import BscanSet
     from ..training.engine import TrainConfig
     from ..training.finetune import finetune_config
     from ..training.recipe import load_recipe
@@ -197,16 +213,52 @@ def _model_settings_and_data(args: argparse.Namespace):
     if not args.images:
         raise CommandError("give --recipe FILE, or --images and --labels.")
     subjects = load_subjects(args.images, args.labels)
-    train_data = BscanSet.from_subjects(subjects)
-    val_data = BscanSet.from_subjects(load_subjects(args.val_images, args.val_labels)) if args.val_images else None
     if not fine_tuning:
         config = override(TrainConfig(), args)
-        return _new_model(MODEL_CONFIGS[args.model], config.seed), config, train_data, val_data, False
+        model = _new_model(MODEL_CONFIGS[args.model], config.seed)
+        return model, config, *_data_at_model_rows(args, subjects, model), False
     model, payload = load_model(args.init)
     report_unfinished_run("train", args.init, payload)
     # the widget's preset, one definition; crops fit the smallest B-scan given
     smallest = [min(s.images.shape[axis] for s in subjects) for axis in (-2, -1)]
-    return model, override(finetune_config(smallest), args), train_data, val_data, True
+    config = override(finetune_config(smallest), args)
+    if args.adapt and args.trainable is None and args.change_kept is None:
+        config = _adapted(model, subjects, config, args)
+    return model, config, *_data_at_model_rows(args, subjects, model), True
+
+
+def _data_at_model_rows(args: argparse.Namespace, subjects, model):
+    """The training and validation B-scans, those whose files give an axial spacing resampled to the model's axial
+    pixel size, as prediction resamples a scan."""
+    from ..axial import model_axial_spacing
+    from ..training.data import BscanSet
+
+    at = model_axial_spacing(model)
+    train_data = BscanSet.from_subjects(subjects, axial_spacing_mm=at)
+    validation = load_subjects(args.val_images, args.val_labels) if args.val_images else None
+    return train_data, BscanSet.from_subjects(validation, axial_spacing_mm=at) if validation else None
+
+
+def _adapted(model, subjects, config, args: argparse.Namespace):
+    """``config`` adapted to how far ``model`` agrees with the labels of ``subjects`` (the widget's rule, pooled
+    over every annotated B-scan given); a setting given on the command line (``--epochs``, ``--lr``) stays."""
+    import dataclasses
+
+    from ..events import drive
+    from ..metrics import Confusion
+    from ..training.finetune import adaptation_for, adaptation_message, agreement_counts
+    from ._common import TRAIN_OPTIONS
+
+    parts = [
+        drive(agreement_counts(model, s.images, s.labels, s.annotated_bscans(), config.device), report_training)
+        for s in subjects
+    ]
+    pooled = Confusion(*(sum(getattr(part, name) for part in parts) for name in ("tp", "fp", "fn")))
+    agreement = float(pooled.dice)
+    overrides = adaptation_for(agreement)
+    print(f"octfluid train: {adaptation_message(agreement, overrides)}", file=sys.stderr)
+    overrides = {key: value for key, value in overrides.items() if getattr(args, TRAIN_OPTIONS[key], None) is None}
+    return dataclasses.replace(config, **overrides)
 
 
 def _new_model(model_config, seed: int):
@@ -240,6 +292,18 @@ def _finish(args: argparse.Namespace, result, train_data, fine_tuning: bool, min
         print_calibration(result.best_checkpoint, *calibrate_checkpoint(result.best_checkpoint, train_data))
     # only now: a run stopped before this point leaves checkpoints that say they are not final
     mark_run_finished(result.best_checkpoint, result.last_checkpoint)
+    if args.name and result.best_checkpoint is not None:
+        _keep(args, result.best_checkpoint)
+
+
+def _keep(args: argparse.Namespace, checkpoint) -> None:
+    """The finished model kept by name in the model folder, for the device given or recorded by the scan."""
+    from ..io import read_volume
+    from ..model_library import keep_model
+
+    device = args.for_device if args.for_device is not None else read_volume(args.images[0]).meta.get("device", "")
+    path = keep_model(checkpoint, args.name, device)
+    print(f"kept as '{args.name}'{f' for {device}' if device else ''}: {path}")
 
 
 def print_calibration(path, threshold: float, dice: dict[float, float]) -> None:

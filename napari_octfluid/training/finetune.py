@@ -12,15 +12,17 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generator, Sequence
+from typing import Collection, Generator, Sequence
 
 import numpy as np
 import torch
 
+from ..axial import model_axial_spacing
 from ..events import Notice
 from ..inference import PredictProgress, predict
 from ..labels import FLUID, IGNORE, counts_against, training_labels
 from ..losses import SegmentationLoss
+from ..metrics import Confusion
 from ..model import CheckpointError, TransUNet, load_model, save_checkpoint
 from ..subjects import Subject
 from .data import BscanSet
@@ -59,6 +61,66 @@ def finetune_config(image_shape: Sequence[int], **overrides) -> TrainConfig:
         change_kept=0.5,
     )
     return dataclasses.replace(preset, **overrides)
+
+
+# below this pooled Dice between the starting model's masks and the user's corrections the model is failing on
+# the scan (another device, another grader), and fine-tuning goes further (adaptation_for); chosen with
+# benchmarks/bench_correction.py (docs/correction_benchmark.md)
+ADAPT_BELOW_AGREEMENT = 0.6
+# what fine-tuning changes when the model disagrees: every layer learns, for 300 steps at 3e-4, and all of the change
+# is kept. On three scans made to look like an unaveraged scan of another device (benchmarks/bench_correction.py,
+# 3 B-scans corrected by the robot), the other B-scans went from Dice 0.28 to 0.55 on average, where the preset
+# reached 0.30 and the whole network for the preset's 100 steps at 1e-4 0.41; 1e-3 diverged (forgetting 0.3-0.5)
+WHOLE_NETWORK = dict(trainable="all", change_kept=1.0, learning_rate=3e-4, epochs=15)
+
+
+def adaptation_for(agreement: float) -> dict:
+    """The overrides of :func:`finetune_config` for corrections the starting model agrees with to ``agreement``
+    (pooled Dice of its masks against the corrected ones, on the B-scans trained on): none while it agrees (the
+    preset learns little and forgets little: where the model is already right, a few corrections are a style, not
+    a lesson), :data:`WHOLE_NETWORK` when it disagrees (a scan from another device, where the preset gains little;
+    docs/correction_benchmark.md). A model adapted this far forgets some of the original device (0.05-0.14 Dice
+    there) and is kept under its own name for its device (``model_library``), where it is used instead."""
+    if not np.isfinite(agreement) or agreement >= ADAPT_BELOW_AGREEMENT:
+        return {}
+    return dict(WHOLE_NETWORK)
+
+
+def adaptation_message(agreement: float, overrides: dict) -> str:
+    """What the adaptive rule decided, and why, in a sentence for the user."""
+    if overrides:
+        return (
+            f"The model agreed with your corrections to Dice {agreement:.2f} only (below {ADAPT_BELOW_AGREEMENT:.2f}): "
+            "fine-tuning the whole network, longer, and keeping all of the change. Keep it under a name for this "
+            "device."
+        )
+    return f"The model agreed with your corrections to Dice {agreement:.2f}: fine-tuning as set."
+
+
+def agreement_counts(
+    model: TransUNet,
+    images: np.ndarray,
+    labels: np.ndarray,
+    chosen: Sequence[int],
+    device: str = "auto",
+    axial_spacing_mm: float | None = None,
+) -> Generator[Notice, None, Confusion]:
+    """How far ``model`` already agrees with the user's ``labels`` on the ``chosen`` B-scans of ``images``: the
+    pooled fluid counts of its masks against them (labels as training reads them: 255 is not annotated), whose Dice
+    :func:`adaptation_for` decides on; several volumes pool by adding them. Predicts only those B-scans, as
+    prediction does (``axial_spacing_mm``)."""
+    images, labels = np.asarray(images), training_labels(labels)
+    if images.ndim == 2:
+        images, labels = images[None], labels[None]
+    chosen = list(chosen)
+    events = predict(images[chosen], model, device, axial_spacing_mm=axial_spacing_mm)
+    while True:
+        try:
+            event = next(events)
+        except StopIteration as finished:
+            return counts_against(finished.value.labels, labels[chosen]).pooled()
+        if isinstance(event, Notice):
+            yield event
 
 
 def replay_by_default() -> bool:
@@ -155,9 +217,12 @@ def prepare_and_train(
     config: TrainConfig,
     loss: SegmentationLoss | None = None,
     replay: bool = False,
+    axial_spacing_mm: float | None = None,
 ) -> Generator[StepEnd | EpochEnd | Notice, None, TrainResult]:
     """Fine-tune a copy of ``model`` on the ``chosen`` B-scans of ``volume = (images, user labels, name)``,
-    validating on the ``validation`` ones; ``replay`` mixes in the shipped training crops.
+    validating on the ``validation`` ones; ``replay`` mixes in the shipped training crops. With the scan's
+    ``axial_spacing_mm`` (where its file gives it) the B-scans are resampled to the model's axial pixel size, as
+    prediction sees them (:mod:`~napari_octfluid.axial`).
 
     The user's labels become training labels here (0 background, 1 fluid, 255 not annotated: never learnt as
     fluid), in the worker: normalising and converting the B-scans is work the interface should not wait for.
@@ -167,9 +232,10 @@ def prepare_and_train(
     labels = training_labels(user_labels, name=f"The labels of {name}", notify=notices.append)
     for message in notices:
         yield Notice(message)
-    subject = Subject(name, images, labels)
-    train_data = BscanSet.from_subjects([subject], [list(chosen)])
-    val_data = BscanSet.from_subjects([subject], [list(validation)]) if len(validation) else None
+    subject = Subject(name, images, labels, spacing_mm=(None, axial_spacing_mm, None))
+    at = model_axial_spacing(model)
+    train_data = BscanSet.from_subjects([subject], [list(chosen)], axial_spacing_mm=at)
+    val_data = BscanSet.from_subjects([subject], [list(validation)], axial_spacing_mm=at) if len(validation) else None
     replay_data = load_replay_crops() if replay else None
     return (yield from train(model, train_data, val_data, config, None, loss, replay_data))
 
@@ -189,12 +255,14 @@ class BscanChoice:
 @dataclass
 class FineTuned:
     """A fine-tuning run as the widget offers it: the run's ``result``, the ``starting_model`` it started from (the
-    comparison's "before"), and the B-scans it was ``trained_on`` and ``validated_on``."""
+    comparison's "before"), the B-scans it was ``trained_on`` and ``validated_on``, and how it adapted."""
 
     result: TrainResult
     starting_model: TransUNet
     trained_on: list[int]
     validated_on: list[int]
+    agreement: float = float("nan")  # the starting model's Dice against the corrections (NaN: not measured)
+    config: TrainConfig | None = None  # the settings it ran with, after adaptation
 
 
 def load_and_finetune(
@@ -203,11 +271,17 @@ def load_and_finetune(
     choice: BscanChoice,
     config: TrainConfig,
     replay: bool = False,
+    adapt: bool = True,
+    axial_spacing_mm: float | None = None,
+    explicit: Collection[str] = (),
 ) -> Generator[StepEnd | EpochEnd | Notice, None, FineTuned]:
     """The Fine-tune widget's job, all of it in the worker: the starting ``weights`` loaded and checked (a missing
     or refused checkpoint raises ``CheckpointError``), the B-scans chosen from the user's labels (``choose_bscans``:
-    an expert's mask is read over the whole volume; none to train on raises ``ValueError``), then
-    :func:`prepare_and_train` with the loss ``config.loss`` names (built by the engine). Loading a model and reading
+    an expert's mask is read over the whole volume; none to train on raises ``ValueError``), with ``adapt`` the
+    settings adapted to how far the model disagrees with the corrections (:func:`adapted_config`; the settings
+    named in ``explicit``, which the user chose, stay as given), then
+    :func:`prepare_and_train` with the loss ``config.loss`` names (built by the engine), at the model's axial pixel
+    size where the scan's ``axial_spacing_mm`` is known. Loading a model and reading
     the volume took 0.7-2.6 s, which the interface must not wait for (issue 20)."""
     if weights is None or not Path(weights).is_file():
         raise CheckpointError(
@@ -217,24 +291,58 @@ def load_and_finetune(
     chosen, validation = choose_bscans(volume[1], choice.explicit, choice.validation, choice.reviewed, choice.model)
     if not chosen:
         raise ValueError("No labelled B-scans to train on.")
-    result = yield from prepare_and_train(starting_model, volume, chosen, validation, config, None, replay)
-    return FineTuned(result, starting_model, chosen, validation)
+    agreement = float("nan")
+    if adapt:
+        config, agreement = yield from adapted_config(
+            starting_model, volume, chosen, config, axial_spacing_mm, explicit
+        )
+    result = yield from prepare_and_train(
+        starting_model, volume, chosen, validation, config, None, replay, axial_spacing_mm
+    )
+    return FineTuned(result, starting_model, chosen, validation, agreement, config)
+
+
+def adapted_config(
+    model: TransUNet,
+    volume: tuple[np.ndarray, np.ndarray, str],
+    chosen: Sequence[int],
+    config: TrainConfig,
+    axial_spacing_mm: float | None = None,
+    explicit: Collection[str] = (),
+) -> Generator[Notice, None, tuple[TrainConfig, float]]:
+    """``config`` with :func:`adaptation_for`'s overrides for the agreement of ``model`` with the corrections of
+    ``volume = (images, labels, name)`` on the ``chosen`` B-scans, and that agreement; a notice says what was
+    decided and why. ``TrainConfig`` fields named in ``explicit`` (what the user set: the command line's options, the
+    widget's fields changed from the preset) keep their value."""
+    images, labels, _ = volume
+    counts = yield from agreement_counts(model, images, labels, chosen, config.device, axial_spacing_mm)
+    agreement = float(counts.dice)
+    overrides = adaptation_for(agreement)
+    yield Notice(adaptation_message(agreement, overrides))
+    overrides = {key: value for key, value in overrides.items() if key not in explicit}
+    return dataclasses.replace(config, **overrides), agreement
 
 
 def save_fine_tuned(
-    path: Path, result: TrainResult, loss_spec: str, fine_tuned_from: Path
+    path: Path, result: TrainResult, loss_spec: str, fine_tuned_from: Path, name: str = "", device: str = ""
 ) -> Generator[None, None, Path]:
     """Keep's job: the fine-tuned model of ``result`` saved to ``path`` with its loss and history, in the worker
-    (writing a model's weights is disk work the interface should not wait for)."""
+    (writing a model's weights is disk work the interface should not wait for); with a ``name``, as a model kept
+    by that name for ``device`` (``model_library``: ``path`` is then ``model_library.model_path(name)``)."""
+    from ..model_library import DEVICE_KEY, NAME_KEY, checked_name, describe
+
     yield from ()  # a generator like every job, with no step to report
-    save_checkpoint(
-        path,
-        result.model,
+    kept = {NAME_KEY: checked_name(name), DEVICE_KEY: str(device).strip()} if name else {}
+    payload = dict(
         loss_spec=getattr(result.loss, "spec", loss_spec),
         loss_state=result.loss.state_dict(),
         fine_tuned_from=str(fine_tuned_from),
         history=[vars(epoch) for epoch in result.history],
+        **kept,
     )
+    save_checkpoint(path, result.model, **payload)
+    if name:
+        describe(path, payload)
     return Path(path)
 
 
@@ -270,10 +378,12 @@ def compare_models(
     used_for: Sequence[str],
     device: str = "auto",
     batch_size: int | None = None,
+    axial_spacing_mm: float | None = None,
 ) -> Generator[ComparisonProgress | Notice, None, Comparison]:
     """Predict ``images[Z, Y, X]`` (or one B-scan) with the starting and the fine-tuned model and score both per
     B-scan against the user's ``reference`` labels (Dice, Dice 1945 / Sørensen 1948: 2TP / (2TP + FP + FN), not
-    counting pixels labelled ``IGNORE``).
+    counting pixels labelled ``IGNORE``), each predicted as ``inference.predict`` does for the scan's
+    ``axial_spacing_mm``.
 
     Dice is NaN, not comparable, on B-scans ``used_for`` neither training nor validation: there the labels are the
     starting model's own unreviewed prediction, so the starting model would score 1 against itself. It is NaN too on
@@ -291,7 +401,7 @@ def compare_models(
     predictions = []
     for offset, (stage, model) in enumerate((("starting", base_model), ("fine-tuned", tuned_model))):
         yield ComparisonProgress(stage, offset * count, 2 * count)
-        events = predict(images, model, device, batch_size)
+        events = predict(images, model, device, batch_size, axial_spacing_mm=axial_spacing_mm)
         while True:
             try:
                 event = next(events)

@@ -155,7 +155,9 @@ def test_the_comparison_runs_in_a_worker_and_the_interface_stays_free(viewer_wit
     offer_a_fine_tuned_model(widget)
     release, threads = threading.Event(), []
 
-    def slow_comparison(images, reference, base_model, tuned_model, used_for, device):
+    def slow_comparison(
+        images, reference, base_model, tuned_model, used_for, device, batch_size=None, axial_spacing_mm=None
+    ):
         threads.append(threading.current_thread())
         yield ComparisonProgress("starting", 4, 8)
         assert release.wait(30), "the test never released the comparison"
@@ -189,7 +191,9 @@ def test_a_stopped_comparison_changes_nothing(viewer_with_blobs, qtbot, monkeypa
     offer_a_fine_tuned_model(widget)
     release = threading.Event()
 
-    def slow_comparison(images, reference, base_model, tuned_model, used_for, device):
+    def slow_comparison(
+        images, reference, base_model, tuned_model, used_for, device, batch_size=None, axial_spacing_mm=None
+    ):
         yield ComparisonProgress("starting", 1, 8)
         release.wait(30)
         yield ComparisonProgress("starting", 2, 8)
@@ -251,7 +255,9 @@ def test_the_fine_tuned_mask_has_its_own_colour(viewer_with_blobs, qtbot, monkey
     viewer, widget = viewer_with_blobs
     offer_a_fine_tuned_model(widget)
 
-    def comparison(images, reference, base_model, tuned_model, used_for, device):
+    def comparison(
+        images, reference, base_model, tuned_model, used_for, device, batch_size=None, axial_spacing_mm=None
+    ):
         yield ComparisonProgress("starting", 1, 8)
         return Comparison(used_for, np.zeros(4), np.ones(4), np.ones(images.shape, np.uint8))
 
@@ -317,3 +323,41 @@ def test_nothing_to_train_on_is_said_after_the_worker_read_the_labels(viewer_wit
         widget.start()
         qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
     assert errors == ["No labelled B-scans to train on."] and widget.status.value == errors[0]
+
+
+def test_the_adapt_choice_reaches_the_job_and_the_plan(viewer_with_blobs, monkeypatch):
+    _, widget = viewer_with_blobs
+    assert widget.adapt.value and widget.advanced.isAncestorOf(widget.adapt.native)
+    assert "the whole network and all of the change if it disagrees" in widget.plan.value
+    started = []
+    monkeypatch.setattr(JobRunner, "start", lambda self, job, arguments, **handlers: started.append(arguments))
+    widget.start()
+    widget.adapt.value = False
+    widget.start()
+    assert [arguments[5] for arguments in started] == [True, False]  # load_and_finetune's adapt
+    assert "disagrees" not in widget.plan.value
+
+
+def test_keep_by_name_puts_the_model_in_the_folder_for_the_scans_device(
+    viewer_with_blobs, qtbot, tmp_path, monkeypatch
+):
+    from napari_octfluid.model_library import MODELS_ENV, kept_models
+
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path / "models"))
+    viewer, widget = viewer_with_blobs
+    images = viewer.layers["scan"].data
+    viewer.add_image(images, name="cirrus scan", metadata={"octfluid": {"device": "Carl Zeiss Meditec Cirrus"}})
+    widget.scan.value = viewer.layers["cirrus scan"]  # choosing the scan fills the device its file records
+    assert widget.for_device.value == "Carl Zeiss Meditec Cirrus"
+    widget.start()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120000)
+    assert "agreed with your corrections to Dice" in widget.status.value
+    widget.keep_name.value = "../outside"
+    widget.keep()  # refused before any work: not a name for a file in the folder
+    assert widget.worker is None and kept_models() == []
+    widget.keep_name.value = "Clinic A Cirrus"
+    widget.keep()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60000)
+    [kept] = kept_models()
+    assert (kept.name, kept.device) == ("Clinic A Cirrus", "Carl Zeiss Meditec Cirrus")
+    assert widget.status.value == "Kept as 'Clinic A Cirrus': Predict offers it for scans of Carl Zeiss Meditec Cirrus."

@@ -6,8 +6,9 @@ import csv
 import numpy as np
 import pytest
 
+from napari_octfluid._qt.review_tracking import as_volume
 from napari_octfluid._sample_data import SAMPLE_MASK, SAMPLE_SCAN
-from napari_octfluid.etdrs import OUTSIDE, SECTORS
+from napari_octfluid.etdrs import OUTSIDE, SECTORS, find_fovea
 from napari_octfluid.io import read_volume, write_tiff
 
 SPACING = (0.12, 0.0039, 0.0118)
@@ -48,10 +49,14 @@ def test_etdrs_table_and_totals(quantify, qtbot):
     assert float(table[0][1]) > 0  # the Duke B-scans cross the centre of the macula
 
 
-def test_fovea_detection_and_cursor(quantify):
+def test_fovea_detection_and_cursor(quantify, qtbot):
     viewer, widget, _ = quantify
-    fovea = widget.detect_fovea()
-    assert widget.fovea_bscan.value == fovea.bscan and fovea.how in widget.fovea_note.value
+    assert widget.detect_fovea()  # in the worker
+    assert not widget.detect_button.enabled and widget.fovea_note.value == "Looking for the fovea..."
+    qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=30000)
+    fovea = find_fovea(as_volume(widget.scan.value.data), widget.spacing_mm())  # what the command line finds
+    assert (widget.fovea_bscan.value, widget.fovea_column.value) == (fovea.bscan, fovea.column)
+    assert fovea.how in widget.fovea_note.value and widget.detect_button.enabled
     viewer.dims.set_current_step(0, 3)
     viewer.cursor.position = (3 * 120.0, 200 * 3.9, 250 * 11.8)
     widget.fovea_at_cursor()

@@ -44,7 +44,7 @@ def with_fluid(bscans):
 def test_the_job_loads_the_weights_and_chooses_the_bscans(
     fake_train, tiny_checkpoint, bscans_with_fluid, choice, trained, validated
 ):
-    _, run = run_to_end(load_and_finetune(tiny_checkpoint, with_fluid(bscans_with_fluid), choice, None))
+    _, run = run_to_end(load_and_finetune(tiny_checkpoint, with_fluid(bscans_with_fluid), choice, None, adapt=False))
     assert isinstance(run, FineTuned) and run.result == "trained"
     assert (run.trained_on, run.validated_on) == (trained, validated)
     assert isinstance(run.starting_model, TransUNet) and fake_train[0]["model"] is run.starting_model
@@ -56,13 +56,13 @@ def test_weights_that_cannot_start_a_training_are_refused(fake_train, tmp_path, 
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     path = None if weights is None else tmp_path / weights
     with pytest.raises(CheckpointError):
-        run_to_end(load_and_finetune(path, with_fluid([0]), BscanChoice(), None))
+        run_to_end(load_and_finetune(path, with_fluid([0]), BscanChoice(), None, adapt=False))
     assert fake_train == []
 
 
 def test_labels_with_nothing_to_train_on_are_refused(fake_train, tiny_checkpoint):
     with pytest.raises(ValueError, match="No labelled B-scans to train on"):
-        run_to_end(load_and_finetune(tiny_checkpoint, VOLUME, BscanChoice(), None))
+        run_to_end(load_and_finetune(tiny_checkpoint, VOLUME, BscanChoice(), None, adapt=False))
     assert fake_train == []
 
 
@@ -77,3 +77,19 @@ def test_keep_saves_the_model_with_where_it_came_from(tiny_checkpoint, tmp_path)
     kept, payload = load_model(path)
     assert path == tmp_path / "kept.pt" and payload["fine_tuned_from"] == str(tiny_checkpoint)
     assert payload["loss_spec"] == "1*dice + 0.5*wbce"  # the loss it was tuned with, not the widget's name
+
+
+def test_keep_by_name_makes_a_model_the_library_offers_for_its_device(tiny_checkpoint, tmp_path):
+    from types import SimpleNamespace
+
+    from napari_octfluid.losses import build_loss
+    from napari_octfluid.model_library import kept_models, model_for_device, model_path
+
+    model, _ = load_model(tiny_checkpoint)
+    result = SimpleNamespace(model=model, loss=build_loss("dice"), history=[])
+    target = model_path("Clinic B", tmp_path)
+    run_to_end(save_fine_tuned(target, result, "dice", tiny_checkpoint, name="Clinic B", device="Topcon Maestro2"))
+    [kept] = kept_models(tmp_path)
+    assert (kept.name, kept.device, kept.path) == ("Clinic B", "Topcon Maestro2", target)
+    assert kept.fine_tuned_from == str(tiny_checkpoint)
+    assert model_for_device("TOPCON maestro2", kept_models(tmp_path)) == kept

@@ -1,0 +1,204 @@
+"""Does correcting pay off? A simulated clinician corrects scans with octfluid's click tools, without and with
+fine-tuning after the first k corrected B-scans, and counts the actions.
+
+    python benchmarks/bench_correction.py --images A.tif --labels A_mask.tif [--weights W] [--shift NAME] [--k 3] \\
+        [--settings preset adaptive whole] [--others B.tif --others-labels B_mask.tif] [--bscans 12] [--threads 2]
+
+For each scan (images and expert labels given as files; ``--shift`` makes them look like another device first,
+``napari_octfluid.shifts``), the model predicts every B-scan; a robot (``benchmarks/correction_robot.py``) corrects
+k B-scans spread evenly over the scan, with the click tools, until each reaches Dice 0.9 against the expert or a cap
+of actions. Then, for the other B-scans:
+
+- **none**: the robot corrects the starting model's masks;
+- **each fine-tuning setting**: the model is fine-tuned on the k corrected B-scans (the robot's corrections, not the
+  expert's masks: that is what a clinician's labels are) with the product's preset
+  (``training.finetune.finetune_config``, replay of the shipped crops), the other B-scans are predicted again, and
+  the robot corrects those masks.
+
+It prints, per scan and setting: pooled Dice of the other B-scans before any correction, the mean actions per B-scan
+to reach Dice 0.9 (NoC@90; a B-scan that never reaches it counts the cap), the share that reached it, the error
+pixels the masks left to fix and those left after the robot, and the fine-tuning time; with ``--others``, the pooled
+Dice of other patients' scans before and after (what the adapted model forgets). A scan is predicted as a file
+without its spacing would be (the shared TIFFs record none), unless ``--tell-spacing`` hands prediction the axial
+spacing the shift implies. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from correction_robot import MAX_ACTIONS, correct_volume  # beside this script
+
+from napari_octfluid.cli._common import apply_threads, load_subjects
+from napari_octfluid.evaluation import SHIFT_SEED, axial_spacing_for
+from napari_octfluid.events import run_to_end
+from napari_octfluid.inference import predict
+from napari_octfluid.labels import IGNORE, counts_against, pooled_counts
+from napari_octfluid.model import load_model
+from napari_octfluid.shifts import SHIFTS, apply_shift
+from napari_octfluid.training.finetune import adaptation_for, finetune_config, prepare_and_train, replay_by_default
+from napari_octfluid.weights import default_weights_path
+
+# fine-tuning settings the benchmark compares: overrides of the product's preset (TrainConfig fields);
+# "adaptive" is the product's rule (training.finetune.adaptation_for), decided on each scan's corrections
+SETTINGS = {
+    "preset": {},
+    "decoder_full": dict(change_kept=1.0),
+    "whole": dict(trainable="all", change_kept=1.0),
+    "whole_lr1e-3": dict(trainable="all", change_kept=1.0, learning_rate=1e-3),
+    "whole_300": dict(trainable="all", change_kept=1.0, epochs=15),  # 300 steps
+    "whole_300_lr3e-4": dict(trainable="all", change_kept=1.0, epochs=15, learning_rate=3e-4),
+}
+
+
+def spread(count: int, k: int) -> list[int]:
+    """k B-scans spread evenly over ``count``, first and last included."""
+    return sorted({int(z) for z in np.linspace(0, count - 1, k).round()})
+
+
+def predicted(model, images, spacing):
+    _, result = run_to_end(predict(images, model, "cpu", axial_spacing_mm=spacing))
+    return result.labels, result.fluid_probability
+
+
+def summarise(records) -> dict:
+    actions = np.array([len(r.actions) if r.reached else max(len(r.actions), MAX_ACTIONS) for r in records])
+    return dict(
+        noc90=float(actions.mean()) if len(actions) else float("nan"),
+        reached=float(np.mean([r.reached for r in records])) if records else float("nan"),
+        error_before=int(sum(r.error_pixels_before for r in records)),
+        error_after=int(sum(r.error_pixels_after for r in records)),
+        clicks=int(sum(a in ("remove", "add", "threshold") for r in records for a in r.actions)),
+        strokes=int(sum(a == "brush" for r in records for a in r.actions)),
+    )
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One scan of the benchmark: its ``expert`` labels, the ``rest`` of its B-scans (not corrected before
+    fine-tuning) and how far the starting model ``agreement`` with the first corrections went."""
+
+    name: str
+    expert: np.ndarray
+    rest: list[int]
+    agreement: float
+
+    def report(self, shown: str, labels, probability, threshold: float, tune_s: float, others_change: float) -> dict:
+        """The robot run on the rest of the scan from ``labels``; prints and returns the row."""
+        _, records = correct_volume(labels, probability, self.expert, threshold, self.rest)
+        dice = float(counts_against(labels[self.rest], self.expert[self.rest]).pooled().dice)
+        row = dict(summarise(records), dice=dice, tune_s=tune_s, others=others_change)
+        print(
+            f"{self.name:<22} {shown:<14} {self.agreement:>6.3f} {dice:>6.3f} {row['noc90']:>7.2f} "
+            f"{row['reached']:>7.0%} {row['error_before']:>8} {row['error_after']:>8} {row['clicks']:>6} "
+            f"{row['strokes']:>7} {tune_s:>6.0f} {others_change:>+7.3f}",
+            flush=True,
+        )
+        return row
+
+
+def pooled_dice(model, subjects) -> float:
+    pairs = []
+    for subject in subjects:
+        labels, _ = predicted(model, subject.images, None)
+        pairs.append((labels, subject.labels))
+    return float(pooled_counts(pairs).dice)
+
+
+def thinned(images, labels, count):
+    annotated = [z for z in range(len(labels)) if (labels[z] != IGNORE).any()]
+    keep = annotated if not count or count >= len(annotated) else [annotated[i] for i in spread(len(annotated), count)]
+    return images[keep], labels[keep]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", nargs="+", required=True)
+    parser.add_argument("--labels", nargs="+", required=True)
+    parser.add_argument("--weights", help="checkpoint (default: the shipped weights)")
+    parser.add_argument("--shift", default="none", help=f"'none' or one of: {', '.join(SHIFTS)}")
+    parser.add_argument("--tell-spacing", action="store_true", help="give prediction the spacing the shift implies")
+    parser.add_argument("--k", type=int, default=3, help="B-scans corrected before fine-tuning")
+    parser.add_argument(
+        "--first-cap",
+        type=int,
+        default=MAX_ACTIONS,
+        help="actions allowed on each of the k B-scans corrected to teach the model (a clinician correcting to "
+        f"train may go further than on the rest; default {MAX_ACTIONS})",
+    )
+    parser.add_argument(
+        "--settings", nargs="+", default=["preset", "adaptive"], help=f"some of: {', '.join([*SETTINGS, 'adaptive'])}"
+    )
+    parser.add_argument("--others", nargs="*", default=[], help="other patients' scans, for forgetting")
+    parser.add_argument("--others-labels", nargs="*", default=[])
+    parser.add_argument("--bscans", type=int, help="evenly spaced annotated B-scans kept per scan (default: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int)
+    args = parser.parse_args()
+    apply_threads(args.threads)
+
+    weights = args.weights or default_weights_path()
+    base, _ = load_model(weights)
+    others = load_subjects(args.others, args.others_labels) if args.others else []
+    others_before = pooled_dice(base, others) if others else float("nan")
+    replay = replay_by_default()
+    print(
+        f"weights {weights}; shift {args.shift}{' (spacing told)' if args.tell_spacing else ''}; k {args.k}; "
+        f"replay {'on' if replay else 'off'}; target Dice 0.9, cap {MAX_ACTIONS} actions"
+    )
+    header = (
+        f"{'scan':<22} {'setting':<14} {'agree':>6} {'Dice':>6} {'NoC@90':>7} {'reached':>7} {'err px':>8} "
+        f"{'left px':>8} {'clicks':>6} {'strokes':>7} {'tune s':>6} {'others':>7}"
+    )
+    print(header)
+    totals: dict[str, list[dict]] = {}
+    for index, subject in enumerate(load_subjects(args.images, args.labels)):
+        images, expert = thinned(subject.images, subject.labels, args.bscans)
+        if args.shift != "none":
+            images, expert = apply_shift(args.shift, images, expert, seed=SHIFT_SEED, index=index)
+        spacing = axial_spacing_for(subject, images.shape, base) if args.tell_spacing else None
+        labels, probability = predicted(base, images, spacing)
+        corrected_on = spread(len(images), args.k)
+        rest = [z for z in range(len(images)) if z not in corrected_on]
+        corrections, first = correct_volume(
+            labels, probability, expert, base.decision_threshold, corrected_on, max_actions=args.first_cap
+        )
+        # how well the starting model agreed with the corrections: what the adaptive rule decides on
+        agreement = float(counts_against(labels[corrected_on], corrections[corrected_on]).pooled().dice)
+        taught = float(counts_against(corrections[corrected_on], expert[corrected_on]).pooled().dice)
+        print(
+            f"{subject.name:<22} corrected B-scans {corrected_on}: {np.mean([len(r.actions) for r in first]):.1f} "
+            f"actions each, Dice {taught:.3f} against the expert"
+        )
+
+        scan = Scan(subject.name, expert, rest, agreement)
+        totals.setdefault("none", []).append(
+            scan.report("none", labels, probability, base.decision_threshold, 0.0, 0.0 if others else float("nan"))
+        )
+        volume = (images, corrections, subject.name)
+        for setting in args.settings:
+            overrides = adaptation_for(agreement) if setting == "adaptive" else SETTINGS[setting]
+            config = finetune_config(images.shape, device="cpu", seed=args.seed, **overrides)
+            start = time.perf_counter()
+            _, result = run_to_end(prepare_and_train(base, volume, corrected_on, [], config, replay=replay))
+            tune_s = time.perf_counter() - start
+            tuned_labels, tuned_probability = predicted(result.model, images, spacing)
+            forgot = pooled_dice(result.model, others) - others_before if others else float("nan")
+            shown = f"adaptive:{'whole' if overrides else 'preset'}" if setting == "adaptive" else setting
+            row = scan.report(shown, tuned_labels, tuned_probability, result.model.decision_threshold, tune_s, forgot)
+            totals.setdefault(setting, []).append(row)
+    print("\nmean over scans")
+    print(f"{'setting':<14} {'Dice':>6} {'NoC@90':>7} {'reached':>7} {'err px':>8} {'left px':>8} {'others':>7}")
+    for setting, rows in totals.items():
+        mean = {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
+        print(
+            f"{setting:<14} {mean['dice']:>6.3f} {mean['noc90']:>7.2f} {mean['reached']:>7.0%} "
+            f"{mean['error_before']:>8.0f} {mean['error_after']:>8.0f} {mean['others']:>+7.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

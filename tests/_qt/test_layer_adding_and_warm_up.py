@@ -1,0 +1,80 @@
+"""How the widgets add mask layers without the costs that stalled napari (issue 20): coloured from the start, the
+selected layer kept where asked; and the warm-ups that take napari's and torch's first-use costs off the interface
+thread still leave a working session."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from napari.utils.colormaps.standardize_color import transform_color
+
+from napari_octfluid._qt._layer_pick import add_mask, keeping_selection
+from napari_octfluid.colours import FINETUNED, MODEL, ROLE_KEY, label_colours
+
+
+@pytest.fixture
+def viewer_with_scan(make_napari_viewer):
+    viewer = make_napari_viewer()
+    scan = viewer.add_image(np.zeros((3, 8, 8), np.uint8), name="scan", scale=(100.0, 4.0, 12.0))
+    return viewer, scan
+
+
+@pytest.mark.parametrize(("role", "select"), [(MODEL, True), (FINETUNED, False)])
+def test_a_mask_is_added_in_its_colours_on_the_scan_grid(viewer_with_scan, role, select):
+    viewer, scan = viewer_with_scan
+    labels = np.ones((3, 8, 8), np.uint8)
+    layer = add_mask(viewer, labels, "mask", role, scan, metadata={"kept": 1}, select=select)
+    assert layer.metadata == {"kept": 1, ROLE_KEY: role}
+    assert tuple(layer.scale) == (100.0, 4.0, 12.0)
+    fluid = label_colours(role)[1]
+    np.testing.assert_allclose(layer.colormap.map(1)[:3], transform_color(fluid)[0][:3], atol=1 / 255)
+    assert (viewer.layers.selection.active is layer) == select  # else the scan stays selected
+
+
+def test_keeping_selection_restores_napari_behaviour_even_after_an_error(viewer_with_scan):
+    viewer, scan = viewer_with_scan
+    with pytest.raises(RuntimeError), keeping_selection(viewer):
+        viewer.add_labels(np.zeros((3, 8, 8), np.uint8), name="kept out")
+        assert viewer.layers.selection.active is scan
+        raise RuntimeError("the widget failed half-way")
+    added = viewer.add_labels(np.zeros((3, 8, 8), np.uint8), name="selected as napari does")
+    assert viewer.layers.selection.active is added
+
+
+def test_torch_works_after_its_libraries_were_loaded_without_the_interpreter_lock():
+    """In a fresh interpreter (the preload does nothing once torch is imported): the libraries load, then torch
+    imports and computes."""
+    code = (
+        "from napari_octfluid._qt.gil_free_preload import preload_torch_libraries\n"
+        "loaded = preload_torch_libraries()\n"
+        "import torch\n"
+        "print(sorted(loaded), float(torch.nn.functional.conv2d(torch.ones(1, 1, 3, 3), torch.ones(1, 1, 3, 3))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    names, value = out.stdout.rsplit(" ", 1)
+    assert float(value) == 9.0
+    if sys.platform.startswith("linux"):
+        assert "libtorch_cpu.so" in names and "libc10.so" in names
+
+
+def test_the_preload_does_nothing_once_torch_is_imported():
+    import torch  # noqa: F401 - imported by the test session anyway
+
+    from napari_octfluid._qt.gil_free_preload import preload_torch_libraries
+
+    assert preload_torch_libraries() == []
+
+
+@pytest.mark.parametrize("wait", [True, False])
+def test_review_follows_a_layer_napari_adds_after_napari_has_added_it(make_napari_viewer, qtbot, wait):
+    """Not inside napari's insertion of the layer (one event-loop turn with napari's own 0.1-0.2 s) but at the next
+    turn; a script that reads the widget at once still finds the new layer under review."""
+    viewer = make_napari_viewer()
+    _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
+    review = panel.tool("Review")
+    labels = viewer.add_labels(np.zeros((3, 16, 16), np.uint8), name="mask")
+    assert review.labels_layer.value is labels and review._tracker is None
+    if wait:
+        qtbot.waitUntil(lambda: review._tracker is not None, timeout=5000)
+    assert review.tracker.layer is labels and review.status.value.startswith("0 of 3 reviewed")
