@@ -183,7 +183,9 @@ def main() -> None:
             overrides = adaptation_for(agreement) if setting == "adaptive" else SETTINGS[setting]
             config = finetune_config(images.shape, device="cpu", seed=args.seed, **overrides)
             start = time.perf_counter()
-            _, result = run_to_end(prepare_and_train(base, volume, corrected_on, [], config, replay=replay))
+            _, result = run_to_end(
+                prepare_and_train(base, volume, corrected_on, [], config, replay=replay, axial_spacing_mm=spacing)
+            )
             tune_s = time.perf_counter() - start
             tuned_labels, tuned_probability = predicted(result.model, images, spacing)
             forgot = pooled_dice(result.model, others) - others_before if others else float("nan")

@@ -21,6 +21,7 @@ MODELS_ENV = "OCTFLUID_MODELS"
 NAME_KEY = "model_name"  # checkpoint keys written by Keep
 DEVICE_KEY = "for_device"
 ALLOWED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._()-]{0,63}")
+WINDOWS_RESERVED = re.compile(r"(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?", re.IGNORECASE)
 
 
 class ModelNameError(ValueError):
@@ -51,7 +52,8 @@ def library_folder() -> Path:
 def checked_name(name: str) -> str:
     """``name`` stripped, refused in one line if it could not be a file name on every system."""
     name = str(name).strip()
-    if not ALLOWED_NAME.fullmatch(name) or name.endswith((".", " ")):
+    reserved = WINDOWS_RESERVED.fullmatch(name) is not None  # CON, NUL, COM1... cannot be files on Windows
+    if not ALLOWED_NAME.fullmatch(name) or name.endswith((".", " ")) or reserved:
         raise ModelNameError(
             f"{name!r} cannot name a model: use up to 64 letters, digits, spaces and . _ - ( ), starting with a "
             "letter or digit (e.g. 'Clinic A Cirrus')."
@@ -101,9 +103,16 @@ def model_for_device(device: str | None, models: list[KeptModel]) -> KeptModel |
     """The kept model made for ``device`` (the scan's, as its file records it), or None: the shipped weights."""
     if not device:
         return None
-    matching = [model for model in models if same_device(model.device, device)]
+    matching = [model for model in models if same_device(model.device, device) and model.path.is_file()]
     # the newest file when several were kept for one device: the last adaptation is the one the user meant
-    return max(matching, key=lambda model: model.path.stat().st_mtime) if matching else None
+    return max(matching, key=_modified) if matching else None
+
+
+def _modified(model: KeptModel) -> float:
+    try:
+        return model.path.stat().st_mtime
+    except OSError:  # removed since it was listed: never the newest
+        return float("-inf")
 
 
 def keep_model(checkpoint: Path, name: str, device: str = "", folder: Path | None = None) -> Path:

@@ -331,21 +331,28 @@ def test_fine_tuning_from_the_command_line_uses_the_widgets_preset(tmp_path, tin
 
 
 @pytest.mark.parametrize("explicit", [{}, {"trainable": "decoder"}])
-def test_fine_tuning_adapts_as_the_widget_does_unless_told_how(tmp_path, tiny_checkpoint, train_argv, capsys, explicit):
+def test_fine_tuning_adapts_as_the_widget_does_keeping_what_it_is_told(
+    tmp_path, tiny_checkpoint, train_argv, capsys, explicit
+):
     """An untrained starting model disagrees with the labels: by default the command line adapts as the widget
-    does (the whole network, all of the change kept) and says why; an explicit --trainable is obeyed as given."""
+    does (the whole network, longer, all of the change kept) and says why; a setting given on the command line
+    (here --epochs, and --trainable) stays as given, as a field changed in the widget does."""
     from napari_octfluid.model import load_model
     from napari_octfluid.training.finetune import WHOLE_NETWORK, finetune_config
 
     options = {"init": tiny_checkpoint, "epochs": 1, "steps_per_epoch": 1, "out": tmp_path / "run", **explicit}
     assert main(train_argv(*_tiny_pair(tmp_path), **options)) == 0
     _, payload = load_model(tmp_path / "run" / "best.pt")
-    adapted = {} if explicit else WHOLE_NETWORK
-    # the rule's settings, except what the command line gave (--epochs 1)
-    expected = finetune_config((64, 64), **{**adapted, "epochs": 1, "steps_per_epoch": 1})
+    expected = finetune_config((64, 64), **{**WHOLE_NETWORK, "epochs": 1, "steps_per_epoch": 1, **explicit})
     assert payload["train_config"] == expected.to_dict()
-    said = "fine-tuning the whole network" in capsys.readouterr().err
-    assert said == (not explicit)
+    said = capsys.readouterr().err
+    assert "fine-tuning goes further" in said and ("trainable kept as set" in said) == bool(explicit)
+
+
+def test_a_name_that_cannot_be_kept_is_refused_before_training(tmp_path, tiny_checkpoint, train_argv, capsys):
+    options = {"init": tiny_checkpoint, "epochs": 1, "steps_per_epoch": 1, "out": tmp_path / "run", "name": "../x"}
+    assert main(train_argv(*_tiny_pair(tmp_path), **options)) != 0
+    assert "cannot name a model" in capsys.readouterr().err and not (tmp_path / "run").exists()
 
 
 def test_a_fine_tuned_model_is_kept_by_name_for_a_device(tmp_path, tiny_checkpoint, train_argv, monkeypatch):

@@ -23,7 +23,9 @@ def test_names_that_make_files(name):
     assert checked_name(f"  {name} ") == name
 
 
-@pytest.mark.parametrize("name", ["", "../escape", "a/b", "C:evil", ".hidden", "x" * 65, "ends with dot.", "tab\there"])
+@pytest.mark.parametrize(
+    "name", ["", "../escape", "a/b", "C:evil", ".hidden", "x" * 65, "ends with dot.", "tab\there", "NUL", "com1.pt"]
+)
 def test_names_that_could_not_be_files_are_refused(name):
     with pytest.raises(ModelNameError, match="cannot name a model"):
         checked_name(name)
@@ -89,3 +91,10 @@ def test_only_safe_checkpoints_are_kept(tmp_path):
     with pytest.raises(Exception, match="junk.pt"):
         keep_model(junk, "x", folder=tmp_path / "lib")
     assert not (tmp_path / "lib" / "x.pt").exists()
+
+
+def test_a_model_removed_since_it_was_listed_is_not_offered(tmp_path, tiny_checkpoint):
+    path = keep_model(tiny_checkpoint, "gone", "Topcon", folder=tmp_path)
+    listed = kept_models(tmp_path)
+    path.unlink()
+    assert model_for_device("Topcon", listed) is None

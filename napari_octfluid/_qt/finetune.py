@@ -81,6 +81,7 @@ class FinetuneWidget(Container):
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self._viewer = napari_viewer
+        self._filled_device = ""  # what "For device" was last filled with from a scan (not typed by the user)
         preset = finetune_config((CROP_SIDE, CROP_SIDE))  # the widget offers the preset's settings to change
         self.jobs = JobRunner(self.native, lambda text: setattr(self.status, "value", text))
         self._build_data_fields()
@@ -156,8 +157,9 @@ class FinetuneWidget(Container):
             text="Adapt to how far the model disagrees",
             value=True,
             tooltip="measure the starting model's Dice against your corrections first; below "
-            f"{ADAPT_BELOW_AGREEMENT:.1f} (a scan from another device), fine-tune the whole network and keep all "
-            "of the change, overriding 'Adapt' and 'Change kept'; then keep the model under a name for that device",
+            f"{ADAPT_BELOW_AGREEMENT:.1f} (a scan from another device), fine-tune the whole network for 300 steps "
+            "at 3e-4 and keep all of the change (settings you changed from the preset stay as set); then keep the "
+            "model under a name for that device",
         )
         self.replay = CheckBox(
             text="Replay shipped training crops",
@@ -414,6 +416,7 @@ class FinetuneWidget(Container):
             return Progress(
                 event.step,
                 f"step {event.step}/{event.total_steps}, loss {event.loss:.4f}, {event.eta_s / 60:.1f} min left",
+                event.total_steps,  # adapting may have made the run longer than the bar was started for
             )
         if isinstance(event, EpochEnd):
             self.plot.add_epoch(event)
@@ -430,9 +433,7 @@ class FinetuneWidget(Container):
         adapted = ""
         if np.isfinite(run.agreement):
             adapted = f" The starting model agreed with your corrections to Dice {run.agreement:.2f}" + (
-                ": the whole network was adapted; keep it under a name for this device."
-                if run.config is not None and run.config.trainable == "all"
-                else "."
+                ": fine-tuning went further; keep the model under a name for this device." if run.adapted else "."
             )
         self.status.value = f"Done: training Dice {last.train_dice:.3f}{val}.{adapted}"
 
@@ -521,9 +522,11 @@ class FinetuneWidget(Container):
         return None if layer is None else spacing_from_layer(layer.metadata, layer.scale, layer.units)[1]
 
     def _fill_device(self, *_) -> None:
-        """The device the chosen scan's file records, as the default of "For device"."""
-        if self.scan.value is not None:
-            self.for_device.value = recorded_device(self.scan.value.metadata)
+        """The device the chosen scan's file records, as the default of "For device" (what the user typed stays)."""
+        if self.scan.value is None or self.for_device.value.strip() not in ("", self._filled_device):
+            return
+        self._filled_device = recorded_device(self.scan.value.metadata)
+        self.for_device.value = self._filled_device
 
     def _keep_target(self) -> tuple[Path, str] | None:
         """Where Keep writes (the model folder under "Keep as", else the file chosen) and the name, or None."""

@@ -68,6 +68,7 @@ class Progress:
 
     done: int
     text: str
+    total: int | None = None  # the job's length, where it changed since it started (fine-tuning that adapts)
 
 
 class _RuntimeErrorOfTheJob(Exception):
@@ -221,6 +222,10 @@ class JobRunner:
         advanced = self._handlers.on_event(event)
         if advanced is None:
             return
+        if advanced.total is not None:
+            self.progress_widget.bar.max = max(1, advanced.total)
+            if self._progress is not None:
+                self._progress.total = advanced.total
         self.progress_widget.advance(advanced.done, advanced.text)
         if self._show_status is not None:
             self._show_status(advanced.text)  # before a second bar: its update may process events

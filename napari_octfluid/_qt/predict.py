@@ -165,10 +165,17 @@ class PredictWidget(Container):
 
     def choose_weights_for_scan(self, *_) -> None:
         """Offer the models kept by name, and choose the one kept for the device the scan's file records."""
-        layer = self.scan.value
+        layer, before = self.scan.value, self.weights.value
         kept = choose_for_scan(self.weights, {} if layer is None else layer.metadata)
         if kept is not None:
             self.status.value = f"Weights: '{kept.name}', kept for {kept.device} scans like this one."
+        elif chosen_kept_path(before) is not None and self.weights.value == DEFAULT_WEIGHTS_CHOICE:
+            # a model adapted to one device is not used on another: say so rather than switch silently
+            self.status.value = (
+                "Weights back to the shipped default: the model chosen before was kept for another device's scans."
+            )
+        elif self.status.value.startswith("Weights: "):
+            self.status.value = ""
 
     def weights_path(self) -> Path | None:
         if self.weights.value == DEFAULT_WEIGHTS_CHOICE:

@@ -87,8 +87,8 @@ def add_parser(sub) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="with --init: measure how far the starting model agrees with the labels (pooled Dice) and, below "
-        "0.6, fine-tune the whole network and keep all of the change, as the Fine-tune widget does (default: on; "
-        "an explicit --trainable or --change-kept wins)",
+        "0.6, fine-tune the whole network for 300 steps at 3e-4 and keep all of the change, as the Fine-tune widget "
+        "does (default: on; each setting given on the command line stays as given)",
     )
     parser.add_argument(
         "--name",
@@ -167,6 +167,7 @@ def _train(args: argparse.Namespace, context) -> int:
     from ..training.finetune import replay_by_default
 
     apply_threads(args.threads)
+    args.keep_device = _checked_keep(args)  # a name that cannot be kept is refused before the training, not after
     out = Path(args.out)
     check_run_folder(
         out, args.overwrite, [*args.images, *args.labels, *args.val_images, *args.val_labels, args.init, args.recipe]
@@ -222,7 +223,7 @@ def _model_settings_and_data(args: argparse.Namespace):
     # the widget's preset, one definition; crops fit the smallest B-scan given
     smallest = [min(s.images.shape[axis] for s in subjects) for axis in (-2, -1)]
     config = override(finetune_config(smallest), args)
-    if args.adapt and args.trainable is None and args.change_kept is None:
+    if args.adapt:
         config = _adapted(model, subjects, config, args)
     return model, config, *_data_at_model_rows(args, subjects, model), True
 
@@ -246,18 +247,21 @@ def _adapted(model, subjects, config, args: argparse.Namespace):
 
     from ..events import drive
     from ..metrics import Confusion
-    from ..training.finetune import adaptation_for, adaptation_message, agreement_counts
+    from ..training.finetune import adaptation_for, adaptation_message, agreement_counts, judged_agreement
     from ._common import TRAIN_OPTIONS
 
-    parts = [
-        drive(agreement_counts(model, s.images, s.labels, s.annotated_bscans(), config.device), report_training)
+    parts = [  # at the model's rows where the file gives the axial spacing, as training and prediction see them
+        drive(
+            agreement_counts(model, s.images, s.labels, s.annotated_bscans(), config.device, s.spacing_mm[1]),
+            report_training,
+        )
         for s in subjects
     ]
-    pooled = Confusion(*(sum(getattr(part, name) for part in parts) for name in ("tp", "fp", "fn")))
-    agreement = float(pooled.dice)
+    agreement = judged_agreement(Confusion(*(sum(getattr(p, name) for p in parts) for name in ("tp", "fp", "fn"))))
     overrides = adaptation_for(agreement)
-    print(f"octfluid train: {adaptation_message(agreement, overrides)}", file=sys.stderr)
-    overrides = {key: value for key, value in overrides.items() if getattr(args, TRAIN_OPTIONS[key], None) is None}
+    kept = sorted(key for key in overrides if getattr(args, TRAIN_OPTIONS[key], None) is not None)
+    overrides = {key: value for key, value in overrides.items() if key not in kept}
+    print(f"octfluid train: {adaptation_message(agreement, overrides, kept)}", file=sys.stderr)
     return dataclasses.replace(config, **overrides)
 
 
@@ -296,12 +300,30 @@ def _finish(args: argparse.Namespace, result, train_data, fine_tuning: bool, min
         _keep(args, result.best_checkpoint)
 
 
+def _checked_keep(args: argparse.Namespace) -> str:
+    """``--name`` checked as a model name, and the device to keep it for: ``--for-device``, else the device the
+    first ``--images`` file records ("" for any)."""
+    from ..io import read_volume
+    from ..model_library import ModelNameError, model_path
+
+    if not args.name:
+        if args.for_device is not None:
+            raise CommandError("--for-device names the device of a model kept by --name: give --name too.")
+        return ""
+    try:
+        model_path(args.name)
+    except ModelNameError as error:
+        raise CommandError(f"--name: {error}") from None
+    if args.for_device is not None:
+        return args.for_device
+    return read_volume(args.images[0]).meta.get("device", "") if args.images else ""
+
+
 def _keep(args: argparse.Namespace, checkpoint) -> None:
     """The finished model kept by name in the model folder, for the device given or recorded by the scan."""
-    from ..io import read_volume
     from ..model_library import keep_model
 
-    device = args.for_device if args.for_device is not None else read_volume(args.images[0]).meta.get("device", "")
+    device = args.keep_device
     path = keep_model(checkpoint, args.name, device)
     print(f"kept as '{args.name}'{f' for {device}' if device else ''}: {path}")
 

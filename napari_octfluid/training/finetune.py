@@ -67,6 +67,8 @@ def finetune_config(image_shape: Sequence[int], **overrides) -> TrainConfig:
 # the scan (another device, another grader), and fine-tuning goes further (adaptation_for); chosen with
 # benchmarks/bench_correction.py (docs/correction_benchmark.md)
 ADAPT_BELOW_AGREEMENT = 0.6
+# a Dice over fewer corrected fluid pixels than this says little (a few specks, or corrections that only erase)
+MIN_FLUID_TO_JUDGE = 200
 # what fine-tuning changes when the model disagrees: every layer learns, for 300 steps at 3e-4, and all of the change
 # is kept. On three scans made to look like an unaveraged scan of another device (benchmarks/bench_correction.py,
 # 3 B-scans corrected by the robot), the other B-scans went from Dice 0.28 to 0.55 on average, where the preset
@@ -79,22 +81,47 @@ def adaptation_for(agreement: float) -> dict:
     (pooled Dice of its masks against the corrected ones, on the B-scans trained on): none while it agrees (the
     preset learns little and forgets little: where the model is already right, a few corrections are a style, not
     a lesson), :data:`WHOLE_NETWORK` when it disagrees (a scan from another device, where the preset gains little;
-    docs/correction_benchmark.md). A model adapted this far forgets some of the original device (0.05-0.14 Dice
+    docs/correction_benchmark.md). A model adapted this far forgets some of the original device (0.05-0.18 Dice
     there) and is kept under its own name for its device (``model_library``), where it is used instead."""
     if not np.isfinite(agreement) or agreement >= ADAPT_BELOW_AGREEMENT:
         return {}
     return dict(WHOLE_NETWORK)
 
 
-def adaptation_message(agreement: float, overrides: dict) -> str:
-    """What the adaptive rule decided, and why, in a sentence for the user."""
+def judged_agreement(counts: Confusion) -> float:
+    """The pooled Dice of ``counts`` (:func:`agreement_counts`), or NaN where the corrections hold fewer than
+    :data:`MIN_FLUID_TO_JUDGE` fluid pixels: a Dice over a few specks, or 0 for corrections that only erased false
+    fluid, would send fine-tuning far on no evidence."""
+    counts = counts.pooled()
+    if float(counts.tp + counts.fn) < MIN_FLUID_TO_JUDGE:
+        return float("nan")
+    return float(counts.dice)
+
+
+def adaptation_message(agreement: float, overrides: dict, kept: Collection[str] = ()) -> str:
+    """What the adaptive rule decided, and why, in a sentence for the user (``kept``: the settings the user set,
+    which stay as they are)."""
+    if not np.isfinite(agreement):
+        return "Too little fluid in your corrections to judge how far the model agrees: fine-tuning as set."
     if overrides:
+        own = f" (your {', '.join(sorted(kept))} kept as set)" if kept else ""
         return (
             f"The model agreed with your corrections to Dice {agreement:.2f} only (below {ADAPT_BELOW_AGREEMENT:.2f}): "
-            "fine-tuning the whole network, longer, and keeping all of the change. Keep it under a name for this "
-            "device."
+            f"fine-tuning goes further ({_in_words(overrides)}){own}. Keep the model under a name for this device."
         )
+    if kept and adaptation_for(agreement):
+        return f"The model agreed with your corrections to Dice {agreement:.2f}: fine-tuning with your settings."
     return f"The model agreed with your corrections to Dice {agreement:.2f}: fine-tuning as set."
+
+
+def _in_words(overrides: dict) -> str:
+    words = {
+        "trainable": lambda v: "the whole network learns" if v == "all" else f"the {v} learns",
+        "change_kept": lambda v: "all of the change kept" if v == 1 else f"{v:.0%} of the change kept",
+        "learning_rate": lambda v: f"learning rate {v:g}",
+        "epochs": lambda v: f"{v} epochs",
+    }
+    return ", ".join(words[key](value) if key in words else f"{key} {value}" for key, value in overrides.items())
 
 
 def agreement_counts(
@@ -263,6 +290,7 @@ class FineTuned:
     validated_on: list[int]
     agreement: float = float("nan")  # the starting model's Dice against the corrections (NaN: not measured)
     config: TrainConfig | None = None  # the settings it ran with, after adaptation
+    adapted: bool = False  # whether the adaptive rule changed any setting
 
 
 def load_and_finetune(
@@ -291,7 +319,7 @@ def load_and_finetune(
     chosen, validation = choose_bscans(volume[1], choice.explicit, choice.validation, choice.reviewed, choice.model)
     if not chosen:
         raise ValueError("No labelled B-scans to train on.")
-    agreement = float("nan")
+    agreement, given = float("nan"), config
     if adapt:
         config, agreement = yield from adapted_config(
             starting_model, volume, chosen, config, axial_spacing_mm, explicit
@@ -299,7 +327,7 @@ def load_and_finetune(
     result = yield from prepare_and_train(
         starting_model, volume, chosen, validation, config, None, replay, axial_spacing_mm
     )
-    return FineTuned(result, starting_model, chosen, validation, agreement, config)
+    return FineTuned(result, starting_model, chosen, validation, agreement, config, config != given)
 
 
 def adapted_config(
@@ -316,10 +344,11 @@ def adapted_config(
     widget's fields changed from the preset) keep their value."""
     images, labels, _ = volume
     counts = yield from agreement_counts(model, images, labels, chosen, config.device, axial_spacing_mm)
-    agreement = float(counts.dice)
+    agreement = judged_agreement(counts)
     overrides = adaptation_for(agreement)
-    yield Notice(adaptation_message(agreement, overrides))
+    kept = sorted(key for key in overrides if key in explicit)
     overrides = {key: value for key, value in overrides.items() if key not in explicit}
+    yield Notice(adaptation_message(agreement, overrides, kept))
     return dataclasses.replace(config, **overrides), agreement
 
 

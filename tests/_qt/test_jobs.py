@@ -263,3 +263,20 @@ def test_notices_are_shown_by_the_runner_and_not_passed_to_the_widget(owner, qtb
     qtbot.waitUntil(lambda: not runner.busy, timeout=10000)
     assert shown == ["Out of memory on cpu: going on with batch size 2."]
     assert [call for call in recorder.calls if call[0] == "event"] == [("event", 1), ("event", 2)]
+
+
+def test_a_job_that_grows_longer_moves_the_bar_s_end(owner, qtbot):
+    """Fine-tuning that adapts runs 300 steps where the bar was started for 100: the bar follows the job's total."""
+    runner = JobRunner(owner, lambda text: None)
+    maxima = []
+
+    def on_event(step):
+        progress = Progress(step, f"step {step}/6", total=6)
+        maxima.append(runner.progress_widget.bar.max)
+        return progress
+
+    runner.start(
+        counting, (6,), total=2, description="", on_event=on_event, on_result=lambda r: None, on_error=lambda e: None
+    )
+    qtbot.waitUntil(lambda: not runner.busy, timeout=30000)
+    assert maxima[0] == 2 and runner.progress_widget.bar.max == 6 and runner.progress_widget.bar.value == 6

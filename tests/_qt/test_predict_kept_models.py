@@ -40,3 +40,13 @@ def test_a_checkpoint_the_user_chose_stays_chosen_for_a_scan_without_a_kept_mode
     widget.weights.value = CHECKPOINT_CHOICE
     widget.scan.value = plain
     assert widget.weights.value == CHECKPOINT_CHOICE and not widget.checkpoint.native.isHidden()
+
+
+def test_leaving_a_kept_model_for_another_device_is_said(make_napari_viewer, kept):
+    viewer = make_napari_viewer()
+    cirrus = scan(viewer, "cirrus", "Carl Zeiss Meditec Cirrus HD-OCT")
+    plain = scan(viewer, "plain")
+    _, widget = viewer.window.add_plugin_dock_widget("octfluid", "Predict")
+    widget.scan.value = cirrus
+    widget.scan.value = plain
+    assert widget.weights.value == DEFAULT_WEIGHTS_CHOICE and "back to the shipped default" in widget.status.value

@@ -43,7 +43,9 @@ def test_events_metrics_and_learning(tmp_path):
     epochs = [e for e in events if isinstance(e, EpochEnd)]
     assert len(steps) == 32 and [e.epoch for e in epochs] == [1, 2, 3, 4]
     assert set(steps[0].terms) == {"dice", "focal_tversky", "wbce"}  # the composite reports its parts
-    assert steps[-1].eta_s == 0 and steps[0].eta_s > steps[10].eta_s
+    # the time left is the mean step time so far times the steps left (not timed here: the machine may be loaded)
+    assert steps[-1].eta_s == 0
+    assert all(s.eta_s == pytest.approx(s.elapsed_s / s.step * (s.total_steps - s.step)) for s in steps)
     assert all(0 <= e.val_dice <= 1 and 0 <= e.train_jaccard <= 1 for e in epochs)
     assert epochs[-1].val_dice > epochs[0].val_dice  # it learns the blobs
     assert result.history == epochs

@@ -72,7 +72,7 @@ def test_agreement_is_the_pooled_dice_on_the_chosen_bscans(model_predicts):
     calls = model_predicts(masks)
     events, counts = run_to_end(agreement_counts(None, images, labels, [0, 2]))
     assert float(counts.dice) == pytest.approx(2 * 128 / (128 + 192))
-    assert calls == [2] and [e.message for e in events] == ["predicting"]  # only the chosen B-scans predicted
+    assert calls == [2] and [e.message for e in events if isinstance(e, Notice)] == ["predicting"]  # only the chosen
 
 
 def test_not_annotated_pixels_do_not_count_against_the_model(model_predicts):
@@ -149,3 +149,22 @@ def test_fine_tuning_learns_at_the_models_axial_pixel_size(recorded_data, tiny_c
     [(train_data, val_data)] = recorded_data
     assert train_data.images[0].shape == val_data.images[0].shape == (rows, 32)
     assert int((train_data.labels[0] == 1).sum()) == 10 * rows // 32 * 32  # the lesion's rows scale with the B-scan
+
+
+@pytest.mark.parametrize(
+    ("tp", "fp", "fn", "expected"),
+    [
+        (150, 0, 50, 2 * 150 / (300 + 50)),  # 200 fluid pixels corrected: judged
+        (0, 500, 0, float("nan")),  # corrections that only erased false fluid: nothing to judge by
+        (100, 0, 50, float("nan")),  # 150 fluid pixels: too few
+    ],
+)
+def test_agreement_is_judged_only_on_enough_corrected_fluid(tp, fp, fn, expected):
+    from napari_octfluid.metrics import Confusion
+    from napari_octfluid.training.finetune import judged_agreement
+
+    agreement = judged_agreement(Confusion(np.array([tp]), np.array([fp]), np.array([fn])))
+    assert agreement == pytest.approx(expected, nan_ok=True)
+    assert adaptation_for(agreement) == (
+        {} if np.isnan(expected) or expected >= ADAPT_BELOW_AGREEMENT else WHOLE_NETWORK
+    )
