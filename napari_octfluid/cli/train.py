@@ -87,7 +87,7 @@ def add_parser(sub) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="with --init: measure how far the starting model agrees with the labels (pooled Dice) and, below "
-        "0.6, fine-tune the whole network for 300 steps at 3e-4 and keep all of the change, as the Fine-tune widget "
+        "0.8, fine-tune the whole network for 300 steps at 3e-4 and keep all of the change, as the Fine-tune widget "
         "does (default: on; each setting given on the command line stays as given)",
     )
     parser.add_argument(
