@@ -30,13 +30,14 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from correction_robot import MAX_ACTIONS, correct_volume  # beside this script
+from bench_finetune import pooled_dice  # beside this script: Dice of other patients, as there
+from correction_robot import MAX_ACTIONS, correct_volume
 
 from napari_octfluid.cli._common import apply_threads, load_subjects
 from napari_octfluid.evaluation import SHIFT_SEED, axial_spacing_for
 from napari_octfluid.events import run_to_end
 from napari_octfluid.inference import predict
-from napari_octfluid.labels import IGNORE, counts_against, pooled_counts
+from napari_octfluid.labels import IGNORE, counts_against
 from napari_octfluid.model import load_model
 from napari_octfluid.shifts import SHIFTS, apply_shift
 from napari_octfluid.training.finetune import adaptation_for, finetune_config, prepare_and_train, replay_by_default
@@ -98,14 +99,6 @@ class Scan:
             flush=True,
         )
         return row
-
-
-def pooled_dice(model, subjects) -> float:
-    pairs = []
-    for subject in subjects:
-        labels, _ = predicted(model, subject.images, None)
-        pairs.append((labels, subject.labels))
-    return float(pooled_counts(pairs).dice)
 
 
 def thinned(images, labels, count):

@@ -241,13 +241,12 @@ def _data_at_model_rows(args: argparse.Namespace, subjects, model):
 
 
 def _adapted(model, subjects, config, args: argparse.Namespace):
-    """``config`` adapted to how far ``model`` agrees with the labels of ``subjects`` (the widget's rule, pooled
-    over every annotated B-scan given); a setting given on the command line (``--epochs``, ``--lr``) stays."""
-    import dataclasses
-
+    """``config`` adapted to how far ``model`` agrees with the labels of ``subjects`` (the widget's rule,
+    ``training.finetune.adapted_to``, pooled over every annotated B-scan given); a setting given on the command line
+    (``--epochs``, ``--lr``...) stays."""
     from ..events import drive
     from ..metrics import Confusion
-    from ..training.finetune import adaptation_for, adaptation_message, agreement_counts, judged_agreement
+    from ..training.finetune import adapted_to, agreement_counts
     from ._common import TRAIN_OPTIONS
 
     parts = [  # at the model's rows where the file gives the axial spacing, as training and prediction see them
@@ -257,12 +256,11 @@ def _adapted(model, subjects, config, args: argparse.Namespace):
         )
         for s in subjects
     ]
-    agreement = judged_agreement(Confusion(*(sum(getattr(p, name) for p in parts) for name in ("tp", "fp", "fn"))))
-    overrides = adaptation_for(agreement)
-    kept = sorted(key for key in overrides if getattr(args, TRAIN_OPTIONS[key], None) is not None)
-    overrides = {key: value for key, value in overrides.items() if key not in kept}
-    print(f"octfluid train: {adaptation_message(agreement, overrides, kept)}", file=sys.stderr)
-    return dataclasses.replace(config, **overrides)
+    pooled = Confusion(*(sum(getattr(part, name) for part in parts) for name in ("tp", "fp", "fn")))
+    given = {key for key, option in TRAIN_OPTIONS.items() if getattr(args, option, None) is not None}
+    config, _, message = adapted_to(pooled, config, given)
+    print(f"octfluid train: {message}", file=sys.stderr)
+    return config
 
 
 def _new_model(model_config, seed: int):

@@ -345,12 +345,22 @@ def adapted_config(
     widget's fields changed from the preset) keep their value."""
     images, labels, _ = volume
     counts = yield from agreement_counts(model, images, labels, chosen, config.device, axial_spacing_mm)
+    config, agreement, message = adapted_to(counts, config, explicit)
+    yield Notice(message)
+    return config, agreement
+
+
+def adapted_to(
+    counts: Confusion, config: TrainConfig, explicit: Collection[str] = ()
+) -> tuple[TrainConfig, float, str]:
+    """The one decision of the widget and ``octfluid train --init``: ``config`` with :func:`adaptation_for`'s
+    overrides for the agreement ``counts`` give (:func:`agreement_counts`, pooled over every volume), except the
+    fields named in ``explicit`` (what the user set), the agreement, and the sentence that says what was decided."""
     agreement = judged_agreement(counts)
     overrides = adaptation_for(agreement)
     kept = sorted(key for key in overrides if key in explicit)
     overrides = {key: value for key, value in overrides.items() if key not in explicit}
-    yield Notice(adaptation_message(agreement, overrides, kept))
-    return dataclasses.replace(config, **overrides), agreement
+    return dataclasses.replace(config, **overrides), agreement, adaptation_message(agreement, overrides, kept)
 
 
 def save_fine_tuned(

@@ -23,10 +23,11 @@ def quantified(widget, qtbot):
     return widget.summary
 
 
-@pytest.fixture
-def quantify(make_napari_viewer, tmp_path):
-    scan = write_tiff(tmp_path / "scan.tif", read_volume(SAMPLE_SCAN).data, SPACING, {"laterality": "OS"}, kind="image")
-    mask = write_tiff(tmp_path / "mask.tif", read_volume(SAMPLE_MASK).data, SPACING, {"laterality": "OS"})
+def opened_in_quantify(make_napari_viewer, folder, *written):
+    """The sample scan and its mask written to ``folder`` as TIFFs (``written``: write_tiff's spacing and metadata),
+    opened through octfluid's reader, with the Quantify tab on them: (viewer, widget, folder)."""
+    scan = write_tiff(folder / "scan.tif", read_volume(SAMPLE_SCAN).data, *written, kind="image")
+    mask = write_tiff(folder / "mask.tif", read_volume(SAMPLE_MASK).data, *written)
     viewer = make_napari_viewer()
     viewer.open(scan, plugin="octfluid")
     viewer.open(mask, plugin="octfluid")
@@ -34,7 +35,12 @@ def quantify(make_napari_viewer, tmp_path):
     widget = panel.tool("Quantify")
     widget.labels_layer.value = viewer.layers["mask"]
     widget.scan.value = viewer.layers["scan"]
-    return viewer, widget, tmp_path
+    return viewer, widget, folder
+
+
+@pytest.fixture
+def quantify(make_napari_viewer, tmp_path):
+    return opened_in_quantify(make_napari_viewer, tmp_path, SPACING, {"laterality": "OS"})
 
 
 def test_etdrs_table_and_totals(quantify, qtbot):
@@ -154,16 +160,7 @@ def test_an_implausible_spacing_is_refused_before_any_volume_is_shown(quantify, 
 @pytest.fixture
 def unknown_spacing(make_napari_viewer, tmp_path):
     """A scan and its mask whose files hold no spacing (the Duke sample's case)."""
-    scan = write_tiff(tmp_path / "scan.tif", read_volume(SAMPLE_SCAN).data, kind="image")
-    mask = write_tiff(tmp_path / "mask.tif", read_volume(SAMPLE_MASK).data)
-    viewer = make_napari_viewer()
-    viewer.open(scan, plugin="octfluid")
-    viewer.open(mask, plugin="octfluid")
-    _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
-    widget = panel.tool("Quantify")
-    widget.labels_layer.value = viewer.layers["mask"]
-    widget.scan.value = viewer.layers["scan"]
-    return viewer, widget, tmp_path
+    return opened_in_quantify(make_napari_viewer, tmp_path)
 
 
 def test_a_typed_spacing_is_applied_to_the_scan_and_its_labels(unknown_spacing):
