@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 QT ?= pyqt5
 
-.PHONY: run test lint format venv system-deps clean
+.PHONY: run test lint format venv system-deps clean weights
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,13 @@ lint: $(VENV)/.installed-test-$(QT)
 format: $(VENV)/.installed-test-$(QT)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# the shipped weights, rebuilt (recipes/robust_weights.toml says how; hours on a CPU, use a GPU)
+weights: venv
+	$(BIN)/octfluid train --recipe recipes/default_weights.toml --out runs/default
+	$(BIN)/octfluid train --recipe recipes/robust_weights.toml --init runs/default/best.pt --out runs/robust
+	cp runs/robust/best.pt napari_octfluid/weights/octfluid_default.pt
+	$(BIN)/python -m napari_octfluid.training.replay --recipe recipes/default_weights.toml
 
 clean:
 	rm -rf $(VENV) build dist octfluid-results

@@ -94,11 +94,11 @@ def main() -> None:
 
     shifts = list(SHIFTS) if "all" in args.shift else [name for name in args.shift if name != "none"]
     if args.padding_rule == "exact-zero":
-        inference.padding_mask = exact_zero_padding  # what inference._forward calls
+        inference.padding_mask = exact_zero_padding  # what inference._prepared calls
     if args.normalisation == "whole":
-        inference.normalize_bscans = whole_bscan_normalisation  # what inference._forward calls
+        inference.normalize_bscans = whole_bscan_normalisation  # what inference._prepared calls
     if not args.shadow_streaks:
-        inference.remove_shadow_streaks = keep_shadow_streaks  # what inference._forward calls
+        inference.remove_shadow_streaks = keep_shadow_streaks  # what inference._cleaned calls
     weights = args.weights or default_weights_path()
     model, _ = load_model(weights)
     threads = apply_threads(args.threads)

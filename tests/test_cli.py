@@ -700,3 +700,46 @@ def test_a_broken_torchrun_environment_is_one_line(command, tmp_path, capsys, mo
     assert main(argv[command]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "RANK, WORLD_SIZE and LOCAL_RANK must be whole numbers" in err
+
+
+def _tiny_recipe(tmp_path, config_name):
+    """A recipe as load_recipe returns one, of the tiny pair's B-scans, for a model configuration."""
+    from napari_octfluid.cli._common import load_subjects
+    from napari_octfluid.model import MODEL_CONFIGS
+    from napari_octfluid.training.data import BscanSet
+    from napari_octfluid.training.engine import TrainConfig
+    from napari_octfluid.training.recipe import Recipe
+
+    images, labels = _tiny_pair(tmp_path)
+    data = BscanSet.from_subjects(load_subjects([images], [labels]))
+    config = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=(64, 64), learning_rate=1e-3)
+    return Recipe(MODEL_CONFIGS[config_name], config, data, None, "")
+
+
+def test_a_recipe_with_init_trains_from_the_given_weights(tmp_path, tiny_checkpoint, monkeypatch):
+    """--recipe with --init runs the recipe's training from the given weights (e.g. the shipped ones, made robust
+    with domain randomisation), not from new random weights: --init is no longer silently ignored."""
+    import torch
+
+    from napari_octfluid.model import load_model
+    from napari_octfluid.training import recipe
+
+    monkeypatch.setattr(recipe, "load_recipe", lambda path: _tiny_recipe(tmp_path, "tiny"))
+    start, _ = load_model(tiny_checkpoint)
+    argv = ["train", "--recipe", "r.toml", "--lr", "1e-9", "--threads", "1"]
+    assert main([*argv, "--init", str(tiny_checkpoint), "--out", str(tmp_path / "from")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "new")]) == 0
+    continued, _ = load_model(tmp_path / "from" / "last.pt")
+    fresh, _ = load_model(tmp_path / "new" / "last.pt")
+    # one step at a negligible learning rate: the weights are still the starting ones, and only those
+    torch.testing.assert_close(continued.encoder[0][0].weight, start.encoder[0][0].weight, atol=1e-6, rtol=0)
+    assert not torch.allclose(fresh.encoder[0][0].weight, start.encoder[0][0].weight, atol=1e-3)
+
+
+def test_a_recipe_with_init_of_another_configuration_is_refused(tmp_path, tiny_checkpoint, monkeypatch, capsys):
+    from napari_octfluid.training import recipe
+
+    monkeypatch.setattr(recipe, "load_recipe", lambda path: _tiny_recipe(tmp_path, "paper"))
+    argv = ["train", "--recipe", "r.toml", "--init", str(tiny_checkpoint), "--out", str(tmp_path / "run")]
+    assert main(argv) == 1
+    assert "another configuration" in capsys.readouterr().err and not (tmp_path / "run" / "best.pt").exists()

@@ -56,31 +56,37 @@ def test_auto_device_and_a_missing_gpu():
 
 
 def test_out_of_memory_halves_the_batch_then_gives_a_clear_error(monkeypatch):
-    real_forward = inference._forward
+    real_forward = inference.forward
     sizes = []
 
-    def forward_that_fits_two(model, bscans, device, *rules):
-        sizes.append(len(bscans))
-        if len(bscans) > 2:
+    def forward_that_fits_two(model, normalised, device, outside):
+        sizes.append(len(normalised))
+        if len(normalised) > 2:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real_forward(model, bscans, device, *rules)
+        return real_forward(model, normalised, device, outside)
 
-    monkeypatch.setattr(inference, "_forward", forward_that_fits_two)
-    events, result = run_to_end(predict(np.zeros((6, 32, 32)), TransUNet(MODEL_CONFIGS["tiny"]), batch_size=8))
+    monkeypatch.setattr(inference, "forward", forward_that_fits_two)
+    volume = np.random.default_rng(0).integers(0, 255, (6, 32, 32), dtype=np.uint8)
+    model = TransUNet(MODEL_CONFIGS["tiny"])
+    events, result = run_to_end(predict(volume, model, batch_size=8))
     assert sizes == [6, 4, 2, 2, 2]
     assert [e.message for e in events if isinstance(e, Notice)] == [
         "Out of memory on cpu: going on with batch size 4.",
         "Out of memory on cpu: going on with batch size 2.",
     ]
-    assert result.labels.shape == (6, 32, 32)
+    assert [e.done for e in events if isinstance(e, PredictProgress)] == [2, 4, 6]
+    monkeypatch.setattr(inference, "forward", real_forward)
+    _, by_two = run_to_end(predict(volume, model, batch_size=2))
+    np.testing.assert_array_equal(result.labels, by_two.labels)  # every B-scan in its place
+    np.testing.assert_array_equal(result.fluid_probability, by_two.fluid_probability)
 
-    monkeypatch.setattr(inference, "_forward", lambda *a: (_ for _ in ()).throw(RuntimeError("out of memory")))
+    monkeypatch.setattr(inference, "forward", lambda *a: (_ for _ in ()).throw(RuntimeError("out of memory")))
     with pytest.raises(MemoryError, match="Not enough memory"):
         run_to_end(predict(np.zeros((1, 32, 32)), TransUNet(MODEL_CONFIGS["tiny"]), batch_size=1))
 
 
 def test_other_errors_are_not_mistaken_for_out_of_memory(monkeypatch):
-    monkeypatch.setattr(inference, "_forward", lambda *a: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    monkeypatch.setattr(inference, "forward", lambda *a: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
     with pytest.raises(RuntimeError, match="shape mismatch"):
         run_to_end(predict(np.zeros((2, 32, 32)), TransUNet(MODEL_CONFIGS["tiny"])))
 

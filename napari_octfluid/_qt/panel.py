@@ -17,6 +17,7 @@ from qtpy.QtWidgets import QLabel, QTabWidget
 
 from .._reader_preference import prefer_octfluid_reader
 from ._sections import scroll_page
+from .gc_freeze import freeze_while_alive
 from .gil_free_preload import preload_torch_libraries
 from .napari_warm_up import warm_up_napari
 
@@ -38,6 +39,7 @@ def _tool_class(name: str):
 
 class OctfluidPanel(QTabWidget):
     _imported = Signal(str)  # a tool's module is imported (emitted by the warm-up thread, handled in the main one)
+    _warmed_up = Signal()  # the warm-up has ended (emitted by its thread, handled in the main one)
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
@@ -51,6 +53,8 @@ class OctfluidPanel(QTabWidget):
             self.addTab(scroll_page(placeholder), name)
         self.currentChanged.connect(self._on_tab_shown)
         self._imported.connect(self._on_imported)
+        # what the session made so far lives as long as it: kept out of full collections' sight (gc_freeze.py)
+        self._warmed_up.connect(self._freeze_session_objects)
         self.warm_up = threading.Thread(target=self._import_tools, daemon=True, name="octfluid-panel-warm-up")
         # napari lays out the new dock and resizes its canvas first: the imports hold the interpreter in long
         # stretches (loading torch's libraries), which stretched that resize from 0.1 to 0.6 s
@@ -80,6 +84,13 @@ class OctfluidPanel(QTabWidget):
         from ..training.finetune import warm_up_training_imports
 
         warm_up_training_imports()
+        try:
+            self._warmed_up.emit()
+        except RuntimeError:  # the panel was closed meanwhile
+            return
+
+    def _freeze_session_objects(self) -> None:
+        freeze_while_alive(self)
 
     def _on_imported(self, name: str) -> None:
         self.imported.add(name)

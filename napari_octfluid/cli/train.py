@@ -49,7 +49,8 @@ def add_parser(sub) -> None:
     parser.add_argument(
         "--init",
         help="checkpoint to start from: fine-tuning, with the Fine-tune widget's preset "
-        "(decoder only, half of the change kept, lr 1e-4, replay) unless overridden",
+        "(decoder only, half of the change kept, lr 1e-4, replay) unless overridden; with --recipe, the "
+        "recipe's training from these weights on",
     )
     parser.add_argument(
         "--replay",
@@ -210,6 +211,15 @@ def _model_settings_and_data(args: argparse.Namespace):
     if args.recipe:
         recipe = load_recipe(args.recipe)
         config = override(recipe.train_config, args)
+        if args.init:  # the recipe's data and settings, from the given weights (e.g. the shipped ones) on
+            model, payload = load_model(args.init)
+            report_unfinished_run("train", args.init, payload)
+            if model.config != recipe.model_config:
+                raise CommandError(
+                    f"--init {args.init} holds a model of another configuration than the recipe's [model]: "
+                    "give weights of that configuration, or leave --init out to train from scratch."
+                )
+            return model, config, recipe.train_data, recipe.val_data, False
         return _new_model(recipe.model_config, config.seed), config, recipe.train_data, recipe.val_data, False
     if not args.images:
         raise CommandError("give --recipe FILE, or --images and --labels.")

@@ -78,3 +78,35 @@ def test_review_follows_a_layer_napari_adds_after_napari_has_added_it(make_napar
     if wait:
         qtbot.waitUntil(lambda: review._tracker is not None, timeout=5000)
     assert review.tracker.layer is labels and review.status.value.startswith("0 of 3 reviewed")
+
+
+def test_objects_stay_frozen_while_a_widget_frozen_for_lives(monkeypatch):
+    """gc_freeze.py: a full collection skips what the session made before the panel's warm-up ended, until the last
+    panel frozen for is destroyed; then everything is collectable again."""
+    import gc
+
+    from qtpy.QtCore import QObject
+
+    from napari_octfluid._qt import gc_freeze
+    from napari_octfluid._qt.gc_freeze import freeze_while_alive
+
+    gc.unfreeze()
+    monkeypatch.setattr(gc_freeze, "_holders", 0)  # panels of earlier tests that Qt has not destroyed yet
+    first, second = QObject(), QObject()
+    freeze_while_alive(first)
+    frozen = gc.get_freeze_count()
+    assert frozen > 1000  # this test session's modules, at least
+    freeze_while_alive(second)
+    del first  # a QObject without a parent: its C++ object goes with it, and Qt emits destroyed
+    assert gc.get_freeze_count() > frozen // 2  # the second still holds the freeze (less the objects freed)
+    del second
+    assert gc.get_freeze_count() == 0
+
+
+def test_the_panel_freezes_the_session_objects_once_warmed_up(make_napari_viewer, qtbot):
+    import gc
+
+    gc.unfreeze()
+    viewer = make_napari_viewer()
+    _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
+    qtbot.waitUntil(lambda: panel.warmed_up and gc.get_freeze_count() > 0, timeout=60000)
