@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 QT ?= pyqt5
 
-.PHONY: run test lint format venv system-deps clean weights
+.PHONY: run test test-widgets test-pyqt6 lint format venv system-deps clean weights
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ system-deps:
 test: system-deps $(VENV)/.installed-test-$(QT)
 	$(BIN)/python -m pytest
 
+# the widget tests again under PyQt6, in a venv of their own (`make test` runs everything under PyQt5)
+test-widgets: system-deps $(VENV)/.installed-test-$(QT)
+	$(BIN)/python -m pytest tests/_qt
+
+test-pyqt6:
+	$(MAKE) test-widgets QT=pyqt6 VENV=.venv-pyqt6
+
 # ruff, pinned in the testing extra: the same checks as the pre-commit hooks (.pre-commit-config.yaml)
 lint: $(VENV)/.installed-test-$(QT)
 	$(BIN)/ruff check .
@@ -49,4 +56,4 @@ weights: venv
 	$(BIN)/python -m napari_octfluid.training.replay --recipe recipes/default_weights.toml
 
 clean:
-	rm -rf $(VENV) build dist octfluid-results
+	rm -rf $(VENV) .venv-pyqt6 build dist octfluid-results
