@@ -83,55 +83,34 @@ def forward_bscans(model: TransUNet, data, device: torch.device) -> Generator[tu
         yield remove_shadow_streaks(labels, image[None])[0], fluid[0]
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    """A batch of raw B-scans made ready for :func:`forward` (see :func:`_prepared`)."""
-
-    outside: np.ndarray  # the padding on the scan's own rows
-    normalised: np.ndarray  # at the model's rows
-    model_outside: np.ndarray  # the padding at the model's rows
-    height: int  # the scan's rows
-
-
-def _prepared(bscans: np.ndarray, rows: int | None = None) -> _Prepared:
-    """Raw B-scans as :func:`forward` takes them: the padding found (and left out of the normalisation statistics),
-    at ``rows`` rows (the model's axial pixel size, :mod:`~napari_octfluid.axial`).
-
-    The padding is found on the scan's own rows, where its flat borders are as the file has them, and carried to the
-    model's grid with nearest neighbour; :func:`_cleaned` applies it again on the way back."""
-    outside, height = padding_mask(bscans), bscans.shape[1]
-    if rows is None or rows == height:
-        return _Prepared(outside, normalize_bscans(bscans, outside), outside, height)
-    resampled, resampled_outside = resample_rows(bscans, rows, order=1), resample_rows(outside, rows, order=0)
-    return _Prepared(outside, normalize_bscans(resampled, resampled_outside), resampled_outside, height)
-
-
-def _cleaned(
-    prepared: _Prepared, labels: np.ndarray, fluid: np.ndarray, min_pixels: int = OFF
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`forward`'s labels and probability of a prepared batch with the shadow-streak rule
-    (:mod:`~napari_octfluid.shadow_streaks`) and the minimum lesion size applied, back at the scan's rows: labels
-    nearest, fluid probability linear. The minimum lesion size is in the model's pixels, so it is applied before
-    resampling back."""
-    labels = remove_small_lesions(remove_shadow_streaks(labels, prepared.normalised), min_pixels)
-    if labels.shape[1] == prepared.height:
-        return labels, fluid
-    labels, fluid = resample_rows(labels, prepared.height, order=0), resample_rows(fluid, prepared.height, order=1)
-    labels[prepared.outside], fluid[prepared.outside] = 0, 0.0
-    return labels, fluid
-
-
 def _forward(
     model: TransUNet, bscans: np.ndarray, device: torch.device, min_pixels: int = OFF, rows: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Raw B-scans through :func:`forward` with the padding rule, the shadow-streak rule and the minimum lesion
-    size, at ``rows`` rows and back (:func:`_prepared`, then :func:`_cleaned`): one batch of :func:`predict`.
+    """Raw B-scans through :func:`forward`, with the padding rule (left out of the normalisation statistics too),
+    the shadow-streak rule (:mod:`~napari_octfluid.shadow_streaks`) and the minimum lesion size, at ``rows`` rows
+    (the model's axial pixel size, :mod:`~napari_octfluid.axial`) and back: labels nearest, fluid probability
+    linear.
 
-    The steps run in line. Run on a helper thread while the model worked on the next batch, the numpy steps gained
-    nothing on a 2-core CPU (``benchmarks/bench_versions.py``, 2 threads: 0.98 times the B-scans per second and 9 %
-    more CPU time, the helper and torch's threads competing for the cores), so they stay in line."""
-    prepared = _prepared(bscans, rows)
-    return _cleaned(prepared, *forward(model, prepared.normalised, device, prepared.model_outside), min_pixels)
+    The padding is found on the scan's own rows, where its flat borders are as the file has them, and carried to the
+    model's grid with nearest neighbour; it is applied again on the way back. The minimum lesion size is in the
+    model's pixels, so it is applied before resampling back.
+
+    The numpy steps run in line with the model. Run on a helper thread while the model worked on the next batch,
+    they gained nothing on a 2-core CPU (``benchmarks/bench_versions.py``, 2 threads: 0.98 times the B-scans per
+    second and 9 % more CPU time, the helper and torch's threads competing for the cores)."""
+    outside = padding_mask(bscans)
+    height = bscans.shape[1]
+    if rows is None or rows == height:
+        normalised = normalize_bscans(bscans, outside)
+        labels, fluid = forward(model, normalised, device, outside)
+        return remove_small_lesions(remove_shadow_streaks(labels, normalised), min_pixels), fluid
+    resampled, resampled_outside = resample_rows(bscans, rows, order=1), resample_rows(outside, rows, order=0)
+    normalised = normalize_bscans(resampled, resampled_outside)
+    labels, fluid = forward(model, normalised, device, resampled_outside)
+    labels = resample_rows(remove_small_lesions(remove_shadow_streaks(labels, normalised), min_pixels), height, order=0)
+    fluid = resample_rows(fluid, height, order=1)
+    labels[outside], fluid[outside] = 0, 0.0
+    return labels, fluid
 
 
 def labels_and_fluid(logits: torch.Tensor, threshold: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:

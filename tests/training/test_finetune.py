@@ -111,15 +111,7 @@ def test_bscans_outside_the_volume_are_refused():
         bscan_roles(3, [0], [3])
 
 
-def test_not_annotated_pixels_are_never_trained_as_fluid(monkeypatch):
-    seen = []
-
-    def fake_train(model, train_data, val_data, config, out_dir, loss, replay_data):
-        seen.append((train_data, val_data))
-        return "trained"
-        yield
-
-    monkeypatch.setattr(finetune, "train", fake_train)
+def test_not_annotated_pixels_are_never_trained_as_fluid(recorded_data):
     images = np.full((3, 32, 32), 100, np.uint8)
     labels = np.full((3, 32, 32), IGNORE, np.uint8)
     labels[:, 4:8, 4:8] = 1
@@ -127,7 +119,7 @@ def test_not_annotated_pixels_are_never_trained_as_fluid(monkeypatch):
     labels[:, 0:2] = 0
     events, result = run_to_end(prepare_and_train(None, (images, labels, "scan"), [0, 1], [2], None))
     assert result == "trained"
-    train_data, val_data = seen[0]
+    train_data, val_data = recorded_data[0]
     for label in [*train_data.labels, *val_data.labels]:
         assert set(np.unique(label).tolist()) == {0, 1, IGNORE}
         assert (label[labels[0] == IGNORE] == IGNORE).all()

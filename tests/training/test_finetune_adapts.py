@@ -122,19 +122,6 @@ def test_without_adapt_the_settings_are_used_as_given(model_predicts, recorded_c
     assert recorded_config == [config] and calls == [] and np.isnan(run.agreement)
 
 
-@pytest.fixture
-def recorded_data(monkeypatch):
-    seen = []
-
-    def train(model, train_data, val_data, config, out_dir, loss, replay_data):
-        seen.append((train_data, val_data))
-        return "trained"
-        yield
-
-    monkeypatch.setattr(finetune, "train", train)
-    return seen
-
-
 @pytest.mark.parametrize(("spacing", "rows"), [(None, 32), (0.00387, 32), (2 * 0.00387, 64), (0.00387 / 2, 16)])
 def test_fine_tuning_learns_at_the_models_axial_pixel_size(recorded_data, tiny_checkpoint, spacing, rows):
     """A scan whose file gives its axial spacing is learnt at the model's (Spectralis') rows, as prediction sees it;
