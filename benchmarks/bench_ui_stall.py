@@ -14,6 +14,16 @@ Actions, in a user's order, each measured by ``_stall.StallMeter`` from the clic
 - autosave: an edit of the labels, then the review tracker's autosave tick (until the sidecar is written);
 - save: File > Save of the labels layer through octfluid's writer.
 
+Then, for reference, what napari itself takes for the layers that open and predict add, in a second napari window
+of the same size where no octfluid code runs (a viewer's first layer costs napari more than later ones: it lays out
+the dims slider and the layer controls, and draws the canvas inside the call):
+
+- napari open: File > Open of the same scan with napari's own reader (``plugin="napari"``): the first layer of that
+  viewer, as the opened scan is in the first;
+- napari labels: ``viewer.add_labels`` of the predicted mask's array, in the mask's colours, on that scan.
+
+An action that adds a layer cannot stall less than napari adding it; octfluid's own share is the difference.
+
 SCAN: default a real 25-B-scan UMN DME volume from ``/work/shared/data`` (else the bundled Duke sample), copied
 into a temporary folder first: the autosave writes a sidecar beside the scan, never beside the shared data.
 
@@ -37,6 +47,7 @@ from collections import Counter
 from pathlib import Path
 
 import napari
+import numpy as np
 from _stall import StallMeter
 
 from napari_octfluid._sample_data import SAMPLE_SCAN
@@ -55,6 +66,8 @@ NEEDS = {
     "quantify": ("dock", "open", "predict"),
     "autosave": ("dock", "open", "predict"),
     "save": ("dock", "open", "predict"),
+    "napari open": ("dock", "open"),
+    "napari labels": ("dock", "open", "predict", "napari open"),
 }
 DUMP_AFTER_S = 0.08  # --dump-stalls: every thread's stack once the event loop is this late
 
@@ -255,6 +268,18 @@ def main() -> None:
         viewer.layers.selection = {state["labels"]}
         viewer.layers.save(str(folder / "mask.tif"), selected=True, plugin="octfluid")
 
+    def reference_viewer() -> None:  # before the reference actions, not measured
+        state["reference"] = napari.Viewer(title="napari alone")
+        state["reference"].window._qt_window.resize(1366, 768)
+        meter.wait_until(lambda: False, timeout_s=1.0)  # shown and laid out
+
+    def napari_open() -> None:
+        state["reference"].open(str(scan), plugin="napari")
+
+    def napari_labels() -> None:
+        labels = state["labels"]
+        state["reference"].add_labels(np.array(labels.data), name="napari labels", colormap=labels.colormap)
+
     actions = [
         ("dock", dock),
         ("open", open_scan),
@@ -264,6 +289,8 @@ def main() -> None:
         ("quantify", quantify),
         ("autosave", autosave),
         ("save", save),
+        ("napari open", napari_open),
+        ("napari labels", napari_labels),
     ]
     if args.only:
         needed = set()
@@ -274,6 +301,8 @@ def main() -> None:
 
     def go() -> None:
         for name, action in actions:
+            if name == "napari open":
+                reference_viewer()
             run(name, action)
         if sampler is not None:
             sampler.stop()
@@ -282,6 +311,8 @@ def main() -> None:
         for name, text in where_text.items():
             print(f"\n{name}: where the main thread was during its stalls (sampled every {SAMPLE_S * 1000:.0f} ms)")
             print(text)
+        if "reference" in state:
+            state["reference"].close()
         viewer.close()
 
     from qtpy.QtCore import QTimer

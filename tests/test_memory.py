@@ -18,6 +18,7 @@ from bad_files import declared_png, declared_tiff
 from napari_octfluid import memory
 from napari_octfluid.io import OctReadError, read_volume
 from napari_octfluid.io.errors import ScanTooLargeError
+from napari_octfluid.io.tiff import DECODE_WORKERS
 from napari_octfluid.memory import MemoryBudgetError, check_allocation, parse_size, set_memory_limit
 
 MiB = 2**20
@@ -144,8 +145,8 @@ def test_tiff_declaring_more_than_numpy_can_give_is_refused_not_a_numpy_memory_e
     with pytest.raises(
         ScanTooLargeError,
         match=r"^huge.tif: Decoding this scan \(1048576 x 1048576 float64\) "
-        r"needs 24.0 TiB",
-    ):  # the pixels, a strip decoded and read
+        rf"needs {8 * (DECODE_WORKERS + 2)}.0 TiB",
+    ):  # the pixels (8 TiB), a strip (here the whole image) for each decoding thread, and one read
         read_volume(path)
 
 

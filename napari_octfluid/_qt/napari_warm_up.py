@@ -17,13 +17,19 @@ import numpy as np
 
 
 def warm_up_napari() -> None:
-    """Build a tiny image and a tiny labels layer (not shown anywhere), import octfluid's reader (30 ms on the
-    interface thread at the first File > Open otherwise) and match a file name against every plugin's reader
-    patterns: napari's first-use costs are paid here."""
+    """Build a tiny image and a tiny labels layer (not shown anywhere) and vispy's dash patterns, import octfluid's
+    reader (30 ms on the interface thread at the first File > Open otherwise) and match a file name against every
+    plugin's reader patterns: napari's first-use costs are paid here."""
     from napari.layers import Image, Labels
 
     Image(np.zeros((1, 2, 2), np.uint8), units=("pixel", "micrometer", "micrometer"))
     Labels(np.zeros((1, 2, 2), np.uint8))
+    # each shown Labels layer gets a polygon overlay whose line visual builds vispy's 13 dash patterns, in Python
+    # loops (55 ms on the interface thread when the first mask appeared, measured); vispy caches them per process
+    # (functools.lru_cache in dash_atlas._make_pattern), so building them once here makes later ones free (0.2 ms)
+    from vispy.visuals.line.dash_atlas import DashAtlas
+
+    DashAtlas()
     importlib.import_module("napari_octfluid._reader")  # octfluid's reader, which File > Open will call
     try:
         from npe2 import PluginManager

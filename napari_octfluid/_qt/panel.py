@@ -17,7 +17,7 @@ from qtpy.QtWidgets import QLabel, QTabWidget
 
 from .._reader_preference import prefer_octfluid_reader
 from ._sections import scroll_page
-from .gc_freeze import freeze_while_alive
+from .gc_freeze import CollectionPause, freeze_while_alive
 from .gil_free_preload import preload_torch_libraries
 from .napari_warm_up import warm_up_napari
 
@@ -55,6 +55,10 @@ class OctfluidPanel(QTabWidget):
         self._imported.connect(self._on_imported)
         # what the session made so far lives as long as it: kept out of full collections' sight (gc_freeze.py)
         self._warmed_up.connect(self._freeze_session_objects)
+        # no automatic collection while the warm-up imports (gc_freeze.py): each held the interface for 33-246 ms;
+        # ended by the freeze, by the warm-up itself if the panel is gone, or by the panel's destruction
+        self._collection_pause = CollectionPause()
+        self.destroyed.connect(lambda *_, pause=self._collection_pause: pause.end())
         self.warm_up = threading.Thread(target=self._import_tools, daemon=True, name="octfluid-panel-warm-up")
         # napari lays out the new dock and resizes its canvas first: the imports hold the interpreter in long
         # stretches (loading torch's libraries), which stretched that resize from 0.1 to 0.6 s
@@ -70,27 +74,38 @@ class OctfluidPanel(QTabWidget):
         then what the first training step imports (torch._dynamo: its stalls come now, not in the Fine-tune tab).
         First napari's own first-layer costs (``napari_warm_up``: opening a scan is likely the user's next step), then
         torch's libraries, loaded without the interpreter lock (``gil_free_preload``)."""
-        warm_up_napari()
-        preload_torch_libraries()
-        for name in TOOLS:
-            try:
-                _tool_class(name)
-            except Exception:  # noqa: BLE001 - building the tool imports it again and shows the error
-                pass
-            try:
-                self._imported.emit(name)
-            except RuntimeError:  # the panel was closed meanwhile
-                return
-        from ..training.finetune import warm_up_training_imports
-
-        warm_up_training_imports()
+        pause = self._collection_pause
+        pause.start()
+        handed_over = False  # to the interface thread, which freezes what was made and then ends the pause
         try:
-            self._warmed_up.emit()
-        except RuntimeError:  # the panel was closed meanwhile
-            return
+            warm_up_napari()
+            preload_torch_libraries()
+            for name in TOOLS:
+                try:
+                    _tool_class(name)
+                except Exception:  # noqa: BLE001 - building the tool imports it again and shows the error
+                    pass
+                if not self._emit("_imported", name):
+                    return
+            from ..training.finetune import warm_up_training_imports
+
+            warm_up_training_imports()
+            handed_over = self._emit("_warmed_up")
+        finally:
+            if not handed_over:  # the panel was closed, or the warm-up failed: nobody else will end the pause
+                pause.end()
+
+    def _emit(self, signal: str, *args) -> bool:
+        """Emit one of the panel's signals from the warm-up thread; False if the panel was closed meanwhile."""
+        try:
+            getattr(self, signal).emit(*args)
+        except RuntimeError:  # the panel's Qt object is deleted
+            return False
+        return True
 
     def _freeze_session_objects(self) -> None:
         freeze_while_alive(self)
+        self._collection_pause.end()
 
     def _on_imported(self, name: str) -> None:
         self.imported.add(name)

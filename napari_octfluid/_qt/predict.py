@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generator
 
@@ -45,6 +46,9 @@ from .review_tracking import as_volume, review_state, tracker_for
 
 AUTO = 0  # batch size or threads 0: let octfluid choose
 FROM_MODEL = -1  # minimum lesion size: the one calibrated with the weights
+# how long the job waits for the mask and probability layers to be shown before it ranks the B-scans (a question to
+# the user may hold them up: the ranking then goes on beside it)
+SHOWN_WAIT_S = 3.0
 # a step "at the next turn of the event loop": Qt 5 runs a 0 ms single shot as a posted event, back to back with the
 # other posted events (the repaints) before any input or timer; 1 ms makes it a timer, after what is waiting
 NEXT_TURN_MS = 1
@@ -69,9 +73,13 @@ class Prediction:
 
 @dataclass(frozen=True)
 class MaskReady:
-    """Yielded by the job as soon as the mask is made: the widget shows it while the job ranks the B-scans."""
+    """Yielded by the job as soon as the mask is made: the widget shows it, then sets ``shown``, and only then does
+    the job rank the B-scans. On a 2-core machine the ranking's torch threads took the cores from the interface thread
+    while napari added the layers (0.1-0.2 s of its own work), and stretched that freeze by half (measured with
+    benchmarks/bench_ui_stall.py); the ranking waits the 0.2-0.3 s instead."""
 
     prediction: Prediction
+    shown: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
 def load_and_predict(
@@ -96,7 +104,9 @@ def load_and_predict(
     single = scan.ndim == 2
     labels = result.labels[0] if single else result.labels
     probability = result.fluid_probability[0] if single else result.fluid_probability
-    yield MaskReady(Prediction(result, labels, probability, checksum(labels), model.decision_threshold))
+    ready = MaskReady(Prediction(result, labels, probability, checksum(labels), model.decision_threshold))
+    yield ready
+    ready.shown.wait(SHOWN_WAIT_S)
     dice_error, _ = yield from mirrored_disagreement(
         scan,
         model,
@@ -113,6 +123,7 @@ class PredictWidget(Container):
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self._viewer = napari_viewer
+        self._shown = threading.Event()  # the running job's MaskReady.shown: set once its layers are on screen
         self.scan = image_picker()
         # the shipped weights, the models kept by name (chosen for a scan of their device), or a checkpoint file
         self.weights = weights_picker()
@@ -237,9 +248,11 @@ class PredictWidget(Container):
 
     def _on_event(self, event) -> Progress | None:
         if isinstance(event, MaskReady):
+            self._shown = event.shown
             self._ranking = self._show_prediction(event.prediction)
             if not self._ranking:  # the user kept their own labels: nothing to rank
                 self._kept_own = self.jobs.stop()
+                self._shown.set()
             return None
         if isinstance(event, PredictStarted):
             if self._ranking:
@@ -318,6 +331,7 @@ class PredictWidget(Container):
     def _ready_for_brush(self, name: str, done: str, source, prob_name: str, probability: np.ndarray) -> None:
         """The mask selected, for the brush; then, at the next turn, the probability layer."""
         if self.jobs.closed:  # the dock was closed meanwhile
+            self._shown.set()
             return
         if name in self._viewer.layers:  # (the user may have removed it meanwhile)
             self._viewer.layers.selection.active = self._viewer.layers[name]
@@ -325,22 +339,25 @@ class PredictWidget(Container):
         QTimer.singleShot(NEXT_TURN_MS, lambda: self._show_probability(source, prob_name, probability))
 
     def _show_probability(self, source, name: str, probability: np.ndarray) -> None:
-        if self.jobs.closed:  # the dock was closed meanwhile
-            return
-        if name in self._viewer.layers:
-            self._viewer.layers[name].data = probability
-            return
-        with keeping_selection(self._viewer):  # the mask stays selected, ready for the brush
-            self._viewer.add_image(
-                probability,
-                name=name,
-                **on_grid_of(source),
-                colormap="magma",
-                blending="additive",
-                opacity=0.5,
-                contrast_limits=(0.0, 1.0),
-                visible=self.with_probability.value,
-            )
+        try:
+            if self.jobs.closed:  # the dock was closed meanwhile
+                return
+            if name in self._viewer.layers:
+                self._viewer.layers[name].data = probability
+                return
+            with keeping_selection(self._viewer):  # the mask stays selected, ready for the brush
+                self._viewer.add_image(
+                    probability,
+                    name=name,
+                    **on_grid_of(source),
+                    colormap="magma",
+                    blending="additive",
+                    opacity=0.5,
+                    contrast_limits=(0.0, 1.0),
+                    visible=self.with_probability.value,
+                )
+        finally:  # the layers are shown: the job ranks the B-scans, once napari has drawn them (the next turn)
+            QTimer.singleShot(NEXT_TURN_MS, self._shown.set)
 
     def _update_labels(self, existing, labels: np.ndarray, meta: dict, uncertainty: np.ndarray) -> bool:
         """Put a new prediction into existing labels: B-scans the user corrected or accepted are kept; labels

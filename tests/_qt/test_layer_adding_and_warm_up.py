@@ -110,3 +110,115 @@ def test_the_panel_freezes_the_session_objects_once_warmed_up(make_napari_viewer
     viewer = make_napari_viewer()
     _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
     qtbot.waitUntil(lambda: panel.warmed_up and gc.get_freeze_count() > 0, timeout=60000)
+
+
+@pytest.fixture
+def collections_restored(monkeypatch):
+    """Automatic collections as they were before the test, whatever it paused."""
+    import gc
+
+    from napari_octfluid._qt import gc_freeze
+
+    monkeypatch.setattr(gc_freeze, "_pauses", 0)  # a panel of an earlier test may still be warming up
+    was = gc.isenabled()
+    yield
+    (gc.enable if was else gc.disable)()
+
+
+@pytest.mark.parametrize(
+    ("enabled_before", "steps", "enabled_after_each"),
+    [
+        (True, ["a.start", "a.end"], [False, True]),
+        (True, ["a.start", "a.start", "a.end", "a.end"], [False, False, True, True]),  # each call idempotent
+        (True, ["a.start", "b.start", "a.end", "b.end"], [False, False, False, True]),  # two panels' pauses nest
+        (True, ["a.end", "a.start", "a.end"], [True, False, True]),  # an end before any start does nothing
+        (False, ["a.start", "a.end"], [False, False]),  # collections off before stay off
+    ],
+)
+def test_a_collection_pause_turns_collections_off_and_back_as_they_were(
+    collections_restored, enabled_before, steps, enabled_after_each
+):
+    import gc
+
+    from napari_octfluid._qt.gc_freeze import CollectionPause
+
+    (gc.enable if enabled_before else gc.disable)()
+    pauses = {"a": CollectionPause(), "b": CollectionPause()}
+    seen = []
+    for step in steps:
+        name, call = step.split(".")
+        getattr(pauses[name], call)()
+        seen.append(gc.isenabled())
+    assert seen == enabled_after_each
+
+
+@pytest.fixture
+def held_warm_up(monkeypatch):
+    """The panel's warm-up held at its start until the test lets it go (in a session that imported everything
+    already it would end before a test could look)."""
+    import threading
+
+    from napari_octfluid._qt import panel as panel_module
+
+    go_on, started = threading.Event(), threading.Event()
+    real = panel_module.warm_up_napari
+
+    def held():
+        started.set()
+        go_on.wait(30)
+        real()
+
+    monkeypatch.setattr(panel_module, "warm_up_napari", held)
+    yield started, go_on
+    go_on.set()
+
+
+def test_collections_are_paused_while_the_panel_warms_up_and_back_after(
+    make_napari_viewer, qtbot, collections_restored, held_warm_up
+):
+    import gc
+
+    started, go_on = held_warm_up
+    gc.enable()
+    viewer = make_napari_viewer()
+    _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
+    qtbot.waitUntil(started.is_set, timeout=10000)
+    assert not gc.isenabled()  # the warm-up's imports: no full collection holds the interface meanwhile
+    go_on.set()
+    qtbot.waitUntil(lambda: panel.warmed_up and gc.get_freeze_count() > 0, timeout=60000)
+    qtbot.waitUntil(gc.isenabled, timeout=5000)
+
+
+def test_closing_the_panel_during_its_warm_up_turns_collections_back_on(
+    make_napari_viewer, qtbot, collections_restored, held_warm_up
+):
+    import gc
+
+    started, go_on = held_warm_up
+    gc.enable()
+    viewer = make_napari_viewer()
+    widget, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
+    qtbot.waitUntil(started.is_set, timeout=10000)
+    assert not gc.isenabled()
+    thread = panel.warm_up
+    viewer.window.remove_dock_widget(widget)
+    panel.deleteLater()
+    qtbot.wait(50)  # Qt deletes the panel
+    go_on.set()
+    qtbot.waitUntil(lambda: not thread.is_alive(), timeout=60000)
+    qtbot.waitUntil(gc.isenabled, timeout=5000)  # no panel is left to freeze and end the pause
+
+
+def test_the_warm_up_builds_vispys_dash_patterns_once_for_the_session():
+    """Every shown Labels layer builds vispy's 13 dash patterns (55 ms when the first mask appeared): the warm-up
+    fills vispy's cache of them, so a mask's layer finds them there."""
+    from vispy.visuals.line import dash_atlas
+
+    from napari_octfluid._qt.napari_warm_up import warm_up_napari
+
+    dash_atlas._make_pattern.cache_clear()
+    warm_up_napari()
+    filled = dash_atlas._make_pattern.cache_info()
+    assert filled.currsize == 13
+    dash_atlas.DashAtlas()  # what a labels layer's polygon overlay builds
+    assert dash_atlas._make_pattern.cache_info().misses == filled.misses

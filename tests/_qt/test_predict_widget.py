@@ -250,3 +250,38 @@ def test_the_layers_axial_spacing_reaches_prediction(viewer_and_widget, qtbot, m
     run_and_wait(widget, qtbot)
     assert asked == [expected]
     assert viewer.layers[-1].data.shape == layer.data.shape  # the mask has the scan's own shape
+
+
+def test_the_ranking_pass_waits_until_the_mask_and_probability_are_on_screen(viewer_and_widget, qtbot, monkeypatch):
+    """On a 2-core machine the ranking's torch threads took the cores from napari while it added the layers: the
+    job ranks the B-scans only once the widget has shown both."""
+    viewer, widget = viewer_and_widget
+    widget.with_probability.value = True
+    real_ranking = predict_module.mirrored_disagreement
+    layers_when_ranking_began = []
+
+    def ranking(*args, **kwargs):
+        layers_when_ranking_began.append([layer.name for layer in list(viewer.layers)])
+        return (yield from real_ranking(*args, **kwargs))
+
+    monkeypatch.setattr(predict_module, "mirrored_disagreement", ranking)
+    run_and_wait(widget, qtbot)
+    [names] = layers_when_ranking_began
+    assert "duke_dme_subject01 fluid" in names and "duke_dme_subject01 fluid probability" in names
+    assert widget.status.value.startswith("Done in")  # and the ranking then ran to its end
+
+
+def test_the_ranking_pass_does_not_wait_for_a_widget_that_kept_the_users_labels(viewer_and_widget, qtbot, monkeypatch):
+    """The user answered "keep my labels": the job is stopped at once, not after the wait for layers never shown."""
+    viewer, widget = viewer_and_widget
+    run_and_wait(widget, qtbot)
+    viewer.layers["duke_dme_subject01 fluid"].data = np.zeros_like(viewer.layers["duke_dme_subject01 fluid"].data)
+    viewer.layers["duke_dme_subject01 fluid"].metadata.pop("octfluid_review", None)
+    monkeypatch.setattr(PredictWidget, "confirm_replace", lambda self, name: False)
+    monkeypatch.setattr(predict_module, "SHOWN_WAIT_S", 60.0)
+    import time
+
+    started = time.perf_counter()
+    run_and_wait(widget, qtbot)
+    assert time.perf_counter() - started < 30  # not the 60 s wait
+    assert widget._shown.is_set()
