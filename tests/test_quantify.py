@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from napari_octfluid.labels import fluid_mask
 from napari_octfluid.quantify import (
     SpacingUnknownError,
     fluid_pixels_per_bscan,
@@ -49,6 +50,21 @@ def test_multiclass_labels_count_every_fluid_class_or_the_chosen_ones():
     labels[0, 0, :2], labels[0, 1, :3] = 1, 2
     assert fluid_pixels_per_bscan(labels).tolist() == [5]
     assert fluid_pixels_per_bscan(labels, fluid_classes=(2,)).tolist() == [3]
+
+
+@pytest.mark.parametrize(
+    ("bscans", "dtype", "expected"),
+    [
+        ([[0, 1, 1, 255], [255, 255, 255, 255]], np.uint8, [2, 0]),  # 255 is "not annotated", never fluid
+        ([[3, 7, 0, 0], [0, 0, 0, 0]], np.uint8, [2, 0]),  # any other class is fluid
+        ([[1, 300, 255, 0], [1000, 0, 0, 0]], np.uint16, [2, 1]),  # wider types: only 255 is left out
+        ([[True, False, True, True], [False, False, False, False]], bool, [3, 0]),  # a mask: True is fluid
+    ],
+)
+def test_fluid_pixels_per_bscan_hand_counted(bscans, dtype, expected):
+    labels = np.array(bscans, dtype)[:, None, :]  # two B-scans of one row each
+    assert fluid_pixels_per_bscan(labels).tolist() == expected
+    assert fluid_pixels_per_bscan(labels).tolist() == fluid_mask(labels).reshape(2, -1).sum(axis=1).tolist()
 
 
 def test_single_bscan_and_wrong_dimensions():

@@ -226,3 +226,29 @@ def report_unfinished_run(command: str, weights, payload: dict) -> None:
             "stopped before its end or its calibration): use a finished run's checkpoint for results that count.",
             file=sys.stderr,
         )
+
+
+def add_shift_option(parser: argparse.ArgumentParser) -> None:
+    """``--shift NAME ...``: also evaluate under these appearance shifts (``evaluate``, ``crossval``)."""
+    from ..shifts import SHIFTS  # numpy only: the names for --help
+
+    parser.add_argument(
+        "--shift",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="also evaluate under these appearance shifts at their default strengths ('all' for every one): "
+        + ", ".join(SHIFTS),
+    )
+
+
+def shift_names(requested: list[str]) -> list[str]:
+    """The shifts asked for, in the registry's order for ``all``, or a :class:`CommandError` naming the unknown."""
+    from ..shifts import SHIFTS
+
+    if "all" in requested:
+        return list(SHIFTS)
+    unknown = [name for name in requested if name not in SHIFTS]
+    if unknown:
+        raise CommandError(f"no shift named {', '.join(unknown)}; the shifts are: {', '.join(SHIFTS)} (or all).")
+    return list(dict.fromkeys(requested))

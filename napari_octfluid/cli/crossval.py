@@ -9,6 +9,7 @@ from pathlib import Path
 from ._common import (
     DEVICES,
     CommandError,
+    add_shift_option,
     add_threads_option,
     apply_threads,
     int_at_least,
@@ -17,6 +18,7 @@ from ._common import (
     positive_float,
     positive_int,
     report_training,
+    shift_names,
 )
 
 
@@ -40,6 +42,14 @@ def add_parser(sub) -> None:
     add_threads_option(parser)
     parser.add_argument("--device", choices=DEVICES)
     parser.add_argument("--noise-sigma", nargs="+", type=non_negative_float, default=[0.0])
+    add_shift_option(parser)
+    parser.add_argument(
+        "--init-from",
+        metavar="DIR",
+        help="a second training stage: start each fold from DIR/fold_K/final.pt, the --out of the first stage's "
+        "crossval over the same subjects and --folds (e.g. recipes/robust_weights.toml after "
+        "recipes/default_weights.toml)",
+    )
     parser.add_argument(
         "--no-noise-augmentation",
         action="store_true",
@@ -83,8 +93,21 @@ def check_fold_folders(args: argparse.Namespace) -> None:
         )
 
 
+def check_first_stage(args: argparse.Namespace, names: list[str], model_config) -> None:
+    """Refuse, before any work, a --init-from that lacks a fold this run trains or cross-validated other subjects."""
+    from ..training.crossval import first_stage_of_fold, subject_folds
+
+    for index, held_out in enumerate(subject_folds(names, args.folds), start=1):
+        if args.only_folds and index not in args.only_folds:
+            continue
+        try:
+            first_stage_of_fold(args.init_from, index, held_out, model_config)
+        except ValueError as error:
+            raise CommandError(f"--init-from: {error}") from error
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation import format_table, markdown_table, write_csv
+    from ..evaluation import format_table, markdown_table, robustness_table, write_csv
     from ..events import drive
     from ..outputs import check_outputs
     from ..training.crossval import FoldEnd, FoldStarted, cross_validate
@@ -92,10 +115,13 @@ def run(args: argparse.Namespace) -> int:
 
     check_outputs({"--csv": args.csv}, inputs=[args.recipe], folders={"--out": args.out})
     check_fold_folders(args)
+    shifts = shift_names(args.shift)
     apply_threads(args.threads)
     recipe = load_recipe(args.recipe)
     config = override(recipe.train_config, args)
     subjects = recipe_subjects(args.recipe, "train") + recipe_subjects(args.recipe, "validation")
+    if args.init_from:
+        check_first_stage(args, [subject.name for subject in subjects], recipe.model_config)
 
     def report(event) -> None:
         if isinstance(event, FoldStarted):
@@ -125,11 +151,16 @@ def run(args: argparse.Namespace) -> int:
             args.out,
             reuse=args.reuse,
             only=args.only_folds,
+            shifts=tuple(shifts),
+            init_from=args.init_from,
         ),
         report,
     )
     every_row = result.rows + [row for fold in result.folds for row in fold.rows]
     print(markdown_table(every_row) if args.markdown else format_table(result.rows))
+    if shifts:
+        print()
+        print(robustness_table(result.rows, markdown=args.markdown))
     print(f"training time per fold: {', '.join(f'{f.train_minutes:.1f}' for f in result.folds)} min")
     if args.csv:
         print(f"wrote {write_csv(args.csv, every_row)}")

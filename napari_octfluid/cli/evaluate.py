@@ -7,16 +7,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..shifts import SHIFTS  # numpy only: the names for --help and for checking them
 from ._common import (
     DEVICES,
     CommandError,
+    add_shift_option,
     add_threads_option,
     apply_threads,
     load_subjects,
     non_negative_float,
     positive_int,
     report_unfinished_run,
+    shift_names,
 )
 from .predict import add_min_lesion_option
 
@@ -34,14 +35,7 @@ def add_parser(sub) -> None:
         default=[0.0],
         help="Gaussian noise added to the images, in grey levels (Darooei et al. 2023, Table 4)",
     )
-    parser.add_argument(
-        "--shift",
-        nargs="+",
-        default=[],
-        metavar="NAME",
-        help="also evaluate under these appearance shifts at their default strengths ('all' for every one): "
-        + ", ".join(SHIFTS),
-    )
+    add_shift_option(parser)
     add_min_lesion_option(parser)
     parser.add_argument(
         "--no-axial-resampling",
@@ -109,13 +103,3 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         print(f"wrote {write_csv(args.csv, rows)}")
     return 0
-
-
-def shift_names(requested: list[str]) -> list[str]:
-    """The shifts asked for, in the registry's order for ``all``, or a :class:`CommandError` naming the unknown."""
-    if "all" in requested:
-        return list(SHIFTS)
-    unknown = [name for name in requested if name not in SHIFTS]
-    if unknown:
-        raise CommandError(f"no shift named {', '.join(unknown)}; the shifts are: {', '.join(SHIFTS)} (or all).")
-    return list(dict.fromkeys(requested))

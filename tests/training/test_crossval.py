@@ -81,3 +81,63 @@ def test_a_fold_number_outside_the_folds_is_refused():
     subjects = [synthetic_subject(name, i) for i, name in enumerate(["duke_01", "duke_02", "umn_00", "umn_01"])]
     with pytest.raises(ValueError, match="numbered 1 to 2"):
         run_to_end(cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], TrainConfig(device="cpu"), only=(3,)))
+
+
+def test_a_second_stage_trains_each_fold_on_from_the_first_stages_same_fold(tmp_path):
+    """init_from: fold k starts from the first stage's fold k (never from another fold's model, which saw fold k's
+    held-out subjects); a training run of one step at a learning rate of 1e-9 leaves it as it was."""
+    import torch
+
+    from napari_octfluid.model import load_model
+
+    subjects = [synthetic_subject(name, i) for i, name in enumerate(["duke_01", "duke_02", "umn_00", "umn_01"])]
+    first = TrainConfig(epochs=1, steps_per_epoch=2, batch_size=2, crop=(64, 64), device="cpu")
+    run_to_end(cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], first, out_dir=tmp_path / "stage1"))
+    second = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=(64, 64), device="cpu", learning_rate=1e-9)
+    run_to_end(
+        cross_validate(
+            subjects, 2, MODEL_CONFIGS["tiny"], second, out_dir=tmp_path / "stage2", init_from=tmp_path / "stage1"
+        )
+    )
+    for fold, other in ((1, 2), (2, 1)):
+        after = load_model(tmp_path / "stage2" / f"fold_{fold}" / "final.pt")[0].state_dict()
+        same = load_model(tmp_path / "stage1" / f"fold_{fold}" / "final.pt")[0].state_dict()
+        not_it = load_model(tmp_path / "stage1" / f"fold_{other}" / "final.pt")[0].state_dict()
+        weights = [name for name, value in after.items() if value.is_floating_point()]
+        assert all(torch.allclose(after[name], same[name], atol=1e-6) for name in weights)
+        assert not all(torch.allclose(after[name], not_it[name], atol=1e-6) for name in weights)
+
+
+@pytest.mark.parametrize(
+    ("make_first_stage", "message"),
+    [
+        ("missing", "does not exist: cross-validate fold 1 of the first stage"),
+        ("other_folds", "held out duke_01, duke_02, umn_00, umn_01, but fold 1 here holds out duke_01, umn_00"),
+    ],
+)
+def test_a_second_stage_without_its_first_stages_folds_is_refused_before_training(tmp_path, make_first_stage, message):
+    subjects = [synthetic_subject(name, i) for i, name in enumerate(["duke_01", "duke_02", "umn_00", "umn_01"])]
+    config = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=(64, 64), device="cpu")
+    if make_first_stage == "other_folds":  # a "first stage" of one fold holding every subject out
+        from napari_octfluid.model import TransUNet, save_checkpoint
+
+        held = ["duke_01", "duke_02", "umn_00", "umn_01"]
+        save_checkpoint(tmp_path / "stage1" / "fold_1" / "final.pt", TransUNet(MODEL_CONFIGS["tiny"]), held_out=held)
+    run = cross_validate(
+        subjects, 2, MODEL_CONFIGS["tiny"], config, out_dir=tmp_path / "stage2", init_from=tmp_path / "stage1"
+    )
+    with pytest.raises(ValueError, match=message):
+        next(run)  # before the first fold starts
+    assert not (tmp_path / "stage2").exists()
+
+
+def test_cross_validation_pools_every_shift_beside_clean(tmp_path):
+    subjects = [synthetic_subject(name, i) for i, name in enumerate(["duke_01", "duke_02", "umn_00", "umn_01"])]
+    config = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, crop=(64, 64), device="cpu")
+    _, result = run_to_end(
+        cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], config, shifts=("gamma", "axial_x2"), out_dir=tmp_path)
+    )
+    model_rows = {(row.shift, row.group): row.agreement for row in result.rows if row.rater == "model"}
+    for shift in ("clean", "gamma", "axial_x2"):
+        assert model_rows[(shift, "all")].n_bscans == 8  # every held-out B-scan once, under each shift
+        assert {(shift, "duke"), (shift, "umn")} <= set(model_rows)
