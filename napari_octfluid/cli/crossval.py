@@ -93,24 +93,11 @@ def check_fold_folders(args: argparse.Namespace) -> None:
         )
 
 
-def check_first_stage(args: argparse.Namespace, names: list[str], model_config) -> None:
-    """Refuse, before any work, a --init-from that lacks a fold this run trains or cross-validated other subjects."""
-    from ..training.crossval import first_stage_of_fold, subject_folds
-
-    for index, held_out in enumerate(subject_folds(names, args.folds), start=1):
-        if args.only_folds and index not in args.only_folds:
-            continue
-        try:
-            first_stage_of_fold(args.init_from, index, held_out, model_config)
-        except ValueError as error:
-            raise CommandError(f"--init-from: {error}") from error
-
-
 def run(args: argparse.Namespace) -> int:
     from ..evaluation import format_table, markdown_table, robustness_table, write_csv
     from ..events import drive
     from ..outputs import check_outputs
-    from ..training.crossval import FoldEnd, FoldStarted, cross_validate
+    from ..training.crossval import FirstStageError, FoldEnd, FoldStarted, cross_validate
     from ..training.recipe import load_recipe, recipe_subjects
 
     check_outputs({"--csv": args.csv}, inputs=[args.recipe], folders={"--out": args.out})
@@ -120,8 +107,6 @@ def run(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe)
     config = override(recipe.train_config, args)
     subjects = recipe_subjects(args.recipe, "train") + recipe_subjects(args.recipe, "validation")
-    if args.init_from:
-        check_first_stage(args, [subject.name for subject in subjects], recipe.model_config)
 
     def report(event) -> None:
         if isinstance(event, FoldStarted):
@@ -141,21 +126,24 @@ def run(args: argparse.Namespace) -> int:
         f"{config.epochs} x {config.steps_per_epoch} steps of {config.batch_size} per fold",
         file=sys.stderr,
     )
-    result = drive(
-        cross_validate(
-            subjects,
-            args.folds,
-            recipe.model_config,
-            config,
-            tuple(args.noise_sigma),
-            args.out,
-            reuse=args.reuse,
-            only=args.only_folds,
-            shifts=tuple(shifts),
-            init_from=args.init_from,
-        ),
-        report,
-    )
+    try:  # a second stage's first-stage folds are all checked before any training
+        result = drive(
+            cross_validate(
+                subjects,
+                args.folds,
+                recipe.model_config,
+                config,
+                tuple(args.noise_sigma),
+                args.out,
+                reuse=args.reuse,
+                only=args.only_folds,
+                shifts=tuple(shifts),
+                init_from=args.init_from,
+            ),
+            report,
+        )
+    except FirstStageError as error:
+        raise CommandError(f"--init-from: {error}") from error
     every_row = result.rows + [row for fold in result.folds for row in fold.rows]
     print(markdown_table(every_row) if args.markdown else format_table(result.rows))
     if shifts:

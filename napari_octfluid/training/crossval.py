@@ -74,21 +74,25 @@ def _previous_fold(fold_dir: Path | None, held_out: list[str]) -> tuple[TransUNe
     return model, float(payload.get("train_minutes", float("nan")))
 
 
+class FirstStageError(ValueError):
+    """A second stage's ``init_from`` lacks a fold it needs, or holds folds of other subjects or another model."""
+
+
 def first_stage_of_fold(init_from: str | Path, index: int, held_out: list[str], model_config: TransUNetConfig):
     """The model fold ``index`` of another cross-validation (``init_from``, its ``--out``) ended with, to train on
-    from; refused (``ValueError``, saying what to do) where that fold is missing, held out other subjects, or is a
-    model of another configuration."""
+    from; refused (:class:`FirstStageError`, saying what to do) where that fold is missing, held out other subjects,
+    or is a model of another configuration."""
     path = Path(init_from) / f"fold_{index}" / "final.pt"
     if not path.is_file():
-        raise ValueError(f"{path} does not exist: cross-validate fold {index} of the first stage into {init_from}.")
+        raise FirstStageError(f"{path} does not exist: cross-validate fold {index} of the first stage into {init_from}")
     model, payload = load_model(path)
     if list(payload.get("held_out", [])) != list(held_out):
-        raise ValueError(
+        raise FirstStageError(
             f"{path} held out {', '.join(payload.get('held_out', [])) or 'no subjects'}, but fold {index} here holds "
             f"out {', '.join(held_out)}: cross-validate both stages over the same subjects and number of folds."
         )
     if model.config != model_config:
-        raise ValueError(f"{path} holds a model of another configuration than the recipe's [model].")
+        raise FirstStageError(f"{path} holds a model of another configuration than the recipe's [model].")
     return model
 
 

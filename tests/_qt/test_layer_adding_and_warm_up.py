@@ -173,25 +173,10 @@ def held_warm_up(monkeypatch):
     go_on.set()
 
 
-def test_collections_are_paused_while_the_panel_warms_up_and_back_after(
-    make_napari_viewer, qtbot, collections_restored, held_warm_up
-):
-    import gc
-
-    started, go_on = held_warm_up
-    gc.enable()
-    viewer = make_napari_viewer()
-    _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
-    qtbot.waitUntil(started.is_set, timeout=10000)
-    assert not gc.isenabled()  # the warm-up's imports: no full collection holds the interface meanwhile
-    go_on.set()
-    qtbot.waitUntil(lambda: panel.warmed_up and gc.get_freeze_count() > 0, timeout=60000)
-    qtbot.waitUntil(gc.isenabled, timeout=5000)
-
-
-def test_closing_the_panel_during_its_warm_up_turns_collections_back_on(
-    make_napari_viewer, qtbot, collections_restored, held_warm_up
-):
+@pytest.fixture
+def panel_warming_up(make_napari_viewer, qtbot, collections_restored, held_warm_up):
+    """A viewer with the octfluid panel docked, its warm-up started and held, collections on before it: (viewer,
+    dock widget, panel, the event that lets the warm-up go on)."""
     import gc
 
     started, go_on = held_warm_up
@@ -199,6 +184,23 @@ def test_closing_the_panel_during_its_warm_up_turns_collections_back_on(
     viewer = make_napari_viewer()
     widget, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
     qtbot.waitUntil(started.is_set, timeout=10000)
+    return viewer, widget, panel, go_on
+
+
+def test_collections_are_paused_while_the_panel_warms_up_and_back_after(panel_warming_up, qtbot):
+    import gc
+
+    _, _, panel, go_on = panel_warming_up
+    assert not gc.isenabled()  # the warm-up's imports: no full collection holds the interface meanwhile
+    go_on.set()
+    qtbot.waitUntil(lambda: panel.warmed_up and gc.get_freeze_count() > 0, timeout=60000)
+    qtbot.waitUntil(gc.isenabled, timeout=5000)
+
+
+def test_closing_the_panel_during_its_warm_up_turns_collections_back_on(panel_warming_up, qtbot):
+    import gc
+
+    viewer, widget, panel, go_on = panel_warming_up
     assert not gc.isenabled()
     thread = panel.warm_up
     viewer.window.remove_dock_widget(widget)
