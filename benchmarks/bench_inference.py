@@ -1,4 +1,6 @@
-"""Inference speed and memory: B-scans per second and peak memory for a 49 x 496 x 768 volume.
+"""Inference speed and memory: B-scans per second and peak memory for a 49 x 496 x 768 volume: the bundled sample's
+real B-scans repeated, so that the padding rule, the shadow rule and the minimum lesion size cost what they cost on a
+scan (``--noise``: random pixels of ``--size``, as the figures before issue 22's review were taken).
 
     python benchmarks/bench_inference.py [--weights PATH] [--bscans 49] [--threads 2] [--batch-sizes 1 4 8]
     python benchmarks/bench_inference.py --compare-old [--rounds 5] [--batch-sizes 4] [--threads 1] [--volumes TIF ...]
@@ -191,14 +193,32 @@ def compare_old(model: TransUNet, volume: np.ndarray, batch_sizes, rounds: int, 
         mask_differences(f"    volume {'x'.join(map(str, volume.shape))}", old_result, new_result, threshold)
 
 
+def timing_volume(noise: bool, bscans: int, height: int, width: int) -> np.ndarray:
+    """The volume timed: the bundled sample's real B-scans repeated to ``bscans`` (padding, tissue and fluid, so
+    the rules around the network cost what they cost on a scan), or random pixels of ``height x width``, on which
+    the padding rule finds nothing and no fluid is left to clean."""
+    if noise:
+        return np.random.default_rng(0).integers(0, 256, (bscans, height, width), dtype=np.uint8)
+    from napari_octfluid._sample_data import SAMPLE_SCAN
+    from napari_octfluid.io import read_volume
+
+    scan = read_volume(SAMPLE_SCAN).data
+    return np.concatenate([scan] * -(-bscans // len(scan)))[:bscans]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", help="checkpoint (default: shipped weights, else an untrained paper model)")
     parser.add_argument("--bscans", type=int, default=49)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--size", type=int, nargs=2, default=(496, 768), metavar=("H", "W"))
+    parser.add_argument(
+        "--size", type=int, nargs=2, default=(496, 768), metavar=("H", "W"), help="B-scan size of --noise and GFLOPs"
+    )
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=(1, 4, 8), metavar="N")
     parser.add_argument("--compare-old", action="store_true", help="time prediction before issue 22 against now")
+    parser.add_argument(
+        "--noise", action="store_true", help="time on random pixels of --size (no padding, no fluid to clean)"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="--compare-old: interleaved rounds per batch size")
     parser.add_argument("--volumes", type=Path, nargs="*", default=(), help="--compare-old: scans to compare masks on")
     args = parser.parse_args()
@@ -206,7 +226,7 @@ def main() -> None:
     weights = args.weights or default_weights_path()
     model = load_model(weights)[0] if weights else TransUNet(MODEL_CONFIGS["paper"]).eval()
     height, width = args.size
-    volume = np.random.default_rng(0).integers(0, 256, (args.bscans, height, width), dtype=np.uint8)
+    volume = timing_volume(args.noise, args.bscans, height, width)
     print(
         f"model: {weights or 'untrained paper config'}, {count_parameters(model) / 1e6:.2f} M parameters, "
         f"{gflops_per_bscan(model, height, width):.2f} GFLOP per {height}x{width} B-scan"

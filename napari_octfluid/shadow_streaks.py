@@ -44,18 +44,25 @@ def remove_shadow_streaks(labels: np.ndarray, normalised: np.ndarray) -> np.ndar
     volume, images = (labels[None], normalised[None]) if squeeze else (labels, normalised)
     if not (volume == FLUID).any():
         return labels  # no fluid: no streak, and no shadow to look for
-    shadowed = shadowed_columns(images)
+    shadowed = None  # found when a region first has a streak's shape: most fluid is cysts, and needs no look
     out = volume.copy()
     for z, bscan in enumerate(volume):
         fluid = bscan == FLUID
-        if not fluid.any():
+        rows, columns = np.flatnonzero(fluid.any(1)), np.flatnonzero(fluid.any(0))
+        if rows.size == 0:
             continue  # most B-scans: nothing to label
-        regions, _ = ndimage.label(fluid, structure=np.ones((3, 3), bool))
+        # labelled over the rows and columns that hold fluid only: the same regions, a fraction of the pixels
+        top, left = rows[0], columns[0]
+        within = (slice(top, rows[-1] + 1), slice(left, columns[-1] + 1))
+        regions, _ = ndimage.label(fluid[within], structure=np.ones((3, 3), bool))
         for number, box in enumerate(ndimage.find_objects(regions), start=1):
             if box is None:
                 continue
             height, width = box[0].stop - box[0].start, box[1].stop - box[1].start
             streak = width <= MAX_STREAK_WIDTH and height >= MIN_STREAK_ASPECT * width
-            if streak and shadowed[z, box[1]].mean() >= MIN_SHADOWED_SHARE:
-                out[z][box][regions[box] == number] = 0
+            if not streak:
+                continue
+            shadowed = shadowed_columns(images) if shadowed is None else shadowed
+            if shadowed[z, box[1].start + left : box[1].stop + left].mean() >= MIN_SHADOWED_SHARE:
+                out[z][within][box][regions[box] == number] = 0
     return out[0] if squeeze else out

@@ -6,7 +6,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from napari_octfluid.preprocess import MIN_COUNTED_PIXELS, _normalize_values, normalize_bscans, padding_mask
+from napari_octfluid.preprocess import (
+    BLOCK_PIXELS,
+    MIN_COUNTED_PIXELS,
+    _blocks_to_pixels,
+    _normalize_values,
+    _touching_border,
+    normalize_bscans,
+    padding_mask,
+)
 
 
 def reference_padding(bscan: np.ndarray) -> np.ndarray:
@@ -153,3 +161,28 @@ def test_the_sample_scans_padding_is_what_the_rule_gave_before_bright_borders_we
     mask = padding_mask(read_volume(sample).data)
     assert int(mask.sum()) == 605048
     assert zlib.crc32(np.packbits(mask).tobytes()) == 2907923510
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**16), height=st.integers(1, 40), width=st.integers(1, 40), share=st.floats(0.2, 0.8))
+def test_regions_touching_the_edge_are_those_a_plain_labelling_finds(seed, height, width, share):
+    flat = np.random.default_rng(seed).random((height, width)) < share
+    regions, _ = ndimage.label(flat)
+    edge = np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]]))
+    np.testing.assert_array_equal(_touching_border(flat, ndimage), np.isin(regions, edge[edge > 0]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    rows=st.integers(1, 12),
+    columns=st.integers(1, 12),
+    extra=st.tuples(*[st.integers(0, 3)] * 2),
+)
+def test_blocks_become_the_pixels_they_cover_and_the_last_block_reaches_the_edge(seed, rows, columns, extra):
+    blocks = np.random.default_rng(seed).random((rows, columns)) < 0.5
+    shape = (rows * BLOCK_PIXELS + extra[0], columns * BLOCK_PIXELS + extra[1])
+    expected = np.pad(
+        np.kron(blocks, np.ones((BLOCK_PIXELS, BLOCK_PIXELS), bool)), [(0, extra[0]), (0, extra[1])], "edge"
+    )
+    np.testing.assert_array_equal(_blocks_to_pixels(blocks, shape), expected)

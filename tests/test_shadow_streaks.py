@@ -35,6 +35,18 @@ def test_streaks_in_a_shadow_go_and_cysts_stay(rows, columns, kept):
     assert (cleaned == labels).all() if kept else not cleaned.any()
 
 
+def test_regions_together_in_one_bscan_fare_as_each_does_alone():
+    # the rule labels only the rows and columns that hold fluid: the streak's place within them must not matter
+    labels = np.zeros((100, 200), np.uint8)
+    for rows, columns, _ in REGIONS:
+        labels[slice(*rows), slice(*columns)] = 1
+    expected = labels.copy()
+    for rows, columns, kept in REGIONS:
+        if not kept:
+            expected[slice(*rows), slice(*columns)] = 0
+    np.testing.assert_array_equal(remove_shadow_streaks(labels, shadowed_bscan()), expected)
+
+
 def test_the_shadow_is_found_in_its_columns_alone_and_volumes_work_per_bscan():
     columns = shadowed_columns(shadowed_bscan()[None])[0]
     assert columns[50:58].all() and columns.sum() == 8
