@@ -3,23 +3,28 @@ each B-scan's review priority and its real error against the expert: 1 - Dice, a
 
     python benchmarks/bench_review_priority.py --recipe recipes/default_weights.toml --part validation [--shift NAME]
     python benchmarks/bench_review_priority.py --images A.tif B.tif --labels A_mask.tif B_mask.tif [--weights W]
+    python benchmarks/bench_review_priority.py --recipe recipes/default_weights.toml --crossval RUNS/cv_stage2
+        (each fold's model on the subjects it held out: ``octfluid crossval --out RUNS/cv_stage2``)
     python benchmarks/bench_review_priority.py --recipe recipes/default_weights.toml --part train \
         --temperatures 0.005 0.01 0.02 0.03 0.05 0.25 1     (how priority.RELIABILITY_TEMPERATURE was chosen)
 
 Priorities compared: the mean entropy the queue used before (``priority.mean_entropy_bits``), the least reliable
 masks (``priority.expected_dice_error``), the most pixels to fix (``priority.pixels_at_risk``), and the queue's
 order now: the disagreement with a mirrored pass (``priority.mirrored_disagreement``: 1 - Dice and differing
-pixels). Only annotated B-scans and pixels count. Prints figures; asserts nothing.
+pixels), and the two mirrored figures' ranks averaged (``mirrored, both ranks``: a B-scan high in either comes
+early). The last row orders by the real 1 - Dice: its correlation with the error pixels shows how far one order
+can rank both. Only annotated B-scans and pixels count. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import torch
 from priority_candidates import RELIABILITY_TEMPERATURE, expected_dice_error, mean_entropy_bits, pixels_at_risk
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 
 from napari_octfluid.cli._common import load_subjects
 from napari_octfluid.inference import predict
@@ -49,6 +54,27 @@ def real_errors(expert: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.asarray(dice_errors), np.asarray(wrong)
 
 
+def mean_rank(*scores: np.ndarray) -> np.ndarray:
+    """The average of each B-scan's rank (0 to 1) under each of ``scores``."""
+    return np.mean([rankdata(score) / len(score) for score in scores], axis=0)
+
+
+def models_and_subjects(args) -> list[tuple[str, object, list]]:
+    """(label, model, subjects to rank) per model: each cross-validation fold's final model with the subjects it
+    held out (``--crossval``), or one model with the recipe's part or the files given."""
+    from napari_octfluid.training.recipe import recipe_subjects
+
+    if args.crossval:
+        everyone = {s.name: s for part in ("train", "validation") for s in recipe_subjects(args.recipe, part)}
+        runs = []
+        for path in sorted(Path(args.crossval).glob("fold_*/final.pt")):
+            model, payload = load_model(path)
+            runs.append((path.parent.name, model, [everyone[name] for name in payload["held_out"]]))
+        return runs
+    subjects = recipe_subjects(args.recipe, args.part) if args.recipe else load_subjects(args.images, args.labels)
+    return [("model", load_model(args.weights or default_weights_path())[0], subjects)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", nargs="+", default=[])
@@ -56,31 +82,30 @@ def main() -> None:
     parser.add_argument("--recipe", help="use a recipe's subjects (with --part)")
     parser.add_argument("--part", default="validation", choices=["validation", "train"])
     parser.add_argument("--weights", help="checkpoint (default: the shipped weights)")
+    parser.add_argument("--crossval", help="a crossval --out folder: each fold's model on its held-out subjects")
     parser.add_argument("--shift", help="apply this robustness shift (napari_octfluid.shifts) first")
     parser.add_argument("--temperatures", nargs="+", type=float, default=[RELIABILITY_TEMPERATURE])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if args.recipe:
-        from napari_octfluid.training.recipe import recipe_subjects
-
-        subjects = recipe_subjects(args.recipe, args.part)
-    else:
-        subjects = load_subjects(args.images, args.labels)
-    model, _ = load_model(args.weights or default_weights_path())
-    threshold = model.decision_threshold
+    if args.crossval and not args.recipe:
+        parser.error("--crossval needs the --recipe whose subjects the folds were made of")
     names = [
         "entropy (before)",
         *(f"least reliable, T={t:g}" for t in args.temperatures),
         "pixels at risk",
         "mirrored 1-Dice (queue)",
         "mirrored differing px",
+        "mirrored, both ranks",
+        "oracle: real 1-Dice",
     ]
     against_dice: dict[str, list[float]] = {name: [] for name in names}
     against_pixels: dict[str, list[float]] = {name: [] for name in names}
-    print(f"weights threshold {threshold}; shift {args.shift or 'none'}; Spearman rho per subject")
-    print(f"{'subject':<12}{'B-scans':>8}  " + "  ".join(f"{n:>26}" for n in names))
-    for index, subject in enumerate(subjects):
+    print(f"shift {args.shift or 'none'}; Spearman rho per subject")
+    print(f"{'subject':<22}{'B-scans':>8}  " + "  ".join(f"{n:>26}" for n in names))
+    runs = models_and_subjects(args)
+    for label, model, subject, index in ((r[0], r[1], s, i) for r in runs for i, s in enumerate(r[2])):
+        threshold = model.decision_threshold
         keep = subject.annotated_bscans()
         images, expert = subject.images[keep], subject.labels[keep]
         if args.shift:
@@ -97,7 +122,10 @@ def main() -> None:
         scores["pixels at risk"] = pixels_at_risk(result.labels, result.fluid_probability, threshold, annotated)
         mirrored = drained(mirrored_disagreement(images, model, np.where(annotated, result.labels, 0), "cpu"))
         scores["mirrored 1-Dice (queue)"], scores["mirrored differing px"] = mirrored
+        scores["mirrored, both ranks"] = mean_rank(*mirrored)
         dice_error, wrong = real_errors(expert, result.labels)
+        # the ceiling: ordered by the real 1 - Dice, how well can any order rank the error pixels too?
+        scores["oracle: real 1-Dice"] = dice_error
         cells = []
         for name in names:
             rho_dice = spearmanr(scores[name], dice_error).statistic
@@ -105,7 +133,8 @@ def main() -> None:
             against_dice[name].append(rho_dice)
             against_pixels[name].append(rho_pixels)
             cells.append(f"{rho_dice:>+12.2f} / {rho_pixels:>+5.2f} px")
-        print(f"{subject.name:<12}{len(keep):>8}  " + "  ".join(f"{c:>26}" for c in cells), flush=True)
+        name = subject.name if label == "model" else f"{label}:{subject.name}"
+        print(f"{name:<22}{len(keep):>8}  " + "  ".join(f"{c:>26}" for c in cells), flush=True)
     print("mean over subjects, with 1 - Dice / with error pixels (min over subjects in brackets):")
     for name in names:
         d, p = np.asarray(against_dice[name]), np.asarray(against_pixels[name])

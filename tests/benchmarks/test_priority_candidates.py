@@ -73,3 +73,17 @@ def test_a_speck_the_cleaning_removed_raises_no_doubt():
     probability.flat[:3] = 0.999  # the model's speck, removed from the mask
     assert expected_dice_error(labels, probability, THRESHOLD)[0] == pytest.approx(0.0, abs=1e-6)
     assert pixels_at_risk(labels, probability, THRESHOLD)[0] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        ([0.1, 0.5, 0.9], [10, 50, 90], [1 / 3, 2 / 3, 1.0]),  # both agree: the ranks themselves
+        ([0.1, 0.5, 0.9], [90, 50, 10], [2 / 3, 2 / 3, 2 / 3]),  # opposite orders cancel out
+        ([0.0, 0.0, 0.4], [5, 1, 3], [(1.5 + 3) / 6, (1.5 + 1) / 6, (3 + 2) / 6]),  # ties share their mean rank
+    ],
+)
+def test_the_combined_mirrored_priority_averages_each_bscans_ranks(first, second, expected):
+    from bench_review_priority import mean_rank
+
+    np.testing.assert_allclose(mean_rank(np.asarray(first), np.asarray(second)), expected)
