@@ -40,7 +40,13 @@ from napari_octfluid.inference import predict
 from napari_octfluid.labels import IGNORE, counts_against
 from napari_octfluid.model import load_model
 from napari_octfluid.shifts import SHIFTS, apply_shift
-from napari_octfluid.training.finetune import adaptation_for, finetune_config, prepare_and_train, replay_by_default
+from napari_octfluid.training.finetune import (
+    WHOLE_NETWORK,
+    adaptation_for,
+    finetune_config,
+    prepare_and_train,
+    replay_by_default,
+)
 from napari_octfluid.weights import default_weights_path
 
 # fine-tuning settings the benchmark compares: overrides of the product's preset (TrainConfig fields);
@@ -52,6 +58,9 @@ SETTINGS = {
     "whole_lr1e-3": dict(trainable="all", change_kept=1.0, learning_rate=1e-3),
     "whole_300": dict(trainable="all", change_kept=1.0, epochs=15),  # 300 steps
     "whole_300_lr3e-4": dict(trainable="all", change_kept=1.0, epochs=15, learning_rate=3e-4),
+    # the adaptive rule's whole-network setting, pulled back towards the starting weights at every step
+    # (training/anchor.py: decoupled L2-SP); at the peak rate 3e-4, 30 moves each weight 1 % of the way back per step
+    **{f"whole_pull{s:g}": dict(WHOLE_NETWORK, start_pull=float(s)) for s in (10, 30, 100, 300, 1000)},
 }
 
 

@@ -297,6 +297,13 @@ def test_a_share_of_change_outside_0_to_1_is_refused_before_training(tmp_path, c
     assert "--change-kept" in capsys.readouterr().err and not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("strength", ["-1", "nan", "strong"])
+def test_a_pull_to_the_start_below_0_is_refused_before_training(tmp_path, capsys, strength):
+    with pytest.raises(SystemExit):
+        main(["train", "--images", "x.tif", "--labels", "y.tif", "--start-pull", strength, "--out", str(tmp_path)])
+    assert "--start-pull" in capsys.readouterr().err
+
+
 def test_command_line_settings_override_the_recipe_and_the_noise_ablation_turns_noise_off():
     import argparse
 
@@ -330,7 +337,7 @@ def test_fine_tuning_from_the_command_line_uses_the_widgets_preset(tmp_path, tin
     )
 
 
-@pytest.mark.parametrize("explicit", [{}, {"trainable": "decoder"}])
+@pytest.mark.parametrize("explicit", [{}, {"trainable": "decoder"}, {"start_pull": 300.0}])
 def test_fine_tuning_adapts_as_the_widget_does_keeping_what_it_is_told(
     tmp_path, tiny_checkpoint, train_argv, capsys, explicit
 ):
@@ -346,7 +353,10 @@ def test_fine_tuning_adapts_as_the_widget_does_keeping_what_it_is_told(
     expected = finetune_config((64, 64), **{**WHOLE_NETWORK, "epochs": 1, "steps_per_epoch": 1, **explicit})
     assert payload["train_config"] == expected.to_dict()
     said = capsys.readouterr().err
-    assert "fine-tuning goes further" in said and ("trainable kept as set" in said) == bool(explicit)
+    assert "fine-tuning goes further" in said
+    kept_as_set = said.split("(your ", 1)[1].split(" kept as set", 1)[0].split(", ")  # --epochs is always given
+    assert "epochs" in kept_as_set and all(name in kept_as_set for name in explicit)
+    assert ("held near the starting weights (pull 30)" in said) == ("start_pull" not in explicit)
 
 
 def test_a_name_that_cannot_be_kept_is_refused_before_training(tmp_path, tiny_checkpoint, train_argv, capsys):

@@ -158,8 +158,8 @@ class FinetuneWidget(Container):
             value=True,
             tooltip="measure the starting model's Dice against your corrections first; below "
             f"{ADAPT_BELOW_AGREEMENT:.1f} (a scan from another device), fine-tune the whole network for 300 steps "
-            "at 3e-4 and keep all of the change (settings you changed from the preset stay as set); then keep the "
-            "model under a name for that device",
+            "at 3e-4, held near the starting weights, and keep all of the change (settings you changed from the "
+            "preset stay as set); then keep the model under a name for that device",
         )
         self.replay = CheckBox(
             text="Replay shipped training crops",

@@ -80,6 +80,7 @@ TRAIN_OPTIONS = {
     "seed": "seed",
     "trainable": "trainable",
     "change_kept": "change_kept",
+    "start_pull": "start_pull",
 }
 
 

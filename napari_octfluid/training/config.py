@@ -29,6 +29,9 @@ class TrainConfig:
     freeze_batchnorm: bool = False  # keep the starting model's normalisation statistics (fine-tuning on few B-scans)
     trainable: str = "all"  # the parts of the network that learn (training/parts.py: TRAINABLE_PARTS)
     change_kept: float = 1.0  # share of the change from the starting weights the result keeps (WiSE-FT, blend.py)
+    # after each step the learning weights move back towards the starting ones by the learning rate times this
+    # (decoupled L2-SP, anchor.py); 0: no pull, as every run before it existed
+    start_pull: float = 0.0
     time_budget_s: float | None = None  # stop after this much training time (benchmarks, quick fine-tunes)
     seed: int = 0
     device: str = "auto"

@@ -26,6 +26,7 @@ from ..labels import FLUID, IGNORE, counts_against, pooled_counts
 from ..losses import SegmentationLoss, build_loss
 from ..metrics import Confusion
 from ..model import TransUNet, save_checkpoint
+from .anchor import StartingPointPull, check_start_pull
 from .augment import AugmentConfig, augment
 from .blend import blend_weights, check_change_kept, starting_state
 from .config import TrainConfig
@@ -192,6 +193,7 @@ class _Run:
     rng: np.random.Generator  # draws the crops
     generator: torch.Generator  # draws the augmentation
     start_weights: dict[str, torch.Tensor] | None  # what the result is blended with when change_kept < 1
+    pull: StartingPointPull | None  # back towards the starting weights after each step, when start_pull > 0
     parallel: DataParallel | None  # this process's part when several train
     out: Path | None  # where checkpoints go: None without out_dir, and on every process but rank 0
     batch_size: int  # halved when memory runs out
@@ -272,6 +274,7 @@ def _set_up(
     """The copy of ``model`` that learns, on its device, with its loss, optimiser and learning-rate schedule, and
     the seeded generators of crops and augmentation (the same on every process: each draws the global batch)."""
     change_kept = check_change_kept(config.change_kept)
+    start_pull = check_start_pull(config.start_pull)
     device, parallel = _device_and_parallel(config, distributed)
     if device.type == "cpu":
         tune_glibc_malloc()
@@ -286,6 +289,8 @@ def _set_up(
     loss.ignore_index = IGNORE
     trainable = select_trainable(model, config.trainable)  # before DDP, which syncs the parameters that learn then
     stepped = _Objective(model, loss) if parallel is None else parallel.wrap(_Objective(model, loss))
+    # the same pull on every process keeps their weights equal, as the optimiser's step does
+    pull = StartingPointPull(trainable, start_pull) if start_pull > 0 else None
     optimiser = torch.optim.AdamW(
         [*trainable, *loss.parameters()], lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -302,6 +307,7 @@ def _set_up(
         rng=rng,
         generator=generator,
         start_weights=start_weights,
+        pull=pull,
         parallel=parallel,
         out=Path(out_dir) if out_dir and (parallel is None or parallel.is_main) else None,
         batch_size=config.batch_size,
@@ -328,6 +334,8 @@ def _train_epoch(
     for _ in range(run.config.steps_per_epoch):
         images, labels = _batch(train_data, replay_data, run.config, run.rng, run.batch_size)
         outcome = yield from _step_within_memory(run, images, labels)
+        if run.pull is not None:
+            run.pull(run.schedule.get_last_lr()[0])  # the rate of the step just taken
         run.schedule.step()
         run.step += 1
         totals.add(outcome)
