@@ -87,8 +87,9 @@ def adaptation_for(agreement: float) -> dict:
     (pooled Dice of its masks against the corrected ones, on the B-scans trained on): none while it agrees (the
     preset learns little and forgets little: where the model is already right, a few corrections are a style, not
     a lesson), :data:`WHOLE_NETWORK` when it disagrees (a scan from another device, where the preset gains little;
-    docs/correction_benchmark.md). A model adapted this far forgets some of the original device (0.05-0.18 Dice
-    there) and is kept under its own name for its device (``model_library``), where it is used instead."""
+    docs/correction_benchmark.md). A model adapted this far forgets some of the original device (0.07-0.08 Dice
+    there with the pull, 0.09-0.12 without, on the benchmark's three scans) and is kept under its own name for its
+    device (``model_library``), where it is used instead."""
     if not np.isfinite(agreement) or agreement >= ADAPT_BELOW_AGREEMENT:
         return {}
     return dict(WHOLE_NETWORK)
