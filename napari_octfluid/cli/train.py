@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import sys
 import time
@@ -28,22 +29,17 @@ from ._common import (
 )
 
 
-def share_of_change(text: str) -> float:
-    from ..training.blend import check_change_kept
+def checked_float(module: str, check: str):
+    """An argparse type: a number that the training core's ``module.check`` accepts, its message shown where it does
+    not. The module is imported only when the option is given: it imports torch, which ``octfluid --help`` need not."""
 
-    try:
-        return check_change_kept(float(text))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    def parse(text: str) -> float:
+        try:
+            return getattr(importlib.import_module(module, __package__), check)(float(text))
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
-
-def pull_strength(text: str) -> float:
-    from ..training.anchor import check_start_pull
-
-    try:
-        return check_start_pull(float(text))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    return parse
 
 
 def add_parser(sub) -> None:
@@ -87,14 +83,14 @@ def add_parser(sub) -> None:
     )
     parser.add_argument(
         "--change-kept",
-        type=share_of_change,
+        type=checked_float("..training.blend", "check_change_kept"),
         metavar="SHARE",
         help="keep this share (0-1] of the change from the --init weights (WiSE-FT; default 0.5 "
         "with --init, 1 otherwise): less loses less on other scans",
     )
     parser.add_argument(
         "--start-pull",
-        type=pull_strength,
+        type=checked_float("..training.anchor", "check_start_pull"),
         metavar="STRENGTH",
         help="after each step, move the weights back towards the --init weights by the learning rate times this "
         "(decoupled L2-SP; default 0, and 30 when --adapt fine-tunes the whole network): more forgets less of the "
