@@ -128,11 +128,11 @@ def test_the_adapt_and_change_kept_choices_reach_the_engine(viewer_with_blobs, m
     started = []
     monkeypatch.setattr(JobRunner, "start", lambda self, job, arguments, **handlers: started.append(arguments))
     widget.start()
-    widget.trainable.value, widget.change_kept.value = "decoder", 0.3
+    widget.trainable.value, widget.change_kept.value, widget.start_pull.value = "decoder", 0.3, 300.0
     widget.start()
-    assert [(arguments[3].trainable, arguments[3].change_kept) for arguments in started] == [
-        ("all", 1.0),
-        ("decoder", 0.3),
+    assert [(arguments[3].trainable, arguments[3].change_kept, arguments[3].start_pull) for arguments in started] == [
+        ("all", 1.0, 0.0),  # the preset lets the weights go
+        ("decoder", 0.3, 300.0),
     ]
     assert started[0][3].freeze_batchnorm
 
@@ -240,6 +240,11 @@ def test_the_expert_settings_wait_folded_and_the_plan_is_said_in_words(viewer_wi
         and "12 steps" in widget.plan.value
         and "keeping 100%" in widget.plan.value
     )
+    assert "held near the start (pull 30)" in widget.plan.value  # what adapting does, the pull included
+    assert "change, held near the start (pull 300)" not in widget.plan.value
+    widget.start_pull.value = 300.0
+    assert "keeping 100% of the change, held near the start (pull 300)" in widget.plan.value
+    assert widget.advanced.isAncestorOf(widget.start_pull.native)
 
 
 def test_the_curves_open_when_a_training_starts(viewer_with_blobs, monkeypatch):
@@ -329,7 +334,9 @@ def test_nothing_to_train_on_is_said_after_the_worker_read_the_labels(viewer_wit
 def test_the_adapt_choice_reaches_the_job_and_the_plan(viewer_with_blobs, monkeypatch):
     _, widget = viewer_with_blobs
     assert widget.adapt.value and widget.advanced.isAncestorOf(widget.adapt.native)
-    assert "the whole network and all of the change if it disagrees" in widget.plan.value
+    assert (
+        "the whole network and all of the change, held near the start (pull 30), if it disagrees" in widget.plan.value
+    )
     started = []
     monkeypatch.setattr(JobRunner, "start", lambda self, job, arguments, **handlers: started.append(arguments))
     widget.start()
