@@ -16,7 +16,7 @@ import numpy as np
 
 from .inference import predict, run_to_end
 from .labels import FLUID, IGNORE, counts_against
-from .metrics import Agreement, Confusion
+from .metrics import Agreement, Confusion, concatenated
 from .model import TransUNet
 from .subjects import Subject
 
@@ -51,10 +51,6 @@ def add_noise(images: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
         info = np.iinfo(images.dtype)
         return np.clip(np.rint(noisy), info.min, info.max).astype(images.dtype)
     return noisy
-
-
-def _concat(parts: list[Confusion]) -> Confusion:
-    return Confusion(*(np.concatenate([getattr(c, name) for c in parts]) for name in ("tp", "fp", "fn")))
 
 
 def subject_confusions(
@@ -117,13 +113,13 @@ def agreement_rows(
 ) -> list[EvaluationRow]:
     """One row per group and, where there are several groups, one for all of them pooled."""
     rows = [
-        EvaluationRow(group, rater, float(noise_sigma), Agreement.from_confusion(_concat(parts)), shift)
+        EvaluationRow(group, rater, float(noise_sigma), Agreement.from_confusion(concatenated(parts)), shift)
         for group, parts in sorted(per_group.items())
     ]
     if len(per_group) > 1:
         everything = [c for parts in per_group.values() for c in parts]
         rows.append(
-            EvaluationRow("all", rater, float(noise_sigma), Agreement.from_confusion(_concat(everything)), shift)
+            EvaluationRow("all", rater, float(noise_sigma), Agreement.from_confusion(concatenated(everything)), shift)
         )
     return rows
 

@@ -29,6 +29,11 @@ class Confusion:
         return _ratio(self.tp, self.tp + self.fp + self.fn)
 
 
+def concatenated(parts: list[Confusion]) -> Confusion:
+    """The per-B-scan counts of several volumes (or single B-scans) as one: what pooled figures are computed over."""
+    return Confusion(*(np.concatenate([np.atleast_1d(getattr(c, name)) for c in parts]) for name in ("tp", "fp", "fn")))
+
+
 def _ratio(numerator, denominator) -> np.ndarray:
     numerator, denominator = np.asarray(numerator, float), np.asarray(denominator, float)
     return np.where(denominator > 0, numerator / np.maximum(denominator, 1), 1.0)

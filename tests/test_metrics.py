@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_octfluid.metrics import Agreement, confusion
+from napari_octfluid.metrics import Agreement, concatenated, confusion
 
 
 def masks():
@@ -47,3 +47,11 @@ def test_unlabelled_pixels_do_not_count():
 def test_shapes_must_match():
     with pytest.raises(ValueError, match="differ in shape"):
         confusion(np.zeros((2, 3)), np.zeros((3, 2)))
+
+
+def test_concatenated_keeps_every_bscan_of_every_part_in_order():
+    volume = confusion(np.array([[[1, 1]], [[0, 0]]]), np.array([[[1, 0]], [[0, 1]]]))  # 2 B-scans
+    single = confusion(np.array([[1, 0]]), np.array([[1, 0]]))  # one B-scan, given as 2D
+    joined = concatenated([volume, single])
+    assert joined.tp.tolist() == [1, 0, 1] and joined.fp.tolist() == [1, 0, 0] and joined.fn.tolist() == [0, 1, 0]
+    assert Agreement.from_confusion(joined).pooled_dice == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))

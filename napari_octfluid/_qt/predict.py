@@ -137,7 +137,7 @@ class PredictWidget(Container):
         self.min_lesion = SpinBox(label="Min lesion (px, -1 = model's)", value=FROM_MODEL, min=FROM_MODEL, max=100_000)
         self.min_lesion.tooltip = (
             "Fluid regions smaller than this many pixels in a B-scan are removed as specks. -1: the "
-            "size chosen on the model's training data (40 px for the shipped weights); 0 keeps every region."
+            "size chosen on the model's training data (100 px for the shipped weights); 0 keeps every region."
         )
         self.with_probability = CheckBox(text="Show the fluid probability layer", value=False)
         self.run_button = PushButton(text="Predict fluid")
