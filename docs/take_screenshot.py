@@ -30,6 +30,7 @@ parser.add_argument(
     metavar="MASK",
     help="copy the expert MASK into the predicted labels of the train and validation B-scans, fine-tune, predict again",
 )
+parser.add_argument("--advanced", action="store_true", help="open the Fine-tune tab's Advanced settings")
 parser.add_argument("--train-bscans", default="0,24")
 parser.add_argument("--val-bscans", default="15")
 args = parser.parse_args()
@@ -79,6 +80,8 @@ def after_prediction():
         tuner.labels_layer.value = labels[-1]
         tuner.bscans.value, tuner.val_bscans.value = args.train_bscans, args.val_bscans
         tuner.start()
+    if args.advanced:  # before the settling wait: the section lays its settings out when it opens
+        panel.tool("Fine-tune").advanced.expand()
     if labels:
         quantify = panel.tool("Quantify")
         quantify.labels_layer.value = labels[-1]

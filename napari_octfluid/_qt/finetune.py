@@ -298,6 +298,11 @@ class FinetuneWidget(Container):
         except ValueError as error:
             self.summary.value = str(error)
             return
+        if not chosen:
+            self.summary.value = (
+                "No B-scans to train on yet: correct or accept some in Review, or list them under Advanced."
+            )
+            return
         shown = ", ".join(map(str, chosen[:20])) + (" ..." if len(chosen) > 20 else "")
         self.summary.value = f"{len(chosen)} B-scans to train on: {shown}" + (
             f"; {len(validation)} to validate on" if validation else ""

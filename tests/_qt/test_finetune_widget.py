@@ -37,6 +37,9 @@ def test_finetunes_from_layers_and_updates_plot_and_metrics(viewer_with_blobs, q
     assert widget.summary.value == "3 B-scans to train on: 0, 1, 2"
     widget.val_bscans.value = "2"
     assert widget.summary.value == "2 B-scans to train on: 0, 1; 1 to validate on"  # not trained on: not listed
+    widget.bscans.value, widget.val_bscans.value = "", "0, 1, 2"  # every labelled B-scan kept for validation
+    assert widget.summary.value.startswith("No B-scans to train on yet: correct or accept some in Review")
+    widget.val_bscans.value = "2"
     widget.start()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120000)
     assert widget.result is not None and len(widget.result.history) == 2
