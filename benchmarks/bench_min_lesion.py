@@ -76,7 +76,7 @@ def main() -> None:
                     if peak == 0
                     else confident_regions_only(result.labels, result.fluid_probability, peak)
                 )
-                mask = remove_small_lesions(mask, model.min_lesion_pixels or OFF if kind == "calibrated" else size)
+                mask = remove_small_lesions(mask, (model.min_lesion_pixels or OFF) if kind == "calibrated" else size)
                 for group in ("all", subject.dataset):
                     counts[rule].setdefault(group, []).append(counts_against(mask, expert))
     groups = sorted({g for per_group in counts.values() for g in per_group} - {"all"})
