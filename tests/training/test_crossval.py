@@ -109,6 +109,40 @@ def test_a_second_stage_trains_each_fold_on_from_the_first_stages_same_fold(tmp_
         assert not all(torch.allclose(after[name], not_it[name], atol=1e-6) for name in weights)
 
 
+def test_a_second_stage_keeping_half_its_change_saves_the_blend_of_each_fold_with_its_first_stage(tmp_path):
+    """change_kept = 0.5 (recipes/robust_weights.toml): each fold's final weights are its first stage's plus half of
+    what the same second stage, kept whole, changed (the weights the model card's cross-validation measured by
+    blending each fold's two stages afterwards)."""
+    import torch
+
+    from napari_octfluid.model import load_model
+
+    subjects = [synthetic_subject(name, i) for i, name in enumerate(["duke_01", "duke_02", "umn_00", "umn_01"])]
+    first = TrainConfig(epochs=1, steps_per_epoch=2, batch_size=2, crop=(64, 64), device="cpu")
+    run_to_end(cross_validate(subjects, 2, MODEL_CONFIGS["tiny"], first, out_dir=tmp_path / "stage1"))
+    for kept in (1.0, 0.5):
+        second = TrainConfig(epochs=1, steps_per_epoch=2, batch_size=2, crop=(64, 64), device="cpu", change_kept=kept)
+        run_to_end(
+            cross_validate(
+                subjects,
+                2,
+                MODEL_CONFIGS["tiny"],
+                second,
+                out_dir=tmp_path / f"kept_{kept}",
+                init_from=tmp_path / "stage1",
+            )
+        )
+
+    def weights(stage, fold):
+        return dict(load_model(tmp_path / stage / f"fold_{fold}" / "final.pt")[0].named_parameters())
+
+    for fold in (1, 2):
+        start, whole, half = weights("stage1", fold), weights("kept_1.0", fold), weights("kept_0.5", fold)
+        assert any(not torch.allclose(whole[name], start[name]) for name in start)  # the second stage learnt
+        for name in start:
+            assert torch.allclose(half[name], (start[name] + whole[name]) / 2, atol=1e-6), name
+
+
 @pytest.mark.parametrize(
     ("make_first_stage", "message"),
     [
