@@ -32,20 +32,33 @@ from napari_octfluid.training.data import BscanSet
 from napari_octfluid.training.recipe import recipe_subjects
 
 
+def training_pool(recipe: str) -> list:
+    """Every subject the recipe's folds were made of (its train and validation parts, pooled as crossval pools them)."""
+    return [s for part in ("train", "validation") for s in recipe_subjects(recipe, part)]
+
+
+def calibrated_copy(source: Path, target: Path, subjects: list, weights=None) -> float:
+    """``source`` (a fold's final.pt) copied to ``target``, with ``weights`` written in where given, calibrated
+    again (threshold and minimum lesion size) on that fold's training B-scans; returns the threshold."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source, target)
+    if weights is not None:
+        update_checkpoint(target, weights)
+    held_out = load_model(target)[1]["held_out"]
+    threshold, _ = calibrate_checkpoint(target, BscanSet.from_subjects([s for s in subjects if s.name not in held_out]))
+    return threshold
+
+
 def blend_folds(first: Path, second: Path, kept: float, out: Path, recipe: str, folds: list[str]) -> None:
     """Write ``out/fold_K/final.pt`` for each fold: the two stages blended, calibrated on the fold's training
     B-scans, with the second stage's other fields (held-out subjects, training time)."""
-    subjects = [s for part in ("train", "validation") for s in recipe_subjects(recipe, part)]
+    subjects = training_pool(recipe)
     for fold in folds:
         start, _ = load_model(first / f"fold_{fold}" / "final.pt")
-        trained, payload = load_model(second / f"fold_{fold}" / "final.pt")
-        path = out / f"fold_{fold}" / "final.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(second / f"fold_{fold}" / "final.pt", path)
-        update_checkpoint(path, blend_weights(starting_state(start), trained, kept))
-        training = BscanSet.from_subjects([s for s in subjects if s.name not in payload["held_out"]])
-        threshold, _ = calibrate_checkpoint(path, training)
-        print(f"change kept {kept}, fold {fold}: threshold {threshold}, calibrated on {len(training)} B-scans")
+        trained, _ = load_model(second / f"fold_{fold}" / "final.pt")
+        blended = blend_weights(starting_state(start), trained, kept)
+        source, target = second / f"fold_{fold}" / "final.pt", out / f"fold_{fold}" / "final.pt"
+        print(f"change kept {kept}, fold {fold}: threshold {calibrated_copy(source, target, subjects, blended)}")
 
 
 def summary(table: Path) -> str:

@@ -18,7 +18,6 @@ the prediction time.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
@@ -51,20 +50,15 @@ def _averaging(model: nn.Module) -> nn.Module:
 
 
 def calibrate(args: argparse.Namespace) -> None:
-    from napari_octfluid.model import load_model
-    from napari_octfluid.training.calibrate import calibrate_checkpoint
-    from napari_octfluid.training.data import BscanSet
-    from napari_octfluid.training.recipe import recipe_subjects
+    from bench_change_kept import calibrated_copy, training_pool
 
-    subjects = [s for part in ("train", "validation") for s in recipe_subjects(args.recipe, part)]
+    from napari_octfluid.model import load_model
+
+    subjects = training_pool(args.recipe)
     for fold in args.folds:
-        path = args.out / f"fold_{fold}" / "final.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(args.crossval / f"fold_{fold}" / "final.pt", path)
-        _, payload = load_model(path)
-        training = BscanSet.from_subjects([s for s in subjects if s.name not in payload["held_out"]])
-        threshold, _ = calibrate_checkpoint(path, training)
-        print(f"fold {fold}: threshold {threshold}, min lesion {load_model(path)[0].min_lesion_pixels} px")
+        target = args.out / f"fold_{fold}" / "final.pt"
+        threshold = calibrated_copy(args.crossval / f"fold_{fold}" / "final.pt", target, subjects)
+        print(f"fold {fold}: threshold {threshold}, min lesion {load_model(target)[0].min_lesion_pixels} px")
 
 
 def main() -> None:
