@@ -24,6 +24,9 @@ class TrainConfig:
     # domain randomisation of the crops (randomise.py): None, as the shipped weights were trained; a recipe's
     # [training.randomise] table turns it on (recipes/robust_weights.toml)
     randomise: RandomiseConfig | None = None
+    # how many times as often a B-scan of a dataset is drawn for a crop as one of a dataset left out (recipe table
+    # [training.dataset_weights], e.g. duke = 3.0); None: every training B-scan equally often, as the shipped weights
+    dataset_weights: dict[str, float] | None = None
     early_stopping_patience: int | None = None  # epochs without a better validation Dice
     replay_fraction: float = 0.5  # share of each batch drawn from ``replay_data`` when it is given
     freeze_batchnorm: bool = False  # keep the starting model's normalisation statistics (fine-tuning on few B-scans)

@@ -23,9 +23,29 @@ class BscanSet:
     sources: list[str]  # "name[z]": the subject and B-scan each came from
     outside: list[np.ndarray] | None = None  # per B-scan, pixels that cannot be fluid (preprocess.padding_mask)
     raw: list[np.ndarray] | None = None  # per B-scan, as the file has it (its type and grey levels), same grid
+    datasets: list[str] | None = None  # per B-scan, the dataset of its subject (Subject.dataset: "duke", "umn")
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def sampling_probabilities(self, dataset_weights: dict[str, float] | None) -> np.ndarray | None:
+        """How likely each B-scan is to be drawn for a crop when a B-scan of dataset ``d`` is drawn
+        ``dataset_weights[d]`` times as often as one of a dataset the weights leave out; None (uniform) without
+        weights. A weight for a dataset none of the B-scans belongs to is an error, not a silent no-op."""
+        if not dataset_weights:
+            return None
+        if self.datasets is None:
+            raise ValueError("dataset weights need the dataset of each B-scan: build the data with from_subjects")
+        present = sorted(set(self.datasets))
+        for dataset, weight in dataset_weights.items():
+            if dataset not in present:
+                raise ValueError(
+                    f"dataset_weights names {dataset!r}, but the training B-scans come from {', '.join(present)}"
+                )
+            if not (np.isfinite(weight) and weight > 0):
+                raise ValueError(f"dataset_weights[{dataset!r}] is {weight}: give a positive number")
+        weights = np.array([dataset_weights.get(dataset, 1.0) for dataset in self.datasets], np.float64)
+        return weights / weights.sum()
 
     @classmethod
     def from_subjects(
@@ -40,7 +60,7 @@ class BscanSet:
         :func:`~napari_octfluid.axial.model_axial_spacing`), a subject whose axial spacing is known and differs
         from it is resampled to it, as prediction resamples a scan (:mod:`~napari_octfluid.axial`): its padding
         found on its own rows and carried over with nearest neighbour, as prediction does it."""
-        images, labels, sources, outside, raw = [], [], [], [], []
+        images, labels, sources, outside, raw, datasets = [], [], [], [], [], []
         for index, subject in enumerate(subjects):
             try:
                 volume = check_bscans(subject.images)
@@ -65,7 +85,8 @@ class BscanSet:
                 sources.append(f"{subject.name}[{z}]")
                 outside.append(padding[position])
                 raw.append(chosen_bscans[position])
-        return cls(images, labels, sources, outside, raw)
+                datasets.append(subject.dataset)
+        return cls(images, labels, sources, outside, raw, datasets)
 
     def summary(self) -> dict:
         fluid = [int((label == 1).sum()) for label in self.labels]
@@ -89,17 +110,21 @@ def random_crops(
     ignore_index: int,
     rng: np.random.Generator,
     randomise: RandomiseConfig | None = None,
+    probabilities: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A batch of crops; ``fluid_fraction`` of them centred on a fluid pixel where the B-scan has one.
     B-scans smaller than the crop are padded with unknown labels. With ``randomise`` (and the raw B-scans in
-    ``data``), each crop is cut from its raw B-scan made to look like another device (:mod:`.randomise`)."""
+    ``data``), each crop is cut from its raw B-scan made to look like another device (:mod:`.randomise`).
+    B-scans are drawn uniformly, or each with its share of ``probabilities``
+    (:meth:`BscanSet.sampling_probabilities`)."""
     if randomise is not None and data.raw is None:
         raise ValueError("domain randomisation needs the raw B-scans: build the data with BscanSet.from_subjects")
     height, width = crop
     images = np.zeros((batch_size, height, width), np.float32)
     labels = np.full((batch_size, height, width), ignore_index, np.uint8)
     for item in range(batch_size):
-        index = int(rng.integers(len(data)))
+        # uniform draws keep the generator's sequence of every run trained before dataset weights existed
+        index = int(rng.integers(len(data))) if probabilities is None else int(rng.choice(len(data), p=probabilities))
         image, label = data.images[index], data.labels[index]
         rows, cols = label.shape
         fluid = np.flatnonzero(label == 1) if rng.random() < fluid_fraction else np.empty(0)

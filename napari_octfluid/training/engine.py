@@ -76,7 +76,14 @@ def _batch(
     # the replayed crops are the starting weights' own data, normalised already: only the new data is randomised
     parts = [
         random_crops(
-            train_data, batch_size - replayed, config.crop, config.fluid_crop_fraction, IGNORE, rng, config.randomise
+            train_data,
+            batch_size - replayed,
+            config.crop,
+            config.fluid_crop_fraction,
+            IGNORE,
+            rng,
+            config.randomise,
+            train_data.sampling_probabilities(config.dataset_weights),
         )
     ]
     if replayed:
@@ -241,6 +248,7 @@ def train(
     """
     config = config or TrainConfig()
     _check_training_data(train_data, replay_data)
+    train_data.sampling_probabilities(config.dataset_weights)  # a misspelt dataset fails now, not at the first batch
     run = _set_up(model, config, loss, out_dir, distributed)
     for epoch in range(1, config.epochs + 1):
         totals = yield from _train_epoch(run, epoch, train_data, replay_data)
