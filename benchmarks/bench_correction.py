@@ -42,15 +42,18 @@ from napari_octfluid.model import load_model
 from napari_octfluid.shifts import SHIFTS, apply_shift
 from napari_octfluid.training.finetune import (
     WHOLE_NETWORK,
-    adaptation_for,
+    BscanChoice,
     finetune_config,
+    load_and_finetune,
     prepare_and_train,
     replay_by_default,
+    with_fitted_axial_spacing,
 )
 from napari_octfluid.weights import default_weights_path
 
 # fine-tuning settings the benchmark compares: overrides of the product's preset (TrainConfig fields);
-# "adaptive" is the product's rule (training.finetune.adaptation_for), decided on each scan's corrections
+# "adaptive" is the product's job (training.finetune.load_and_finetune: the axial pixel size fitted where the file
+# gives none, and the rule, adaptation_for), decided on each scan's corrections
 SETTINGS = {
     "preset": {},
     "decoder_full": dict(change_kept=1.0),
@@ -62,6 +65,18 @@ SETTINGS = {
     # (training/anchor.py: decoupled L2-SP); at the peak rate 3e-4, 30 moves each weight 1 % of the way back per step
     **{f"whole_pull{s:g}": dict(WHOLE_NETWORK, start_pull=float(s)) for s in (10, 30, 100, 300, 1000)},
 }
+
+
+def forgetting(model, others, before: float) -> float:
+    """Change of pooled Dice on other patients' scans of the original device: what the weights forgot. A model with
+    an axial pixel size fitted to another device's corrections would take those files (which give no spacing) to be
+    at its size; a scan of the original device whose file gives its spacing is predicted at its own, as here."""
+    fitted = model.fitted_axial_spacing_mm
+    model.fitted_axial_spacing_mm = None
+    try:
+        return pooled_dice(model, others) - before
+    finally:
+        model.fitted_axial_spacing_mm = fitted
 
 
 def spread(count: int, k: int) -> list[int]:
@@ -102,7 +117,7 @@ class Scan:
         dice = float(counts_against(labels[self.rest], self.expert[self.rest]).pooled().dice)
         row = dict(summarise(records), dice=dice, tune_s=tune_s, others=others_change)
         print(
-            f"{self.name:<22} {shown:<14} {self.agreement:>6.3f} {dice:>6.3f} {row['noc90']:>7.2f} "
+            f"{self.name:<22} {shown:<18} {self.agreement:>6.3f} {dice:>6.3f} {row['noc90']:>7.2f} "
             f"{row['reached']:>7.0%} {row['error_before']:>8} {row['error_after']:>8} {row['clicks']:>6} "
             f"{row['strokes']:>7} {tune_s:>6.0f} {others_change:>+7.3f}",
             flush=True,
@@ -132,7 +147,10 @@ def main() -> None:
         f"train may go further than on the rest; default {MAX_ACTIONS})",
     )
     parser.add_argument(
-        "--settings", nargs="+", default=["preset", "adaptive"], help=f"some of: {', '.join([*SETTINGS, 'adaptive'])}"
+        "--settings",
+        nargs="+",
+        default=["preset", "adaptive"],
+        help=f"some of: {', '.join([*SETTINGS, 'adaptive', 'fit_only'])}; adaptive_pullN: adaptive with the pull N set",
     )
     parser.add_argument("--others", nargs="*", default=[], help="other patients' scans, for forgetting")
     parser.add_argument("--others-labels", nargs="*", default=[])
@@ -152,7 +170,7 @@ def main() -> None:
         f"replay {'on' if replay else 'off'}; target Dice 0.9, cap {MAX_ACTIONS} actions"
     )
     header = (
-        f"{'scan':<22} {'setting':<14} {'agree':>6} {'Dice':>6} {'NoC@90':>7} {'reached':>7} {'err px':>8} "
+        f"{'scan':<22} {'setting':<18} {'agree':>6} {'Dice':>6} {'NoC@90':>7} {'reached':>7} {'err px':>8} "
         f"{'left px':>8} {'clicks':>6} {'strokes':>7} {'tune s':>6} {'others':>7}"
     )
     print(header)
@@ -182,17 +200,31 @@ def main() -> None:
         )
         volume = (images, corrections, subject.name)
         for setting in args.settings:
-            overrides = adaptation_for(agreement) if setting == "adaptive" else SETTINGS[setting]
-            config = finetune_config(images.shape, device="cpu", seed=args.seed, **overrides)
             start = time.perf_counter()
-            _, result = run_to_end(
-                prepare_and_train(base, volume, corrected_on, [], config, replay=replay, axial_spacing_mm=spacing)
-            )
+            if setting.startswith("adaptive"):  # the product's job, as the Fine-tune widget runs it (fit and rule)
+                pull = {"start_pull": float(setting.split("_pull")[1])} if "_pull" in setting else {}  # as if set
+                config = finetune_config(images.shape, device="cpu", seed=args.seed, **pull)
+                choice = BscanChoice(explicit=corrected_on)
+                job = load_and_finetune(weights, volume, choice, config, replay, True, spacing, explicit=set(pull))
+                _, run = run_to_end(job)
+                result_model, whole = run.result.model, run.adapted
+            elif setting == "fit_only":  # the axial pixel size fitted to the corrections, no training
+                _, result_model = run_to_end(with_fitted_axial_spacing(base, [(images, corrections, corrected_on)]))
+                whole = False
+            else:
+                config = finetune_config(images.shape, device="cpu", seed=args.seed, **SETTINGS[setting])
+                job = prepare_and_train(base, volume, corrected_on, [], config, replay=replay, axial_spacing_mm=spacing)
+                result_model = run_to_end(job)[1].model
             tune_s = time.perf_counter() - start
-            tuned_labels, tuned_probability = predicted(result.model, images, spacing)
-            forgot = pooled_dice(result.model, others) - others_before if others else float("nan")
-            shown = f"adaptive:{'whole' if overrides else 'preset'}" if setting == "adaptive" else setting
-            row = scan.report(shown, tuned_labels, tuned_probability, result.model.decision_threshold, tune_s, forgot)
+            tuned_labels, tuned_probability = predicted(result_model, images, spacing)
+            forgot = forgetting(result_model, others, others_before) if others else float("nan")
+            shown = setting
+            if setting.startswith("adaptive") or setting == "fit_only":
+                fitted = result_model.fitted_axial_spacing_mm
+                size = f"{fitted * 1000:.1f}um" if fitted else "rows"
+                shown = f"fit:{size}" if setting == "fit_only" else f"{setting[:5]}{setting[8:]}:{size}:"
+                shown += "" if setting == "fit_only" else ("whole" if whole else "preset")
+            row = scan.report(shown, tuned_labels, tuned_probability, result_model.decision_threshold, tune_s, forgot)
             totals.setdefault(setting, []).append(row)
     print("\nmean over scans")
     print(f"{'setting':<14} {'Dice':>6} {'NoC@90':>7} {'reached':>7} {'err px':>8} {'left px':>8} {'others':>7}")

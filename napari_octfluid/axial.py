@@ -22,23 +22,45 @@ import numpy as np
 # were trained on those scans: checkpoints that do not store their own axial pixel size were trained at this one.
 SPECTRALIS_AXIAL_SPACING_MM = 0.00387
 CHECKPOINT_KEY = "axial_spacing_mm"
+# a fine-tuned model's axial pixel size for scans whose file gives none, fitted to the corrections it learnt from
+# (training/axial_fit.py); absent for every other model, which predicts such scans at their own rows
+FITTED_CHECKPOINT_KEY = "fitted_axial_spacing_mm"
 # scans within this share of the model's axial pixel size are predicted as they are: a few percent of scale is
 # within what the model saw across subjects, and resampling costs time and a little sharpness
 TOLERANCE = 0.10
 
 
-def checked_axial_spacing(value: Any, name: str) -> float:
+def checked_axial_spacing(value: Any, name: str, key: str = CHECKPOINT_KEY, absent: float | None = None) -> float:
     """A stored axial pixel size in mm as a float (the Spectralis one when absent, as every checkpoint written
     before it was stored was trained on Spectralis scans), or ``ValueError`` for anything that is not a plausible
-    OCT axial pixel size (0.1 to 100 um)."""
+    OCT axial pixel size (0.1 to 100 um). ``key`` names the field in the message; ``absent`` is what a missing value
+    means (None: Spectralis')."""
     if value is None:
-        return SPECTRALIS_AXIAL_SPACING_MM
+        return SPECTRALIS_AXIAL_SPACING_MM if absent is None else absent
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a 0-d tensor or numpy number
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1e-4 <= value <= 0.1:
         shown = repr(value) if len(repr(value)) <= 40 else f"a {type(value).__name__}"
-        raise ValueError(f"{name}: its axial pixel size ({CHECKPOINT_KEY}) must be 0.0001 to 0.1 mm, not {shown}.")
+        raise ValueError(f"{name}: its axial pixel size ({key}) must be 0.0001 to 0.1 mm, not {shown}.")
     return float(value)
+
+
+def checked_fitted_axial_spacing(value: Any, name: str) -> float | None:
+    """A stored fitted axial pixel size (:data:`FITTED_CHECKPOINT_KEY`) in mm, None when absent, or ``ValueError``
+    as :func:`checked_axial_spacing` refuses."""
+    if value is None:
+        return None
+    return checked_axial_spacing(value, name, FITTED_CHECKPOINT_KEY)
+
+
+def scan_axial_spacing(model, scan_spacing_mm: float | None) -> float | None:
+    """The axial pixel size prediction takes a scan to have: its file's, where it gives one; else the one fitted to
+    the corrections ``model`` was fine-tuned on (``model.fitted_axial_spacing_mm``,
+    :mod:`napari_octfluid.training.axial_fit`), for a model adapted to a device whose files give none; else None
+    (the scan is predicted at its own rows). Only prediction's resampling uses it: no physical figure does."""
+    if scan_spacing_mm is not None:
+        return scan_spacing_mm
+    return getattr(model, "fitted_axial_spacing_mm", None)
 
 
 def model_axial_spacing(model) -> float:

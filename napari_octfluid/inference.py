@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ._malloc import tune_glibc_malloc
-from .axial import model_axial_spacing, model_rows, resample_rows
+from .axial import model_axial_spacing, model_rows, resample_rows, scan_axial_spacing
 from .devices import default_batch_size, resolve_device, step_down_after_out_of_memory
 from .events import Notice, run_to_end  # noqa: F401  (run_to_end kept importable from here)
 from .memory import check_allocation, prediction_bytes
@@ -174,7 +174,7 @@ def predict(
     tune_glibc_malloc()  # helps the CPU path; harmless for the others
     batch = batch_size or default_batch_size(target)
     min_pixels = min_lesion_pixels_of(model, min_lesion_pixels)
-    rows = model_rows(data.shape[1], axial_spacing_mm, model_axial_spacing(model))
+    rows = model_rows(data.shape[1], scan_axial_spacing(model, axial_spacing_mm), model_axial_spacing(model))
     model = model.to(target).eval()
     inference_copy = fused_for_inference(model)  # once for the whole volume (see forward)
     labels = np.zeros(data.shape, np.uint8)

@@ -356,7 +356,36 @@ def test_fine_tuning_adapts_as_the_widget_does_keeping_what_it_is_told(
     assert "fine-tuning goes further" in said
     kept_as_set = said.split("(your ", 1)[1].split(" kept as set", 1)[0].split(", ")  # --epochs is always given
     assert "epochs" in kept_as_set and all(name in kept_as_set for name in explicit)
-    assert ("held near the starting weights (pull 30)" in said) == ("start_pull" not in explicit)
+    pulled = f"held near the starting weights (pull {WHOLE_NETWORK['start_pull']:g})"
+    assert (pulled in said) == ("start_pull" not in explicit)
+
+
+@pytest.mark.parametrize("adapt", [True, False])
+def test_fine_tuning_a_scan_without_a_spacing_fits_its_axial_pixel_size_and_keeps_it(
+    tmp_path, tiny_checkpoint, train_argv, capsys, monkeypatch, adapt
+):
+    """As the widget does (training/axial_fit.py): the labels' file gives no spacing, the starting model agrees far
+    better with them at half its axial pixel size (patched), so the new model is trained there and keeps that size
+    in its checkpoint, and the command says so; with --no-adapt nothing is fitted."""
+    from napari_octfluid.axial import model_axial_spacing
+    from napari_octfluid.metrics import Confusion
+    from napari_octfluid.model import load_model
+    from napari_octfluid.training import finetune
+
+    half = round(model_axial_spacing(load_model(tiny_checkpoint)[0]) / 2, 7)
+
+    def agreement_counts(model, images, labels, chosen, device="auto", axial_spacing_mm=None):
+        yield from ()
+        hits = 900.0 if axial_spacing_mm == half else 500.0  # Dice 0.9 there, 0.5 elsewhere, of 1000 pixels
+        return Confusion(np.float64(hits), np.float64(1000 - hits), np.float64(1000 - hits))
+
+    monkeypatch.setattr(finetune, "agreement_counts", agreement_counts)
+    options = {"init": tiny_checkpoint, "epochs": 1, "steps_per_epoch": 1, "out": tmp_path / "run"}
+    assert main(train_argv(*_tiny_pair(tmp_path), **options, **({} if adapt else {"no_adapt": True}))) == 0
+    model, _ = load_model(tmp_path / "run" / "best.pt")
+    assert model.fitted_axial_spacing_mm == (pytest.approx(half) if adapt else None)
+    assert ("um per row" in capsys.readouterr().err) == adapt
+    assert load_model(tiny_checkpoint)[0].fitted_axial_spacing_mm is None  # --init's file as it was
 
 
 def test_a_name_that_cannot_be_kept_is_refused_before_training(tmp_path, tiny_checkpoint, train_argv, capsys):

@@ -93,16 +93,17 @@ def add_parser(sub) -> None:
         type=checked_float("..training.anchor", "check_start_pull"),
         metavar="STRENGTH",
         help="after each step, move the weights back towards the --init weights by the learning rate times this "
-        "(decoupled L2-SP; default 0, and 30 when --adapt fine-tunes the whole network): more forgets less of the "
-        "original device and adapts less (300: about 0.02 Dice lost there)",
+        "(decoupled L2-SP; default 0, and 100 when --adapt fine-tunes the whole network): more forgets less of the "
+        "original device and adapts less",
     )
     parser.add_argument(
         "--adapt",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="with --init: measure how far the starting model agrees with the labels (pooled Dice) and, below "
-        "0.8, fine-tune the whole network for 300 steps at 3e-4, held near the start (pull 30), and keep all of the "
-        "change, as the Fine-tune widget "
+        help="with --init: for labelled scans whose files give no axial pixel size, fit the one at which the starting "
+        "model agrees best with the labels (the new model keeps it); measure how far the model agrees with the labels "
+        "(pooled Dice) and, below 0.8 or where another axial pixel size was fitted, fine-tune the whole network for "
+        "300 steps at 3e-4, held near the start (pull 100), and keep all of the change, as the Fine-tune widget "
         "does (default: on; each setting given on the command line stays as given)",
     )
     parser.add_argument(
@@ -247,9 +248,36 @@ def _model_settings_and_data(args: argparse.Namespace):
     # the widget's preset, one definition; crops fit the smallest B-scan given
     smallest = [min(s.images.shape[axis] for s in subjects) for axis in (-2, -1)]
     config = override(finetune_config(smallest), args)
-    if args.adapt:
-        config = _adapted(model, subjects, config, args)
+    if args.adapt:  # decided on the model as it is, with whether another axial pixel size was fitted
+        fitted, at_fitted_size = _with_fitted_axial_spacing(model, subjects, config)
+        config = _adapted(model, subjects, config, args, other_axial_size=fitted is not model)
+        model, subjects = fitted, at_fitted_size
     return model, config, *_data_at_model_rows(args, subjects, model), True
+
+
+def _with_fitted_axial_spacing(model, subjects, config):
+    """The widget's fit of the axial pixel size (``training.finetune.with_fitted_axial_spacing``) over the subjects
+    whose files give none, pooled; where it changes anything, those subjects at the fitted size and a model that
+    keeps it (``--init``'s file is left as it is)."""
+    import dataclasses
+
+    from ..axial import scan_axial_spacing
+    from ..events import drive
+    from ..training.finetune import with_fitted_axial_spacing
+
+    unknown = [s for s in subjects if s.spacing_mm[1] is None]
+    if not unknown:
+        return model, subjects
+    corrected = [(s.images, s.labels, s.annotated_bscans()) for s in unknown]
+    fitted = drive(with_fitted_axial_spacing(model, corrected, config.device), report_training)
+    spacing = scan_axial_spacing(fitted, None)
+    if spacing is None:
+        return fitted, subjects
+    placed = [
+        dataclasses.replace(s, spacing_mm=(s.spacing_mm[0], spacing, s.spacing_mm[2])) if s.spacing_mm[1] is None else s
+        for s in subjects
+    ]
+    return fitted, placed
 
 
 def _data_at_model_rows(args: argparse.Namespace, subjects, model):
@@ -264,12 +292,12 @@ def _data_at_model_rows(args: argparse.Namespace, subjects, model):
     return train_data, BscanSet.from_subjects(validation, axial_spacing_mm=at) if validation else None
 
 
-def _adapted(model, subjects, config, args: argparse.Namespace):
-    """``config`` adapted to how far ``model`` agrees with the labels of ``subjects`` (the widget's rule,
-    ``training.finetune.adapted_to``, pooled over every annotated B-scan given); a setting given on the command line
-    (``--epochs``, ``--lr``...) stays."""
+def _adapted(model, subjects, config, args: argparse.Namespace, other_axial_size: bool = False):
+    """``config`` adapted to how far ``model`` agrees with the labels of ``subjects`` and to ``other_axial_size``
+    (the widget's rule, ``training.finetune.adapted_to``, pooled over every annotated B-scan given); a setting given
+    on the command line (``--epochs``, ``--lr``...) stays."""
     from ..events import drive
-    from ..metrics import Confusion
+    from ..metrics import concatenated
     from ..training.finetune import adapted_to, agreement_counts
     from ._common import TRAIN_OPTIONS
 
@@ -280,9 +308,9 @@ def _adapted(model, subjects, config, args: argparse.Namespace):
         )
         for s in subjects
     ]
-    pooled = Confusion(*(sum(getattr(part, name) for part in parts) for name in ("tp", "fp", "fn")))
+    pooled = concatenated(parts).pooled()
     given = {key for key, option in TRAIN_OPTIONS.items() if getattr(args, option, None) is not None}
-    config, _, message = adapted_to(pooled, config, given)
+    config, _, message = adapted_to(pooled, config, given, other_axial_size)
     print(f"octfluid train: {message}", file=sys.stderr)
     return config
 

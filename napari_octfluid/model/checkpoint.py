@@ -12,7 +12,7 @@ import torch
 
 from .._atomic import atomic_path
 from ..axial import CHECKPOINT_KEY as AXIAL_SPACING_KEY
-from ..axial import checked_axial_spacing, model_axial_spacing
+from ..axial import FITTED_CHECKPOINT_KEY, checked_axial_spacing, checked_fitted_axial_spacing, model_axial_spacing
 from ..memory import MemoryBudgetError, check_allocation, format_bytes
 from ..min_lesion import CHECKPOINT_KEY as MIN_LESION_KEY
 from ..min_lesion import checked_min_lesion_pixels
@@ -53,6 +53,7 @@ def save_checkpoint(path: str | Path, model: TransUNet, **extra: Any) -> Path:
         "decision_threshold": model.decision_threshold,
         MIN_LESION_KEY: getattr(model, "min_lesion_pixels", None),
         AXIAL_SPACING_KEY: model_axial_spacing(model),
+        FITTED_CHECKPOINT_KEY: getattr(model, "fitted_axial_spacing_mm", None),
         "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
@@ -72,6 +73,7 @@ MODEL_FIELDS = (
     "decision_threshold",
     MIN_LESION_KEY,
     AXIAL_SPACING_KEY,
+    FITTED_CHECKPOINT_KEY,
     "model_state",
 )
 
@@ -136,6 +138,8 @@ def load_model(path: str | Path, num_classes: int | None = None) -> tuple[TransU
         model.min_lesion_pixels = checked_min_lesion_pixels(payload.get(MIN_LESION_KEY), name) or None
         # absent (every checkpoint older than the key, the shipped weights included): trained on Spectralis scans
         model.axial_spacing_mm = checked_axial_spacing(payload.get(AXIAL_SPACING_KEY), name)
+        # absent (every model but one fine-tuned on a scan whose file gave no axial spacing): none
+        model.fitted_axial_spacing_mm = checked_fitted_axial_spacing(payload.get(FITTED_CHECKPOINT_KEY), name)
     except ValueError as error:
         raise CheckpointError(str(error)) from None
     return model.eval(), payload

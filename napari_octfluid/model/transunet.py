@@ -136,6 +136,9 @@ class TransUNet(nn.Module):
         # the axial pixel size (mm) of the training B-scans: prediction resamples scans of another to it (axial.py);
         # saved in the checkpoint, Spectralis' for checkpoints that do not store it
         self.axial_spacing_mm: float = SPECTRALIS_AXIAL_SPACING_MM
+        # for a model fine-tuned on a scan whose file gave no axial spacing: the one its corrections fitted
+        # (training/axial_fit.py), which prediction takes scans without a spacing to have; None for every other model
+        self.fitted_axial_spacing_mm: float | None = None
         filters = config.filter_num
         self.encoder = nn.ModuleList(
             conv_stack(config.in_channels if i == 0 else filters[i - 1], f, config.stack_num_down, stride=2)

@@ -7,6 +7,7 @@ training: drive them with ``events.drive`` (command line, tests) or in napari's 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 import threading
@@ -17,7 +18,7 @@ from typing import Collection, Generator, Sequence
 import numpy as np
 import torch
 
-from ..axial import model_axial_spacing
+from ..axial import model_axial_spacing, scan_axial_spacing
 from ..events import Notice
 from ..inference import PredictProgress, predict
 from ..labels import FLUID, IGNORE, counts_against, training_labels
@@ -77,19 +78,31 @@ MIN_FLUID_TO_JUDGE = 200
 # Each step pulls the weights back towards the starting ones (start_pull, training/anchor.py: decoupled L2-SP). On the
 # same three scans with the weights of 2026-11-30 (docs/correction_benchmark.md), pulls of 0, 30, 100, 300 and 1000
 # gave the other B-scans Dice 0.722, 0.715, 0.701, 0.672, 0.616 and NoC@90 11.96, 11.85, 12.48, 12.89, 14.33, while
-# another patient of the original device lost 0.106, 0.073, 0.041 and 0.016 and gained 0.002: 30 costs the adaptation
-# almost nothing and a third of the forgetting; `octfluid train --start-pull 300` trades adaptation for forgetting
-WHOLE_NETWORK = dict(trainable="all", change_kept=1.0, learning_rate=3e-4, epochs=15, start_pull=30.0)
+# another patient of the original device lost 0.106, 0.073, 0.041 and 0.016 and gained 0.002. With the axial pixel
+# size fitted to the corrections first (training/axial_fit.py; 2026-12-02, the same scans, Duke 5 inside its graders'
+# band), pulls of 30 and 100 gave Dice 0.769 and 0.763, NoC@90 10.63 and 10.70, and lost 0.038 and 0.015 there
+# (per scan 0.020 / 0.014 / 0.080 and 0.000 / 0.006 / 0.039): at the right size there is less to learn, and 100 keeps
+# the original device within issue 19's 0.02 for 0.006 Dice. Chosen on the scans it is reported on (in-sample)
+WHOLE_NETWORK = dict(trainable="all", change_kept=1.0, learning_rate=3e-4, epochs=15, start_pull=100.0)
 
 
-def adaptation_for(agreement: float) -> dict:
+def adaptation_for(agreement: float, other_axial_size: bool = False) -> dict:
     """The overrides of :func:`finetune_config` for corrections the starting model agrees with to ``agreement``
     (pooled Dice of its masks against the corrected ones, on the B-scans trained on): none while it agrees (the
     preset learns little and forgets little: where the model is already right, a few corrections are a style, not
     a lesson), :data:`WHOLE_NETWORK` when it disagrees (a scan from another device, where the preset gains little;
     docs/correction_benchmark.md). A model adapted this far forgets some of the original device (0.07-0.08 Dice
     there with the pull, 0.09-0.12 without, on the benchmark's three scans) and is kept under its own name for its
-    device (``model_library``), where it is used instead."""
+    device (``model_library``), where it is used instead.
+
+    ``other_axial_size``: the corrections fitted the scan another axial pixel size than the model's
+    (:mod:`~napari_octfluid.training.axial_fit`), which says it comes from another device whatever the agreement:
+    :data:`WHOLE_NETWORK` too. On the benchmark's three scans made to look like an unaveraged scan (agreement 0.46 to
+    0.80, one at the line), the fitted size alone lifted the other B-scans from Dice 0.544 to 0.741, with the
+    preset on top 0.738, with the whole network on top 0.763 (forgetting 0.022 on the original device, against
+    0.073 without the fit: at the right size there is less to learn)."""
+    if other_axial_size:
+        return dict(WHOLE_NETWORK)
     if not np.isfinite(agreement) or agreement >= ADAPT_BELOW_AGREEMENT:
         return {}
     return dict(WHOLE_NETWORK)
@@ -105,13 +118,21 @@ def judged_agreement(counts: Confusion) -> float:
     return float(counts.dice)
 
 
-def adaptation_message(agreement: float, overrides: dict, kept: Collection[str] = ()) -> str:
+def adaptation_message(
+    agreement: float, overrides: dict, kept: Collection[str] = (), other_axial_size: bool = False
+) -> str:
     """What the adaptive rule decided, and why, in a sentence for the user (``kept``: the settings the user set,
-    which stay as they are)."""
+    which stay as they are; ``other_axial_size``: the corrections fitted another axial pixel size)."""
+    own = f" (your {', '.join(sorted(kept))} kept as set)" if kept else ""
+    if other_axial_size:
+        further = f"fine-tuning goes further ({_in_words(overrides)}){own}" if overrides else "fine-tuning as set"
+        return (
+            f"Your corrections fit another axial pixel size than the model's, as a scan of another device would: "
+            f"{further}. Keep the model under a name for this device."
+        )
     if not np.isfinite(agreement):
         return "Too little fluid in your corrections to judge how far the model agrees: fine-tuning as set."
     if overrides:
-        own = f" (your {', '.join(sorted(kept))} kept as set)" if kept else ""
         return (
             f"The model agreed with your corrections to Dice {agreement:.2f} only (below {ADAPT_BELOW_AGREEMENT:.2f}): "
             f"fine-tuning goes further ({_in_words(overrides)}){own}. Keep the model under a name for this device."
@@ -299,6 +320,9 @@ class FineTuned:
     agreement: float = float("nan")  # the starting model's Dice against the corrections (NaN: not measured)
     config: TrainConfig | None = None  # the settings it ran with, after adaptation
     adapted: bool = False  # whether the adaptive rule changed any setting
+    # the axial pixel size (mm) fitted to the corrections for a scan whose file gives none (training/axial_fit.py),
+    # which the new model keeps; None where nothing was fitted
+    fitted_axial_spacing_mm: float | None = None
 
 
 def load_and_finetune(
@@ -327,15 +351,37 @@ def load_and_finetune(
     chosen, validation = choose_bscans(volume[1], choice.explicit, choice.validation, choice.reviewed, choice.model)
     if not chosen:
         raise ValueError("No labelled B-scans to train on.")
-    agreement, given = float("nan"), config
-    if adapt:
+    agreement, given, learner = float("nan"), config, starting_model
+    if adapt and axial_spacing_mm is None:
+        learner = yield from with_fitted_axial_spacing(starting_model, [(volume[0], volume[1], chosen)], config.device)
+    if adapt:  # decided on the model as it is, with whether another axial pixel size was fitted
+        other_size = learner is not starting_model
         config, agreement = yield from adapted_config(
-            starting_model, volume, chosen, config, axial_spacing_mm, explicit
+            starting_model, volume, chosen, config, axial_spacing_mm, explicit, other_size
         )
-    result = yield from prepare_and_train(
-        starting_model, volume, chosen, validation, config, None, replay, axial_spacing_mm
-    )
-    return FineTuned(result, starting_model, chosen, validation, agreement, config, config != given)
+    spacing = scan_axial_spacing(learner, axial_spacing_mm)
+    result = yield from prepare_and_train(learner, volume, chosen, validation, config, None, replay, spacing)
+    fitted = learner.fitted_axial_spacing_mm if learner is not starting_model else None
+    return FineTuned(result, starting_model, chosen, validation, agreement, config, config != given, fitted)
+
+
+def with_fitted_axial_spacing(
+    model: TransUNet, corrected: Sequence[tuple[np.ndarray, np.ndarray, Sequence[int]]], device: str = "auto"
+) -> Generator[Notice, None, TransUNet]:
+    """``model`` itself, or a copy that takes scans without an axial spacing to have the one fitted to the
+    ``corrected`` B-scans (``(images, labels, chosen)`` of scans whose file gives none;
+    :func:`~napari_octfluid.training.axial_fit.fit_axial_spacing`) where that agrees far better with them; a notice
+    says so. Fine-tuning starts from the copy, so the new model keeps the size; the starting model is left as it is
+    (the comparison's "before")."""
+    from .axial_fit import fit_axial_spacing
+
+    fit = yield from fit_axial_spacing(model, corrected, device)
+    if not fit.changed:
+        return model
+    yield Notice(fit.message())
+    fitted = copy.deepcopy(model)
+    fitted.fitted_axial_spacing_mm = fit.spacing_mm
+    return fitted
 
 
 def adapted_config(
@@ -345,29 +391,33 @@ def adapted_config(
     config: TrainConfig,
     axial_spacing_mm: float | None = None,
     explicit: Collection[str] = (),
+    other_axial_size: bool = False,
 ) -> Generator[Notice, None, tuple[TrainConfig, float]]:
     """``config`` with :func:`adaptation_for`'s overrides for the agreement of ``model`` with the corrections of
-    ``volume = (images, labels, name)`` on the ``chosen`` B-scans, and that agreement; a notice says what was
-    decided and why. ``TrainConfig`` fields named in ``explicit`` (what the user set: the command line's options, the
-    widget's fields changed from the preset) keep their value."""
+    ``volume = (images, labels, name)`` on the ``chosen`` B-scans (and ``other_axial_size``: another axial pixel
+    size was fitted to them), and that agreement; a notice says what was decided and why. ``TrainConfig`` fields
+    named in ``explicit`` (what the user set: the command line's options, the widget's fields changed from the
+    preset) keep their value."""
     images, labels, _ = volume
     counts = yield from agreement_counts(model, images, labels, chosen, config.device, axial_spacing_mm)
-    config, agreement, message = adapted_to(counts, config, explicit)
+    config, agreement, message = adapted_to(counts, config, explicit, other_axial_size)
     yield Notice(message)
     return config, agreement
 
 
 def adapted_to(
-    counts: Confusion, config: TrainConfig, explicit: Collection[str] = ()
+    counts: Confusion, config: TrainConfig, explicit: Collection[str] = (), other_axial_size: bool = False
 ) -> tuple[TrainConfig, float, str]:
     """The one decision of the widget and ``octfluid train --init``: ``config`` with :func:`adaptation_for`'s
-    overrides for the agreement ``counts`` give (:func:`agreement_counts`, pooled over every volume), except the
-    fields named in ``explicit`` (what the user set), the agreement, and the sentence that says what was decided."""
+    overrides for the agreement ``counts`` give (:func:`agreement_counts`, pooled over every volume) and for
+    ``other_axial_size`` (another axial pixel size fitted to the corrections), except the fields named in
+    ``explicit`` (what the user set), the agreement, and the sentence that says what was decided."""
     agreement = judged_agreement(counts)
-    overrides = adaptation_for(agreement)
+    overrides = adaptation_for(agreement, other_axial_size)
     kept = sorted(key for key in overrides if key in explicit)
     overrides = {key: value for key, value in overrides.items() if key not in explicit}
-    return dataclasses.replace(config, **overrides), agreement, adaptation_message(agreement, overrides, kept)
+    message = adaptation_message(agreement, overrides, kept, other_axial_size)
+    return dataclasses.replace(config, **overrides), agreement, message
 
 
 def save_fine_tuned(

@@ -243,7 +243,7 @@ def test_the_expert_settings_wait_folded_and_the_plan_is_said_in_words(viewer_wi
         and "12 steps" in widget.plan.value
         and "keeping 100%" in widget.plan.value
     )
-    assert "held near the start (pull 30)" in widget.plan.value  # what adapting does, the pull included
+    assert "held near the start (pull 100)" in widget.plan.value  # what adapting does, the pull included
     assert "change, held near the start (pull 300)" not in widget.plan.value
     widget.start_pull.value = 300.0
     assert "keeping 100% of the change, held near the start (pull 300)" in widget.plan.value
@@ -338,7 +338,8 @@ def test_the_adapt_choice_reaches_the_job_and_the_plan(viewer_with_blobs, monkey
     _, widget = viewer_with_blobs
     assert widget.adapt.value and widget.advanced.isAncestorOf(widget.adapt.native)
     assert (
-        "the whole network and all of the change, held near the start (pull 30), if it disagrees" in widget.plan.value
+        "the whole network and all of the change, held near the start (pull 100), if it disagrees with them or they "
+        "fit another axial pixel size" in widget.plan.value
     )
     started = []
     monkeypatch.setattr(JobRunner, "start", lambda self, job, arguments, **handlers: started.append(arguments))
@@ -347,6 +348,29 @@ def test_the_adapt_choice_reaches_the_job_and_the_plan(viewer_with_blobs, monkey
     widget.start()
     assert [arguments[5] for arguments in started] == [True, False]  # load_and_finetune's adapt
     assert "disagrees" not in widget.plan.value
+
+
+def test_a_scan_without_a_spacing_gets_the_axial_pixel_size_its_corrections_fit(viewer_with_blobs, qtbot, monkeypatch):
+    """The scan layer gives no spacing; the starting model agrees far better with the corrections at half its axial
+    pixel size (patched: the tiny model knows no anatomy), so the run trains there, adapts the whole network, and
+    the status says the new model takes such scans at that size (training/axial_fit.py)."""
+    from napari_octfluid.axial import SPECTRALIS_AXIAL_SPACING_MM
+    from napari_octfluid.metrics import Confusion
+    from napari_octfluid.training import finetune as core
+
+    half = round(SPECTRALIS_AXIAL_SPACING_MM / 2, 7)
+
+    def agreement_counts(model, images, labels, chosen, device="auto", axial_spacing_mm=None):
+        yield from ()
+        hits = 900.0 if axial_spacing_mm == half else 500.0  # Dice 0.9 there, 0.5 elsewhere, of 1000 pixels
+        return Confusion(np.float64(hits), np.float64(1000 - hits), np.float64(1000 - hits))
+
+    monkeypatch.setattr(core, "agreement_counts", agreement_counts)
+    _, widget = viewer_with_blobs
+    widget.start()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120000)
+    assert "takes scans without an axial pixel size as 1.94 um per row" in widget.status.value
+    assert widget.result.model.fitted_axial_spacing_mm == pytest.approx(half)
 
 
 def test_keep_by_name_puts_the_model_in_the_folder_for_the_scans_device(

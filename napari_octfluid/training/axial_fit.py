@@ -1,0 +1,115 @@
+"""The axial pixel size of a scan whose file gives none, fitted to the user's corrections (issue 19).
+
+A model sees depth in pixels (:mod:`napari_octfluid.axial`): a scan from a device with half Spectralis' axial pixel
+size (a Cirrus: 1024 rows over 2 mm) shows every cyst twice as tall, and the model, told nothing, calls the speckled
+layers fluid. Where the file gives the spacing, prediction resamples the scan to the model's pixel size; TIFF exports
+and some vendor files (Heidelberg ``.e2e``) give none, and octfluid never guesses one.
+
+The user's corrections are evidence, though: the model's masks of the corrected B-scans, predicted at a few axial
+pixel sizes, agree with them best near the scan's own. On four subjects the shipped weights never trained on (UMN
+12-14, Duke 5), made to look like an unaveraged scan or a Cirrus (twice the rows, spacing unknown), the expert's
+masks of 3 B-scans agreed best at half the model's pixel size on all eight (Dice 0.69-0.91 there, 0.28-0.74 as they
+were), and at the model's own on the clean scans; the robot's corrections of the correction benchmark, which keep
+some of the starting mask's errors, chose 0.71 or 0.5 on five of the eight and the scan as it is on the rest, and
+the scan as it is on all eight clean or Topcon-like ones (docs/correction_benchmark.md, 2026-12-02). Three scans'
+other B-scans went from Dice 0.549 to 0.743 at the fitted size before any training. No library fits a scale this
+way, so it is written here.
+
+Only fine-tuning's adaptive step fits (``training.finetune``: the widget's *Adapt* and ``octfluid train --init``'s
+``--adapt``), only for scans whose file gives no axial spacing. The fitted size is used to train, and the model keeps
+it (``TransUNet.fitted_axial_spacing_mm``, in its checkpoint): prediction takes scans without a spacing to have it
+(:func:`~napari_octfluid.axial.scan_axial_spacing`). It is never shown or used as a physical size: Quantify still asks
+for the scan's spacing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Generator, Sequence
+
+import numpy as np
+
+from ..axial import TOLERANCE, model_axial_spacing, scan_axial_spacing
+from ..events import Notice
+from ..metrics import Confusion, concatenated
+from ..model import TransUNet
+
+# the scan's axial pixel size tried, as a ratio to the model's: 0.5 a Cirrus (1.96 um against Spectralis' 3.87 um),
+# about 0.7 a Topcon (2.6 um), 2 the robustness suite's coarsest (axial_x0.5); steps of a factor sqrt(2), as far
+# apart as the model's tolerance of scale allows it to tell them (clean scans: the next ratio 0.03-0.06 Dice lower)
+AXIAL_RATIOS = (0.5, 0.71, 1.0, 1.41, 2.0)
+# another axial pixel size must beat the one prediction uses now by this much pooled Dice: the clean scans' next best
+# ratio came 0.025-0.062 below their own, the shifted scans' own 0.19-0.44 above the unresampled one
+FIT_MARGIN = 0.05
+
+
+@dataclass(frozen=True)
+class AxialFit:
+    """What the fit found: ``spacing_mm``, the axial pixel size to use (None: keep ``current_mm``, what prediction
+    takes the scan to have now, None for its own rows), the pooled Dice of the model's masks against the corrections
+    at each size tried (``dice``, mm or None -> Dice; NaN where the corrections hold too little fluid to judge), and
+    the ``counts`` at the size used (the adaptive rule's agreement)."""
+
+    spacing_mm: float | None
+    current_mm: float | None
+    dice: dict[float | None, float] = field(default_factory=dict)
+    counts: Confusion | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.spacing_mm is not None and self.spacing_mm != self.current_mm
+
+    @property
+    def used_mm(self) -> float | None:
+        """The axial pixel size fine-tuning and the new model use for the scan (None: its own rows)."""
+        return self.spacing_mm if self.changed else self.current_mm
+
+    def message(self) -> str:
+        """The fit in a sentence for the user, when it changed anything ("" otherwise)."""
+        if not self.changed:
+            return ""
+        now = "its own rows" if self.current_mm is None else f"{self.current_mm * 1000:.2f} um per row"
+        return (
+            f"The scan's file gives no axial pixel size, and the model agrees far better with your corrections "
+            f"taking it as {self.spacing_mm * 1000:.2f} um per row (Dice {self.dice[self.spacing_mm]:.2f}, against "
+            f"{self.dice[self.current_mm]:.2f} at {now}): fine-tuning uses that, and so will the new model for "
+            "scans without a spacing. Physical figures still need the scan's real spacing (Quantify)."
+        )
+
+
+def fit_axial_spacing(
+    model: TransUNet,
+    corrected: Sequence[tuple[np.ndarray, np.ndarray, Sequence[int]]],
+    device: str = "auto",
+    ratios: Sequence[float] = AXIAL_RATIOS,
+) -> Generator[Notice, None, AxialFit]:
+    """The axial pixel size at which ``model``'s masks agree best with the user's corrections, for scans whose file
+    gives none: ``corrected`` holds ``(images, labels, chosen B-scans)`` of each such scan, pooled (one device).
+
+    Each size tried is the model's axial pixel size times one of ``ratios``, beside the one prediction uses now (the
+    scan's own rows, or ``model.fitted_axial_spacing_mm``); another wins only when its pooled Dice is
+    :data:`FIT_MARGIN` higher. Corrections too small to judge (``finetune.judged_agreement``) change nothing.
+    Predicts the chosen B-scans once per size (seconds for three B-scans)."""
+    from .finetune import agreement_counts, judged_agreement
+
+    current = scan_axial_spacing(model, None)
+    at = model_axial_spacing(model)
+    tried: list[float | None] = [current]
+    for ratio in ratios:
+        spacing = round(at * ratio, 7)
+        same_rows = current is None and abs(ratio - 1.0) <= TOLERANCE  # predicted as it is: the current size
+        if not same_rows and spacing not in tried:
+            tried.append(spacing)
+    counts: dict[float | None, Confusion] = {}
+    dice: dict[float | None, float] = {}
+    for spacing in tried:
+        parts = []
+        for images, labels, chosen in corrected:
+            parts.append((yield from agreement_counts(model, images, labels, chosen, device, spacing)))
+        counts[spacing] = concatenated(parts).pooled()
+        dice[spacing] = judged_agreement(counts[spacing])
+    judged = [spacing for spacing in tried if np.isfinite(dice[spacing])]
+    best = max(judged, key=lambda spacing: dice[spacing]) if judged else current
+    if current in judged and best != current and dice[best] >= dice[current] + FIT_MARGIN:
+        return AxialFit(best, current, dice, counts[best])
+    return AxialFit(None, current, dice, counts[current])
