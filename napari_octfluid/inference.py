@@ -174,13 +174,19 @@ def predict(
     tune_glibc_malloc()  # helps the CPU path; harmless for the others
     batch = batch_size or default_batch_size(target)
     min_pixels = min_lesion_pixels_of(model, min_lesion_pixels)
-    rows = model_rows(data.shape[1], scan_axial_spacing(model, axial_spacing_mm), model_axial_spacing(model))
+    spacing = scan_axial_spacing(model, axial_spacing_mm)
+    rows = model_rows(data.shape[1], spacing, model_axial_spacing(model))
     model = model.to(target).eval()
     inference_copy = fused_for_inference(model)  # once for the whole volume (see forward)
     labels = np.zeros(data.shape, np.uint8)
     fluid = np.zeros(data.shape, np.float32)
     start = time.perf_counter()
     yield PredictStarted(str(target), batch, len(data))
+    if axial_spacing_mm is None and spacing is not None:  # said, since nothing else shows it
+        yield Notice(
+            f"The scan's file gives no axial pixel size: predicted as {spacing * 1000:.2f} um per row, the size "
+            "this model was fitted to on the corrections of its device."
+        )
     damaged = nonfinite_bscans(data)
     if damaged:
         shown = ", ".join(map(str, damaged[:10])) + (" ..." if len(damaged) > 10 else "")

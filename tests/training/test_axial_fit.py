@@ -154,11 +154,15 @@ def test_the_fitted_size_survives_the_checkpoint_and_prediction_uses_it_only_wit
 
     stand_in = TallDarkRuns()
     stand_in.fitted_axial_spacing_mm = MODEL_MM / 2
-    _, fitted = run_to_end(predict(synthetic_scan(2), stand_in, "cpu"))
+    said, fitted = run_to_end(predict(synthetic_scan(2), stand_in, "cpu"))
     _, told = run_to_end(predict(synthetic_scan(2), TallDarkRuns(), "cpu", axial_spacing_mm=MODEL_MM / 2))
-    _, at_model = run_to_end(predict(synthetic_scan(2), stand_in, "cpu", axial_spacing_mm=SPECTRALIS_AXIAL_SPACING_MM))
+    at = SPECTRALIS_AXIAL_SPACING_MM
+    quiet, at_model = run_to_end(predict(synthetic_scan(2), stand_in, "cpu", axial_spacing_mm=at))
     assert np.array_equal(fitted.labels, told.labels)  # taken at the fitted size: the tall cyst alone
     assert at_model.labels[0, 76:88, 36:56].all()  # a file that gives its spacing is predicted at it
+    notices = [e.message for e in said if isinstance(e, Notice)]
+    assert notices == [notices[0]] and "predicted as 1.94 um per row" in notices[0]  # the user is told, once
+    assert not [e for e in quiet if isinstance(e, Notice)]
 
 
 def test_a_damaged_fitted_size_is_refused_with_its_name(tmp_path, tiny_checkpoint):
