@@ -91,16 +91,16 @@ def adaptation_for(agreement: float, other_axial_size: bool = False) -> dict:
     (pooled Dice of its masks against the corrected ones, on the B-scans trained on): none while it agrees (the
     preset learns little and forgets little: where the model is already right, a few corrections are a style, not
     a lesson), :data:`WHOLE_NETWORK` when it disagrees (a scan from another device, where the preset gains little;
-    docs/correction_benchmark.md). A model adapted this far forgets some of the original device (0.07-0.08 Dice
-    there with the pull, 0.09-0.12 without, on the benchmark's three scans) and is kept under its own name for its
-    device (``model_library``), where it is used instead.
+    docs/correction_benchmark.md). A model adapted this far forgets some of the original device (on the benchmark's
+    three scans 0.015 on average with the fitted axial size below, up to 0.04; 0.08 without the fit) and is kept
+    under its own name for its device (``model_library``), where it is used instead.
 
     ``other_axial_size``: the corrections fitted the scan another axial pixel size than the model's
     (:mod:`~napari_octfluid.training.axial_fit`), which says it comes from another device whatever the agreement:
-    :data:`WHOLE_NETWORK` too. On the benchmark's three scans made to look like an unaveraged scan (agreement 0.46 to
-    0.80, one at the line), the fitted size alone lifted the other B-scans from Dice 0.544 to 0.741, with the
-    preset on top 0.738, with the whole network on top 0.763 (forgetting 0.022 on the original device, against
-    0.073 without the fit: at the right size there is less to learn)."""
+    :data:`WHOLE_NETWORK` too. On the benchmark's three scans made to look like an unaveraged scan (agreement 0.51 to
+    0.80, one at the line), the fitted size alone lifted the other B-scans from Dice 0.549 to 0.743; deciding on
+    the agreement after the fit (the preset on two of them) gave 0.744, the whole network on top 0.763, the whole
+    network without the fit 0.698."""
     if other_axial_size:
         return dict(WHOLE_NETWORK)
     if not np.isfinite(agreement) or agreement >= ADAPT_BELOW_AGREEMENT:
