@@ -209,7 +209,8 @@ def main() -> None:
                 _, run = run_to_end(job)
                 result_model, whole = run.result.model, run.adapted
             elif setting == "fit_only":  # the axial pixel size fitted to the corrections, no training
-                _, result_model = run_to_end(with_fitted_axial_spacing(base, [(images, corrections, corrected_on)]))
+                fitting = with_fitted_axial_spacing(base, [(images, corrections, corrected_on)])
+                _, (result_model, _) = run_to_end(fitting)
                 whole = False
             else:
                 config = finetune_config(images.shape, device="cpu", seed=args.seed, **SETTINGS[setting])

@@ -30,13 +30,12 @@ FITTED_CHECKPOINT_KEY = "fitted_axial_spacing_mm"
 TOLERANCE = 0.10
 
 
-def checked_axial_spacing(value: Any, name: str, key: str = CHECKPOINT_KEY, absent: float | None = None) -> float:
+def checked_axial_spacing(value: Any, name: str, key: str = CHECKPOINT_KEY) -> float:
     """A stored axial pixel size in mm as a float (the Spectralis one when absent, as every checkpoint written
     before it was stored was trained on Spectralis scans), or ``ValueError`` for anything that is not a plausible
-    OCT axial pixel size (0.1 to 100 um). ``key`` names the field in the message; ``absent`` is what a missing value
-    means (None: Spectralis')."""
+    OCT axial pixel size (0.1 to 100 um); ``key`` names the field in the message."""
     if value is None:
-        return SPECTRALIS_AXIAL_SPACING_MM if absent is None else absent
+        return SPECTRALIS_AXIAL_SPACING_MM
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a 0-d tensor or numpy number
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1e-4 <= value <= 0.1:

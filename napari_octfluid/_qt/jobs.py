@@ -132,6 +132,7 @@ class JobRunner:
         self._progress = None
         self._handlers: _Handlers | None = None
         self._has_result = False
+        self._notices_shown: set[str] = set()  # this job's, each shown once (see _handle_event)
         self._queue: deque[tuple[Any, Callable, tuple]] = deque()
         self._delivering = False
         owner.destroyed.connect(self._on_owner_destroyed)
@@ -169,6 +170,7 @@ class JobRunner:
         worker.finished.connect(lambda: self._deliver(worker, self._handle_finished))
         self.worker, self._handlers = worker, _Handlers(on_event, on_result, on_error, on_finished)
         self.paused = self.stop_requested = self._has_result = False
+        self._notices_shown = set()
         worker.start()
 
     def toggle_pause(self) -> bool:
@@ -215,7 +217,10 @@ class JobRunner:
         if self.stop_requested or self._has_result or self.closed:
             return
         if isinstance(event, Notice):  # every job's notices are shown alike (a smaller batch, damaged B-scans...)
-            show_warning(event.message)
+            # once each: a job that predicts twice (Predict's mirrored pass) repeats prediction's notices
+            if event.message not in self._notices_shown:
+                self._notices_shown.add(event.message)
+                show_warning(event.message)
             return
         if self._handlers.on_event is None:
             return

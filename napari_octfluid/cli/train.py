@@ -249,16 +249,18 @@ def _model_settings_and_data(args: argparse.Namespace):
     smallest = [min(s.images.shape[axis] for s in subjects) for axis in (-2, -1)]
     config = override(finetune_config(smallest), args)
     if args.adapt:  # decided on the model as it is, with whether another axial pixel size was fitted
-        fitted, at_fitted_size = _with_fitted_axial_spacing(model, subjects, config)
-        config = _adapted(model, subjects, config, args, other_axial_size=fitted is not model)
+        fitted, at_fitted_size, counted = _with_fitted_axial_spacing(model, subjects, config)
+        known = [s for s in subjects if s.spacing_mm[1] is not None]  # the others were counted by the fit
+        config = _adapted(model, known, counted, config, args, other_axial_size=fitted is not model)
         model, subjects = fitted, at_fitted_size
     return model, config, *_data_at_model_rows(args, subjects, model), True
 
 
 def _with_fitted_axial_spacing(model, subjects, config):
     """The widget's fit of the axial pixel size (``training.finetune.with_fitted_axial_spacing``) over the subjects
-    whose files give none, pooled; where it changes anything, those subjects at the fitted size and a model that
-    keeps it (``--init``'s file is left as it is)."""
+    whose files give none, pooled: the model (a copy that keeps the fitted size where it changed anything;
+    ``--init``'s file is left as it is), the subjects (those at the fitted size), and the fit's counts of the model
+    as it is on them (None without such subjects), which the adaptive rule pools with the others'."""
     import dataclasses
 
     from ..axial import scan_axial_spacing
@@ -267,17 +269,18 @@ def _with_fitted_axial_spacing(model, subjects, config):
 
     unknown = [s for s in subjects if s.spacing_mm[1] is None]
     if not unknown:
-        return model, subjects
+        return model, subjects, None
     corrected = [(s.images, s.labels, s.annotated_bscans()) for s in unknown]
-    fitted = drive(with_fitted_axial_spacing(model, corrected, config.device), report_training)
+    fitted, fit = drive(with_fitted_axial_spacing(model, corrected, config.device), report_training)
+    counted = fit.counts_by_size[fit.current_mm]
     spacing = scan_axial_spacing(fitted, None)
     if spacing is None:
-        return fitted, subjects
+        return fitted, subjects, counted
     placed = [
         dataclasses.replace(s, spacing_mm=(s.spacing_mm[0], spacing, s.spacing_mm[2])) if s.spacing_mm[1] is None else s
         for s in subjects
     ]
-    return fitted, placed
+    return fitted, placed, counted
 
 
 def _data_at_model_rows(args: argparse.Namespace, subjects, model):
@@ -292,10 +295,11 @@ def _data_at_model_rows(args: argparse.Namespace, subjects, model):
     return train_data, BscanSet.from_subjects(validation, axial_spacing_mm=at) if validation else None
 
 
-def _adapted(model, subjects, config, args: argparse.Namespace, other_axial_size: bool = False):
-    """``config`` adapted to how far ``model`` agrees with the labels of ``subjects`` and to ``other_axial_size``
-    (the widget's rule, ``training.finetune.adapted_to``, pooled over every annotated B-scan given); a setting given
-    on the command line (``--epochs``, ``--lr``...) stays."""
+def _adapted(model, subjects, counted, config, args: argparse.Namespace, other_axial_size: bool = False):
+    """``config`` adapted to how far ``model`` agrees with the labels of ``subjects``, pooled with the counts
+    already ``counted`` on the others (the fit's; None: none), and to ``other_axial_size`` (the widget's rule,
+    ``training.finetune.adapted_to``, pooled over every annotated B-scan given); a setting given on the command line
+    (``--epochs``, ``--lr``...) stays."""
     from ..events import drive
     from ..metrics import concatenated
     from ..training.finetune import adapted_to, agreement_counts
@@ -308,7 +312,7 @@ def _adapted(model, subjects, config, args: argparse.Namespace, other_axial_size
         )
         for s in subjects
     ]
-    pooled = concatenated(parts).pooled()
+    pooled = concatenated(parts + ([] if counted is None else [counted])).pooled()
     given = {key for key, option in TRAIN_OPTIONS.items() if getattr(args, option, None) is not None}
     config, _, message = adapted_to(pooled, config, given, other_axial_size)
     print(f"octfluid train: {message}", file=sys.stderr)

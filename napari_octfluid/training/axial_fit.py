@@ -46,14 +46,24 @@ FIT_MARGIN = 0.05
 @dataclass(frozen=True)
 class AxialFit:
     """What the fit found: ``spacing_mm``, the axial pixel size to use (None: keep ``current_mm``, what prediction
-    takes the scan to have now, None for its own rows), the pooled Dice of the model's masks against the corrections
-    at each size tried (``dice``, mm or None -> Dice; NaN where the corrections hold too little fluid to judge), and
-    the ``counts`` at the size used (the adaptive rule's agreement)."""
+    takes the scan to have now, None for its own rows), and the pooled counts of the model's masks against the
+    corrections at each size tried (``counts_by_size``, mm or None -> counts)."""
 
     spacing_mm: float | None
     current_mm: float | None
-    dice: dict[float | None, float] = field(default_factory=dict)
-    counts: Confusion | None = None
+    counts_by_size: dict[float | None, Confusion] = field(default_factory=dict)
+
+    @property
+    def dice(self) -> dict[float | None, float]:
+        """Pooled Dice at each size tried (NaN where the corrections hold too little fluid to judge)."""
+        from .finetune import judged_agreement
+
+        return {size: judged_agreement(counts) for size, counts in self.counts_by_size.items()}
+
+    @property
+    def counts(self) -> Confusion:
+        """The counts at the size used (:attr:`used_mm`)."""
+        return self.counts_by_size[self.used_mm]
 
     @property
     def changed(self) -> bool:
@@ -69,10 +79,11 @@ class AxialFit:
         if not self.changed:
             return ""
         now = "its own rows" if self.current_mm is None else f"{self.current_mm * 1000:.2f} um per row"
+        dice = self.dice
         return (
             f"The scan's file gives no axial pixel size, and the model agrees far better with your corrections "
-            f"taking it as {self.spacing_mm * 1000:.2f} um per row (Dice {self.dice[self.spacing_mm]:.2f}, against "
-            f"{self.dice[self.current_mm]:.2f} at {now}): fine-tuning uses that, and so will the new model for "
+            f"taking it as {self.spacing_mm * 1000:.2f} um per row (Dice {dice[self.spacing_mm]:.2f}, against "
+            f"{dice[self.current_mm]:.2f} at {now}): fine-tuning uses that, and so will the new model for "
             "scans without a spacing. Physical figures still need the scan's real spacing (Quantify)."
         )
 
@@ -90,7 +101,7 @@ def fit_axial_spacing(
     scan's own rows, or ``model.fitted_axial_spacing_mm``); another wins only when its pooled Dice is
     :data:`FIT_MARGIN` higher. Corrections too small to judge (``finetune.judged_agreement``) change nothing.
     Predicts the chosen B-scans once per size (seconds for three B-scans)."""
-    from .finetune import agreement_counts, judged_agreement
+    from .finetune import agreement_counts
 
     current = scan_axial_spacing(model, None)
     at = model_axial_spacing(model)
@@ -101,15 +112,13 @@ def fit_axial_spacing(
         if not same_rows and spacing not in tried:
             tried.append(spacing)
     counts: dict[float | None, Confusion] = {}
-    dice: dict[float | None, float] = {}
     for spacing in tried:
         parts = []
         for images, labels, chosen in corrected:
             parts.append((yield from agreement_counts(model, images, labels, chosen, device, spacing)))
         counts[spacing] = concatenated(parts).pooled()
-        dice[spacing] = judged_agreement(counts[spacing])
+    dice = AxialFit(None, current, counts).dice
     judged = [spacing for spacing in tried if np.isfinite(dice[spacing])]
     best = max(judged, key=lambda spacing: dice[spacing]) if judged else current
-    if current in judged and best != current and dice[best] >= dice[current] + FIT_MARGIN:
-        return AxialFit(best, current, dice, counts[best])
-    return AxialFit(None, current, dice, counts[current])
+    chosen_size = best if current in judged and best != current and dice[best] >= dice[current] + FIT_MARGIN else None
+    return AxialFit(chosen_size, current, counts)

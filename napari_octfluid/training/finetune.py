@@ -26,6 +26,7 @@ from ..losses import SegmentationLoss
 from ..metrics import Confusion
 from ..model import CheckpointError, TransUNet, load_model, save_checkpoint
 from ..subjects import Subject
+from .axial_fit import AxialFit, fit_axial_spacing
 from .data import BscanSet
 from .engine import EpochEnd, StepEnd, TrainConfig, TrainResult, train
 from .replay import REPLAY_CROPS, load_replay_crops
@@ -338,8 +339,9 @@ def load_and_finetune(
     """The Fine-tune widget's job, all of it in the worker: the starting ``weights`` loaded and checked (a missing
     or refused checkpoint raises ``CheckpointError``), the B-scans chosen from the user's labels (``choose_bscans``:
     an expert's mask is read over the whole volume; none to train on raises ``ValueError``), with ``adapt`` the
-    settings adapted to how far the model disagrees with the corrections (:func:`adapted_config`; the settings
-    named in ``explicit``, which the user chose, stay as given), then
+    settings adapted to how far the model disagrees with the corrections and, for a scan whose file gives no axial
+    spacing, to the size they fit (:func:`with_fitted_axial_spacing`, :func:`adapted_to`; the settings named in
+    ``explicit``, which the user chose, stay as given; a notice says what was decided and why), then
     :func:`prepare_and_train` with the loss ``config.loss`` names (built by the engine), at the model's axial pixel
     size where the scan's ``axial_spacing_mm`` is known. Loading a model and reading
     the volume took 0.7-2.6 s, which the interface must not wait for (issue 20)."""
@@ -352,13 +354,17 @@ def load_and_finetune(
     if not chosen:
         raise ValueError("No labelled B-scans to train on.")
     agreement, given, learner = float("nan"), config, starting_model
-    if adapt and axial_spacing_mm is None:
-        learner = yield from with_fitted_axial_spacing(starting_model, [(volume[0], volume[1], chosen)], config.device)
     if adapt:  # decided on the model as it is, with whether another axial pixel size was fitted
+        images, labels, _ = volume
+        device = config.device
+        if axial_spacing_mm is None:  # the fit predicts the corrected B-scans as they are too: its counts decide
+            learner, fit = yield from with_fitted_axial_spacing(starting_model, [(images, labels, chosen)], device)
+            counts = fit.counts_by_size[fit.current_mm]
+        else:
+            counts = yield from agreement_counts(starting_model, images, labels, chosen, device, axial_spacing_mm)
         other_size = learner is not starting_model
-        config, agreement = yield from adapted_config(
-            starting_model, volume, chosen, config, axial_spacing_mm, explicit, other_size
-        )
+        config, agreement, message = adapted_to(counts, config, explicit, other_axial_size=other_size)
+        yield Notice(message)
     spacing = scan_axial_spacing(learner, axial_spacing_mm)
     result = yield from prepare_and_train(learner, volume, chosen, validation, config, None, replay, spacing)
     fitted = learner.fitted_axial_spacing_mm if learner is not starting_model else None
@@ -367,42 +373,20 @@ def load_and_finetune(
 
 def with_fitted_axial_spacing(
     model: TransUNet, corrected: Sequence[tuple[np.ndarray, np.ndarray, Sequence[int]]], device: str = "auto"
-) -> Generator[Notice, None, TransUNet]:
+) -> Generator[Notice, None, tuple[TransUNet, AxialFit]]:
     """``model`` itself, or a copy that takes scans without an axial spacing to have the one fitted to the
     ``corrected`` B-scans (``(images, labels, chosen)`` of scans whose file gives none;
-    :func:`~napari_octfluid.training.axial_fit.fit_axial_spacing`) where that agrees far better with them; a notice
-    says so. Fine-tuning starts from the copy, so the new model keeps the size; the starting model is left as it is
-    (the comparison's "before")."""
-    from .axial_fit import fit_axial_spacing
-
+    :func:`~napari_octfluid.training.axial_fit.fit_axial_spacing`) where that agrees far better with them, with the
+    fit (its counts as the scans are predicted now are the adaptive rule's agreement); a notice says so. Fine-tuning
+    starts from the copy, so the new model keeps the size; the starting model is left as it is (the comparison's
+    "before")."""
     fit = yield from fit_axial_spacing(model, corrected, device)
     if not fit.changed:
-        return model
+        return model, fit
     yield Notice(fit.message())
     fitted = copy.deepcopy(model)
     fitted.fitted_axial_spacing_mm = fit.spacing_mm
-    return fitted
-
-
-def adapted_config(
-    model: TransUNet,
-    volume: tuple[np.ndarray, np.ndarray, str],
-    chosen: Sequence[int],
-    config: TrainConfig,
-    axial_spacing_mm: float | None = None,
-    explicit: Collection[str] = (),
-    other_axial_size: bool = False,
-) -> Generator[Notice, None, tuple[TrainConfig, float]]:
-    """``config`` with :func:`adaptation_for`'s overrides for the agreement of ``model`` with the corrections of
-    ``volume = (images, labels, name)`` on the ``chosen`` B-scans (and ``other_axial_size``: another axial pixel
-    size was fitted to them), and that agreement; a notice says what was decided and why. ``TrainConfig`` fields
-    named in ``explicit`` (what the user set: the command line's options, the widget's fields changed from the
-    preset) keep their value."""
-    images, labels, _ = volume
-    counts = yield from agreement_counts(model, images, labels, chosen, config.device, axial_spacing_mm)
-    config, agreement, message = adapted_to(counts, config, explicit, other_axial_size)
-    yield Notice(message)
-    return config, agreement
+    return fitted, fit
 
 
 def adapted_to(

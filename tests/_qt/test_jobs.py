@@ -265,6 +265,28 @@ def test_notices_are_shown_by_the_runner_and_not_passed_to_the_widget(owner, qtb
     assert [call for call in recorder.calls if call[0] == "event"] == [("event", 1), ("event", 2)]
 
 
+def test_a_notice_a_job_repeats_is_shown_once_per_job(owner, qtbot, monkeypatch):
+    """Predict runs prediction twice (the mask, then the mirrored pass for the review order): its notices about the
+    scan (damaged B-scans, a fitted axial pixel size) came twice. Each distinct message is shown once per job."""
+    from napari_octfluid._qt import jobs
+    from napari_octfluid.events import Notice
+
+    shown = []
+    monkeypatch.setattr(jobs, "show_warning", shown.append)
+
+    def predicting_twice():
+        for message in ("2 B-scan(s) hold NaN", "batch size 2", "2 B-scan(s) hold NaN", "batch size 1"):
+            yield Notice(message)
+        return "done"
+
+    runner, _ = run_recorded(owner, predicting_twice)
+    qtbot.waitUntil(lambda: not runner.busy, timeout=10000)
+    assert shown == ["2 B-scan(s) hold NaN", "batch size 2", "batch size 1"]
+    runner.start(predicting_twice, (), total=1, description="again", on_result=lambda r: None, on_error=print)
+    qtbot.waitUntil(lambda: not runner.busy, timeout=10000)
+    assert shown[3:] == ["2 B-scan(s) hold NaN", "batch size 2", "batch size 1"]  # a new job says it again
+
+
 def test_a_job_that_grows_longer_moves_the_bar_s_end(owner, qtbot):
     """Fine-tuning that adapts runs 300 steps where the bar was started for 100: the bar follows the job's total."""
     runner = JobRunner(owner, lambda text: None)

@@ -87,7 +87,8 @@ def test_the_fit_takes_the_best_size_only_beyond_the_margin(dice_by_spacing, tab
 def test_the_fitted_model_is_a_copy_that_keeps_the_size_and_says_so(tiny_checkpoint, dice_by_spacing):
     dice_by_spacing({None: 0.5, 0.5: 0.9})
     model, _ = load_model(tiny_checkpoint)
-    events, fitted = run_to_end(with_fitted_axial_spacing(model, [(np.zeros((1, 8, 8)), np.zeros((1, 8, 8)), [0])]))
+    corrected = [(np.zeros((1, 8, 8)), np.zeros((1, 8, 8)), [0])]
+    events, (fitted, _) = run_to_end(with_fitted_axial_spacing(model, corrected))
     assert fitted is not model and model.fitted_axial_spacing_mm is None
     assert fitted.fitted_axial_spacing_mm == pytest.approx(MODEL_MM / 2)
     assert [e for e in events if isinstance(e, Notice) and "um per row" in e.message]
