@@ -150,7 +150,8 @@ def main() -> None:
         "--settings",
         nargs="+",
         default=["preset", "adaptive"],
-        help=f"some of: {', '.join([*SETTINGS, 'adaptive', 'fit_only'])}; adaptive_pullN: adaptive with the pull N set",
+        help=f"some of: {', '.join([*SETTINGS, 'adaptive', 'fit_only'])}; adaptive_pullN: adaptive with the pull N "
+        "set; fit+NAME: the fit, then setting NAME whatever the rule says",
     )
     parser.add_argument("--others", nargs="*", default=[], help="other patients' scans, for forgetting")
     parser.add_argument("--others-labels", nargs="*", default=[])
@@ -201,11 +202,16 @@ def main() -> None:
         volume = (images, corrections, subject.name)
         for setting in args.settings:
             start = time.perf_counter()
-            if setting.startswith("adaptive"):  # the product's job, as the Fine-tune widget runs it (fit and rule)
-                pull = {"start_pull": float(setting.split("_pull")[1])} if "_pull" in setting else {}  # as if set
-                config = finetune_config(images.shape, device="cpu", seed=args.seed, **pull)
+            if setting.startswith(("adaptive", "fit+")):  # the product's job, as the Fine-tune widget runs it
+                if setting.startswith("fit+"):  # the fit, then the named setting as if the user had set all of it
+                    given = SETTINGS[setting[4:]]
+                    explicit = {*given, *WHOLE_NETWORK}
+                else:  # the fit and the rule; adaptive_pullN: Hold near start set to N
+                    given = {"start_pull": float(setting.split("_pull")[1])} if "_pull" in setting else {}
+                    explicit = set(given)
+                config = finetune_config(images.shape, device="cpu", seed=args.seed, **given)
                 choice = BscanChoice(explicit=corrected_on)
-                job = load_and_finetune(weights, volume, choice, config, replay, True, spacing, explicit=set(pull))
+                job = load_and_finetune(weights, volume, choice, config, replay, True, spacing, explicit=explicit)
                 _, run = run_to_end(job)
                 result_model, whole = run.result.model, run.adapted
             elif setting == "fit_only":  # the axial pixel size fitted to the corrections, no training
@@ -220,11 +226,15 @@ def main() -> None:
             tuned_labels, tuned_probability = predicted(result_model, images, spacing)
             forgot = forgetting(result_model, others, others_before) if others else float("nan")
             shown = setting
-            if setting.startswith("adaptive") or setting == "fit_only":
+            if setting.startswith(("adaptive", "fit")):
                 fitted = result_model.fitted_axial_spacing_mm
                 size = f"{fitted * 1000:.1f}um" if fitted else "rows"
-                shown = f"fit:{size}" if setting == "fit_only" else f"{setting[:5]}{setting[8:]}:{size}:"
-                shown += "" if setting == "fit_only" else ("whole" if whole else "preset")
+                if setting == "fit_only":
+                    shown = f"fit:{size}"
+                elif setting.startswith("fit+"):
+                    shown = f"fit:{size}+{setting[4:]}"
+                else:
+                    shown = f"{setting[:5]}{setting[8:]}:{size}:" + ("whole" if whole else "preset")
             row = scan.report(shown, tuned_labels, tuned_probability, result_model.decision_threshold, tune_s, forgot)
             totals.setdefault(setting, []).append(row)
     print("\nmean over scans")

@@ -9,7 +9,9 @@ the target Dice against the expert (0.9: NoC@90) or a cap of actions. Its action
 - **add** (Shift+Alt-click, ``correct.add_lesion``): the error is an expert lesion that is mostly missed; it clicks
   where the model's probability is highest inside it, at the tools' starting threshold (the model's decision
   threshold), then widens or narrows in the tools' steps (Shift+W / Shift+T, ``THRESHOLD_STEP``) while that helps,
-  each step one more action; an addition that does not raise the B-scan's Dice is undone and not counted;
+  each step one more action; an addition that does not raise the B-scan's Dice, or does not leave fewer error pixels,
+  is undone and not counted (so every action the robot keeps leaves fewer error pixels, and it never goes round in
+  circles);
 - **brush** (a stroke with napari's paint brush or eraser) as a last resort: it fixes the error pixels of the
   largest error region within ``BRUSH_RADIUS`` pixels of its deepest point (the pixel farthest from the region's
   edge, where the literature's robot clicks). The stroke is ideal: it never paints outside the error.
@@ -170,6 +172,12 @@ class CorrectionRobot:
                     break
                 best_level, best_dice, best = level, dice, result
         if best is None or best_dice <= before:
+            return False
+        expert = self.expert[z]
+        if error_pixels(best.applied_to(self.labels)[z], expert) >= error_pixels(self.labels[z], expert):
+            # an addition that brings back at least as many wrong pixels as it fixes: after removing a mostly false
+            # lesion, the probability region around its true part is often the removed lesion itself, and adding
+            # it back would undo the removal (the robot used to alternate the two until the cap); it brushes instead
             return False
         self.labels = best.applied_to(self.labels)
         self.threshold = best_level

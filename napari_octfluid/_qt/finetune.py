@@ -160,19 +160,19 @@ class FinetuneWidget(Container):
             max=10000.0,
             step=10.0,
             tooltip="how hard every step pulls the weights back towards the starting ones (L2-SP): 0 lets them "
-            "go; more forgets less of other scans and learns less from yours (on three scans of another device, "
-            "with the axial pixel size fitted, 100 kept the original device within 0.02 Dice and gained 0.21 on "
-            "the new one; 30 gained 0.22 and lost 0.04 there)",
+            "go; more forgets less of other scans and learns less from yours (the whole network on three scans "
+            "of another device: 100 forgot 0.04 Dice of the original device where 0 forgot 0.11, and learned 0.02 "
+            "less)",
         )
         self.adapt = CheckBox(
             text="Adapt to how far the model disagrees",
             value=True,
             tooltip="first, for a scan whose file gives no axial pixel size, fit the one your corrections agree "
-            "with best (the new model keeps it); measure the starting model's Dice against your corrections; below "
-            f"{ADAPT_BELOW_AGREEMENT:.1f}, or with another axial pixel size fitted (a scan from another device), "
-            "fine-tune the whole network for 300 steps at 3e-4, held near the starting weights, and keep all of "
-            "the change (settings you changed from the preset stay as set); then keep the model under a name for "
-            "that device",
+            "with best (a scan from another device: fine-tuning learns at that size, and the new model keeps it); "
+            "otherwise measure the starting model's Dice against your corrections, and below "
+            f"{ADAPT_BELOW_AGREEMENT:.1f} fine-tune the whole network for 300 steps at 3e-4, held near the starting "
+            "weights, and keep all of the change (settings you changed from the preset stay as set); then keep the "
+            "model under a name for that device",
         )
         self.replay = CheckBox(
             text="Replay shipped training crops",
@@ -321,7 +321,7 @@ class FinetuneWidget(Container):
         held = f", held near the start (pull {self.start_pull.value:g})" if self.start_pull.value else ""
         adapted = (
             f"; the whole network and all of the change, held near the start (pull {WHOLE_NETWORK['start_pull']:g}), "
-            "if it disagrees with them or they fit another axial pixel size (where the file gives none)"
+            "if it disagrees with them; at the axial pixel size they fit, where the file gives none"
         )
         self.plan.value = (
             f"Teaches {start} ({part}) from your corrected B-scans: {steps} steps of {self.batch_size.value} crops, "
@@ -462,7 +462,7 @@ class FinetuneWidget(Container):
         if run.fitted_axial_spacing_mm is not None:
             adapted += (
                 f" It takes scans without an axial pixel size as {run.fitted_axial_spacing_mm * 1000:.2f} um per row, "
-                "as your corrections fitted."
+                "as your corrections fitted: keep it under a name for this device."
             )
         self.status.value = f"Done: training Dice {last.train_dice:.3f}{val}.{adapted}"
 

@@ -101,9 +101,9 @@ def add_parser(sub) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="with --init: for labelled scans whose files give no axial pixel size, fit the one at which the starting "
-        "model agrees best with the labels (the new model keeps it); measure how far the model agrees with the labels "
-        "(pooled Dice) and, below 0.8 or where another axial pixel size was fitted, fine-tune the whole network for "
-        "300 steps at 3e-4, held near the start (pull 100), and keep all of the change, as the Fine-tune widget "
+        "model agrees best with the labels (training learns at it and the new model keeps it); where none was fitted, "
+        "measure how far the model agrees with the labels (pooled Dice) and, below 0.8, fine-tune the whole network "
+        "for 300 steps at 3e-4, held near the start (pull 100), and keep all of the change, as the Fine-tune widget "
         "does (default: on; each setting given on the command line stays as given)",
     )
     parser.add_argument(

@@ -340,8 +340,8 @@ def test_the_adapt_choice_reaches_the_job_and_the_plan(viewer_with_blobs, monkey
     _, widget = viewer_with_blobs
     assert widget.adapt.value and widget.advanced.isAncestorOf(widget.adapt.native)
     assert (
-        "the whole network and all of the change, held near the start (pull 100), if it disagrees with them or they "
-        "fit another axial pixel size" in widget.plan.value
+        "the whole network and all of the change, held near the start (pull 100), if it disagrees with them; at the "
+        "axial pixel size they fit, where the file gives none" in widget.plan.value
     )
     started = []
     monkeypatch.setattr(JobRunner, "start", lambda self, job, arguments, **handlers: started.append(arguments))
@@ -354,8 +354,8 @@ def test_the_adapt_choice_reaches_the_job_and_the_plan(viewer_with_blobs, monkey
 
 def test_a_scan_without_a_spacing_gets_the_axial_pixel_size_its_corrections_fit(viewer_with_blobs, qtbot, monkeypatch):
     """The scan layer gives no spacing; the starting model agrees far better with the corrections at half its axial
-    pixel size (patched: the tiny model knows no anatomy), so the run trains there, adapts the whole network, and
-    the status says the new model takes such scans at that size (training/axial_fit.py)."""
+    pixel size (patched: the tiny model knows no anatomy), so the run trains there with the preset, and the status
+    says the new model takes such scans at that size (training/axial_fit.py)."""
     from napari_octfluid.axial import SPECTRALIS_AXIAL_SPACING_MM
     from napari_octfluid.metrics import Confusion
     from napari_octfluid.training import finetune as core
@@ -373,6 +373,8 @@ def test_a_scan_without_a_spacing_gets_the_axial_pixel_size_its_corrections_fit(
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120000)
     assert "takes scans without an axial pixel size as 1.94 um per row" in widget.status.value
     assert widget.result.model.fitted_axial_spacing_mm == pytest.approx(half)
+    assert "went further" not in widget.status.value  # the preset as set: the fit did the adapting
+    assert "keep it under a name for this device" in widget.status.value
 
 
 def test_keep_by_name_puts_the_model_in_the_folder_for_the_scans_device(

@@ -137,3 +137,17 @@ def test_a_false_band_holding_a_true_cyst_is_removed_then_the_cyst_added_back():
     labels, [record] = correct_volume(mask, probability, expert, threshold=0.5)
     assert record.actions == ["remove", "add"]  # the Dice falls to 0 after the removal, and rises to 1
     np.testing.assert_array_equal(labels, expert)
+
+
+def test_a_removed_lesion_is_not_added_back_when_the_model_supports_all_of_it():
+    """The model's probability covers the false band as well as the cyst: adding at the cyst would bring the band
+    back (the robot once alternated removal and addition until its cap); the cyst is brushed instead."""
+    mask, probability = blank()
+    expert = mask.copy()
+    expert[0, 10:20, 10:20] = FLUID
+    mask[0, 10:20, 10:20] = FLUID
+    mask[0, 20:24, :] = FLUID
+    probability[0][mask[0] == FLUID] = 0.9
+    labels, [record] = correct_volume(mask, probability, expert, threshold=0.5)
+    assert record.actions == ["remove", "brush"]
+    np.testing.assert_array_equal(labels, expert)
