@@ -384,7 +384,10 @@ def test_fine_tuning_a_scan_without_a_spacing_fits_its_axial_pixel_size_and_keep
     assert main(train_argv(*_tiny_pair(tmp_path), **options, **({} if adapt else {"no_adapt": True}))) == 0
     model, _ = load_model(tmp_path / "run" / "best.pt")
     assert model.fitted_axial_spacing_mm == (pytest.approx(half) if adapt else None)
-    assert ("um per row" in capsys.readouterr().err) == adapt
+    said = capsys.readouterr().err
+    assert ("um per row" in said) == adapt
+    # the fit did the adapting: the preset trains at that size, though the model as it is agreed to Dice 0.5 only
+    assert ("fine-tuning as set, at that size" in said) == adapt and "decoder learns" in said
     assert load_model(tiny_checkpoint)[0].fitted_axial_spacing_mm is None  # --init's file as it was
 
 
