@@ -39,6 +39,7 @@ from napari_octfluid.events import run_to_end
 from napari_octfluid.inference import predict
 from napari_octfluid.labels import IGNORE, counts_against
 from napari_octfluid.model import load_model
+from napari_octfluid.priority import mirrored_disagreement
 from napari_octfluid.shifts import SHIFTS, apply_shift
 from napari_octfluid.training.finetune import (
     WHOLE_NETWORK,
@@ -87,6 +88,13 @@ def spread(count: int, k: int) -> list[int]:
 def predicted(model, images, spacing):
     _, result = run_to_end(predict(images, model, "cpu", axial_spacing_mm=spacing))
     return result.labels, result.fluid_probability
+
+
+def queued(model, images, labels, k: int) -> list[int]:
+    """The first k B-scans of the review queue: the largest disagreement between the mask and the mirrored pass's
+    (``priority.mirrored_disagreement``, as the Review tab ranks them), earliest first among equals."""
+    _, (doubt, _) = run_to_end(mirrored_disagreement(images, model, labels, "cpu"))
+    return sorted(int(z) for z in np.argsort(-doubt, kind="stable")[:k])
 
 
 def summarise(records) -> dict:
@@ -140,6 +148,14 @@ def main() -> None:
     parser.add_argument("--tell-spacing", action="store_true", help="give prediction the spacing the shift implies")
     parser.add_argument("--k", type=int, default=3, help="B-scans corrected before fine-tuning")
     parser.add_argument(
+        "--choose",
+        choices=("spread", "queue"),
+        default="spread",
+        help="which k B-scans the robot corrects first: spread evenly through the scan (default), or the first k of "
+        "the review queue (the mirrored pass's disagreement, napari_octfluid.priority: where a clinician who follows "
+        "octfluid's queue starts)",
+    )
+    parser.add_argument(
         "--first-cap",
         type=int,
         default=MAX_ACTIONS,
@@ -182,7 +198,7 @@ def main() -> None:
             images, expert = apply_shift(args.shift, images, expert, seed=SHIFT_SEED, index=index)
         spacing = axial_spacing_for(subject, images.shape, base) if args.tell_spacing else None
         labels, probability = predicted(base, images, spacing)
-        corrected_on = spread(len(images), args.k)
+        corrected_on = spread(len(images), args.k) if args.choose == "spread" else queued(base, images, labels, args.k)
         rest = [z for z in range(len(images)) if z not in corrected_on]
         corrections, first = correct_volume(
             labels, probability, expert, base.decision_threshold, corrected_on, max_actions=args.first_cap

@@ -75,6 +75,11 @@ class AxialFit:
         return self.counts_by_size[self.used_mm]
 
     @property
+    def judged(self) -> bool:
+        """Whether the corrections held enough fluid to judge any size (``finetune.judged_agreement``)."""
+        return bool(np.isfinite(self.dice.get(self.current_mm, float("nan"))))
+
+    @property
     def changed(self) -> bool:
         return self.spacing_mm is not None and self.spacing_mm != self.current_mm
 
@@ -84,7 +89,15 @@ class AxialFit:
         return self.spacing_mm if self.changed else self.current_mm
 
     def message(self) -> str:
-        """The fit in a sentence for the user, when it changed anything ("" otherwise)."""
+        """The fit in a sentence for the user, when it changed anything or could not judge ("" otherwise)."""
+        if not self.judged:
+            # B-scans corrected by erasing false fluid only (the review queue's first ones may be such B-scans on a
+            # scan of another device: the correction benchmark with --choose queue, docs/correction_benchmark.md)
+            return (
+                "The scan's file gives no axial pixel size, and your corrected B-scans hold too little fluid to tell "
+                "which one fits them: fine-tuning takes the scan as prediction does now. If the masks look wrong on "
+                "a scan from another device, correct a B-scan with fluid too and train again."
+            )
         if not self.changed:
             return ""
         now = "its own rows" if self.current_mm is None else f"{self.current_mm * 1000:.2f} um per row"

@@ -99,8 +99,8 @@ def adaptation_for(agreement: float, other_axial_size: bool = False) -> dict:
     instead.
 
     ``other_axial_size``: the corrections fitted the scan another axial pixel size than the model's
-    (:mod:`~napari_octfluid.training.axial_fit`): the fit has done the adapting, and the preset runs at that size
-    whatever the agreement as the scan was predicted. On the benchmark's three scans (UMN 12, 13, Duke 5) made to
+    (:mod:`~napari_octfluid.training.axial_fit`): the fit has done the adapting, and the preset runs at that size,
+    however little the model agreed at the scan's own rows. On the benchmark's three scans (UMN 12, 13, Duke 5) made to
     look like an unaveraged scan and like a Cirrus, spacing unknown, the robot correcting 3 B-scans each (2026-12-02,
     docs/correction_benchmark.md), the fit alone took the other B-scans from Dice 0.549 to 0.832 and from 0.580 to
     0.812; the preset on top gave 0.830 and 0.807, NoC@90 7.91 and 7.39, and the original device lost 0.004 and
@@ -386,9 +386,10 @@ def with_fitted_axial_spacing(
     starts from the copy, so the new model keeps the size; the starting model is left as it is (the comparison's
     "before")."""
     fit = yield from fit_axial_spacing(model, corrected, device)
+    if fit.message():  # the size fitted, or corrections with too little fluid to fit one
+        yield Notice(fit.message())
     if not fit.changed:
         return model, fit
-    yield Notice(fit.message())
     fitted = copy.deepcopy(model)
     fitted.fitted_axial_spacing_mm = fit.spacing_mm
     return fitted, fit

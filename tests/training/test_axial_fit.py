@@ -40,14 +40,23 @@ def test_a_scan_with_twice_the_rows_is_fitted_at_half_the_models_axial_pixel_siz
 def test_a_scan_at_the_models_rows_is_left_as_it_is():
     _, fit = run_to_end(fit_axial_spacing(TallDarkRuns(), [(synthetic_scan(1), true_mask(1), [0])], "cpu"))
     assert not fit.changed and fit.spacing_mm is None and fit.used_mm is None and fit.message() == ""
+    assert fit.judged  # judged, and nothing to say
     assert fit.dice[None] == pytest.approx(1.0)
 
 
-def test_corrections_with_too_little_fluid_change_nothing():
+def test_corrections_with_too_little_fluid_change_nothing_and_say_what_would():
+    """B-scans corrected by erasing false fluid tell no size apart: the scan stays as it is, and the user is told
+    to correct a B-scan with fluid too (the review queue's first B-scans may hold none)."""
     mask = np.zeros((1, 128, 64), np.uint8)
     mask[0, 40:45, 10:30] = 1  # 100 fluid pixels: under MIN_FLUID_TO_JUDGE
-    _, fit = run_to_end(fit_axial_spacing(TallDarkRuns(), [(synthetic_scan(2), mask, [0])], "cpu"))
-    assert not fit.changed and np.isnan(fit.dice[None])
+    corrected = [(synthetic_scan(2), mask, [0])]
+    _, fit = run_to_end(fit_axial_spacing(TallDarkRuns(), corrected, "cpu"))
+    assert not fit.changed and not fit.judged and np.isnan(fit.dice[None])
+    stand_in = TallDarkRuns()
+    events, (model, _) = run_to_end(with_fitted_axial_spacing(stand_in, corrected, "cpu"))
+    [notice] = [e.message for e in events if isinstance(e, Notice)]
+    assert model is stand_in  # no copy with a fitted size
+    assert "too little fluid" in notice and "correct a B-scan with fluid too" in notice
 
 
 @pytest.fixture
