@@ -90,10 +90,10 @@ def predicted(model, images, spacing):
     return result.labels, result.fluid_probability
 
 
-def queued(model, images, labels, k: int) -> list[int]:
+def queued(model, images, labels, k: int, spacing) -> list[int]:
     """The first k B-scans of the review queue: the largest disagreement between the mask and the mirrored pass's
     (``priority.mirrored_disagreement``, as the Review tab ranks them), earliest first among equals."""
-    _, (doubt, _) = run_to_end(mirrored_disagreement(images, model, labels, "cpu"))
+    _, (doubt, _) = run_to_end(mirrored_disagreement(images, model, labels, "cpu", axial_spacing_mm=spacing))
     return sorted(int(z) for z in np.argsort(-doubt, kind="stable")[:k])
 
 
@@ -198,7 +198,10 @@ def main() -> None:
             images, expert = apply_shift(args.shift, images, expert, seed=SHIFT_SEED, index=index)
         spacing = axial_spacing_for(subject, images.shape, base) if args.tell_spacing else None
         labels, probability = predicted(base, images, spacing)
-        corrected_on = spread(len(images), args.k) if args.choose == "spread" else queued(base, images, labels, args.k)
+        if args.choose == "spread":
+            corrected_on = spread(len(images), args.k)
+        else:
+            corrected_on = queued(base, images, labels, args.k, spacing)
         rest = [z for z in range(len(images)) if z not in corrected_on]
         corrections, first = correct_volume(
             labels, probability, expert, base.decision_threshold, corrected_on, max_actions=args.first_cap
