@@ -129,7 +129,6 @@ def adaptation_message(
 ) -> str:
     """What the adaptive rule decided, and why, in a sentence for the user (``kept``: the settings the user set,
     which stay as they are; ``other_axial_size``: the corrections fitted another axial pixel size)."""
-    own = f" (your {', '.join(sorted(kept))} kept as set)" if kept else ""
     if other_axial_size:
         return (
             "Your corrections fit another axial pixel size than the model's, as a scan of another device would: "
@@ -139,6 +138,7 @@ def adaptation_message(
     if not np.isfinite(agreement):
         return "Too little fluid in your corrections to judge how far the model agrees: fine-tuning as set."
     if overrides:
+        own = f" (your {', '.join(sorted(kept))} kept as set)" if kept else ""
         return (
             f"The model agreed with your corrections to Dice {agreement:.2f} only (below {ADAPT_BELOW_AGREEMENT:.2f}): "
             f"fine-tuning goes further ({_in_words(overrides)}){own}. Keep the model under a name for this device."
@@ -386,8 +386,9 @@ def with_fitted_axial_spacing(
     starts from the copy, so the new model keeps the size; the starting model is left as it is (the comparison's
     "before")."""
     fit = yield from fit_axial_spacing(model, corrected, device)
-    if fit.message():  # the size fitted, or corrections with too little fluid to fit one
-        yield Notice(fit.message())
+    said = fit.message()  # the size fitted, or corrections with too little fluid to fit one
+    if said:
+        yield Notice(said)
     if not fit.changed:
         return model, fit
     fitted = copy.deepcopy(model)
