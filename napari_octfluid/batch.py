@@ -422,6 +422,7 @@ def _one_scan(
 ):
     from .inference import predict
     from .io import read_volume
+    from .preprocess import check_not_blank
 
     source = planned.source
     if source.path is None or planned.output is None:
@@ -430,7 +431,8 @@ def _one_scan(
         skipped = _finished_row(planned)
         if skipped is not None:
             return skipped
-    volume = read_volume(source.path)
+    volume = read_volume(source.path).require_scan()
+    check_not_blank(volume.data)  # a failed export's row says so, not "no fluid"
     # the file's axial pixel size, where it gives one: resampled to the model's when it differs (as octfluid predict)
     result = yield from predict(volume.data, model, device, batch_size, min_lesion_pixels, volume.spacing_mm[1])
     provenance = {
@@ -477,6 +479,16 @@ def _row(planned: PlannedScan, status: str, figures: _Figures, spacing_source: s
 
 
 # --- the summary ------------------------------------------------------------------------------------------------
+
+
+def is_summary(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a summary a batch wrote (its header row is ours): a rerun replaces it without
+    ``--overwrite``, which it asks before replacing any other file (an expert's mask named by mistake)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return next(csv.reader(handle), None) == list(SUMMARY_COLUMNS)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
 
 
 def write_summary(path: str | os.PathLike, rows: Iterable[ScanRow]) -> Path:

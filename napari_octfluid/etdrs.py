@@ -117,11 +117,15 @@ def sector_map(
         raise SpacingUnknownError(
             "The ETDRS grid needs the distance between B-scans and between A-scans: enter the spacing."
         )
-    if first_bscan not in ("superior", "inferior"):
-        raise ValueError("first_bscan must be 'superior' or 'inferior'")
+    _check_first_bscan(first_bscan)
     z, x = np.mgrid[0 : shape[0], 0 : shape[1]]
     up_mm = (fovea.bscan - z) * dz if first_bscan == "superior" else (z - fovea.bscan) * dz
-    right_mm = (x - fovea.column) * dx
+    return _sectors_at(up_mm, (x - fovea.column) * dx, laterality)
+
+
+def _sectors_at(up_mm: np.ndarray, right_mm: np.ndarray, laterality: str | None) -> np.ndarray:
+    """The ETDRS sector (index into ``SECTORS``, -1 outside the grid) of points ``up_mm`` above and ``right_mm``
+    right of the fovea on the en-face image."""
     radius = np.hypot(up_mm, right_mm)
     nasal_is_right = {"OD": True, "OS": False}.get((laterality or "").upper())
     toward_nasal = right_mm if nasal_is_right in (True, None) else -right_mm
@@ -129,13 +133,48 @@ def sector_map(
     quadrant = np.where(
         np.abs(up_mm) >= np.abs(toward_nasal), np.where(up_mm >= 0, 0, 2), np.where(toward_nasal >= 0, 1, 3)
     )
-    out = np.full(shape, -1, np.int8)
+    out = np.full(radius.shape, -1, np.int8)
     out[radius < RING_EDGES_MM[0]] = 0
     inner = (radius >= RING_EDGES_MM[0]) & (radius < RING_EDGES_MM[1])
     outer = (radius >= RING_EDGES_MM[1]) & (radius < RING_EDGES_MM[2])
     out[inner] = 1 + quadrant[inner]
     out[outer] = 5 + quadrant[outer]
     return out
+
+
+def _check_first_bscan(first_bscan: str) -> None:
+    if first_bscan not in ("superior", "inferior"):
+        raise ValueError("first_bscan must be 'superior' or 'inferior'")
+
+
+COVERAGE_STEP_MM = 0.01  # the en-face grid a sector's scanned share is measured on: 0.1 % of the central subfield
+
+
+def etdrs_coverage(
+    shape: tuple[int, int],
+    spacing_mm: tuple[float | None, float | None, float | None],
+    fovea: Fovea,
+    laterality: str | None,
+    first_bscan: str = "superior",
+) -> dict[str, float]:
+    """The share (0 to 1) of each ETDRS sector's area that the scan's en-face footprint (``shape`` = B-scans,
+    A-scans; each pixel covering its spacing) covers. A volume of 25 B-scans 120 um apart spans 3 mm of the 6 mm
+    grid: its outer superior and inferior sectors are barely scanned, and their fluid, 0 nL, is not a measurement
+    of the sector. Measured on a ``COVERAGE_STEP_MM`` grid over the 6 mm disc (no library computes it)."""
+    dz, _, dx = spacing_mm
+    if dz is None or dx is None:
+        raise SpacingUnknownError(
+            "The ETDRS grid needs the distance between B-scans and between A-scans: enter the spacing."
+        )
+    _check_first_bscan(first_bscan)
+    half = (np.arange(round(RING_EDGES_MM[-1] / COVERAGE_STEP_MM)) + 0.5) * COVERAGE_STEP_MM
+    steps = np.concatenate([-half[::-1], half])  # mirror-symmetric: no sector gains from rounding at a diagonal
+    up_mm, right_mm = np.meshgrid(steps[::-1], steps, indexing="ij")
+    sectors = _sectors_at(up_mm, right_mm, laterality)
+    z = fovea.bscan - up_mm / dz if first_bscan == "superior" else fovea.bscan + up_mm / dz
+    x = fovea.column + right_mm / dx
+    scanned = (z >= -0.5) & (z <= shape[0] - 0.5) & (x >= -0.5) & (x <= shape[1] - 0.5)
+    return {name: float(scanned[sectors == index].mean()) for index, name in enumerate(sector_names(laterality))}
 
 
 def sector_names(laterality: str | None) -> tuple[str, ...]:

@@ -10,9 +10,11 @@ from typing import Any, Callable, Generator
 @dataclass(frozen=True)
 class Notice:
     """Something the user should know while a long job runs (a smaller batch or a move to the CPU after running
-    out of memory, damaged B-scans): one type for prediction and training, shown by the CLI and the widgets."""
+    out of memory, damaged B-scans): one type for prediction and training, shown by the CLI and the widgets.
+    ``warning`` False: news, not a problem (what fine-tuning decided), shown as information."""
 
     message: str
+    warning: bool = True
 
 
 def drive(generator: Generator, on_event: Callable[[Any], None] | None = None) -> Any:

@@ -83,13 +83,16 @@ def check_outputs(
     files: Mapping[str, PathLike | None] | None = None,
     inputs: Iterable[PathLike | None] = (),
     folders: Mapping[str, PathLike | None] | None = None,
+    overwrite: bool = False,
 ) -> None:
-    """Refuse, before any work, outputs that could not be written or would destroy an input.
+    """Refuse, before any work, outputs that could not be written or would destroy an input or another file.
 
     ``files`` and ``folders`` map each option (``"-o"``, ``"--csv"``, ``"--out"``) to the file or folder it names
     (``None``: not given); ``inputs`` are the files and folders the command reads. Each output must be writable
     (its folder existing, for a file), a file where a file is expected, distinct from every other output, not an
-    input, and not inside an input folder (a folder reader would take the new file for one of its own).
+    input, and not inside an input folder (a folder reader would take the new file for one of its own). A file
+    that exists is replaced only with ``overwrite`` (the command's ``--overwrite``): ``-o`` naming an expert's mask
+    by mistake replaced it with a prediction.
 
     Raises
     ------
@@ -113,6 +116,10 @@ def check_outputs(
                     "it for one of its own files: choose a place outside that folder."
                 )
         check(option, path)
+        if check is check_file_output and path.is_file() and not overwrite:
+            raise OutputError(
+                f"{option} {path} already exists: choose another name, or give --overwrite to replace it."
+            )
     for index, (option, path, _) in enumerate(outputs):
         for other_option, other, _ in outputs[index + 1 :]:
             if _same(path, other):

@@ -47,6 +47,32 @@ def check_bscans(data: np.ndarray, rgb: bool = False) -> np.ndarray:
     return array
 
 
+def check_not_blank(data: np.ndarray) -> np.ndarray:
+    """``data`` (checked by :func:`check_bscans`), or a :class:`BscanError` where every pixel has one value: a failed
+    export, which the command line's prediction would report as an eye without fluid. (Training and the widgets,
+    whose user sees the image, take it as it is.)"""
+    array = check_bscans(data)
+    blank = _blank_value(array)
+    if blank is not None:
+        raise BscanError(
+            f"every pixel is {blank:g}: the image is blank, not an OCT scan (segmented, it would read as an eye "
+            "without fluid); export the scan again."
+        )
+    return array
+
+
+def _blank_value(array: np.ndarray) -> float | None:
+    """The one value every finite pixel of ``array`` has, or None. A strided sample settles almost every scan
+    without reading it all."""
+    sample = array[:, ::7, ::7]
+    finite = sample[np.isfinite(sample)] if np.issubdtype(array.dtype, np.floating) else sample
+    if finite.size and finite.min() != finite.max():
+        return None
+    values = array[np.isfinite(array)] if np.issubdtype(array.dtype, np.floating) else array
+    low, high = values.min(), values.max()
+    return float(low) if low == high else None
+
+
 def nonfinite_bscans(data: np.ndarray) -> list[int]:
     """The B-scans of ``data[Z, Y, X]`` with NaN or inf pixels (damaged pixels, treated as background)."""
     if not np.issubdtype(data.dtype, np.floating):
@@ -161,7 +187,7 @@ def padding_mask(bscans: np.ndarray) -> np.ndarray:
     """
     from scipy import ndimage  # only here: keeps the import of this module light
 
-    data = np.asarray(bscans)
+    data = _from_black(np.asarray(bscans))
     squeeze = data.ndim == 2
     if squeeze:
         data = data[None]
@@ -171,6 +197,15 @@ def padding_mask(bscans: np.ndarray) -> np.ndarray:
         exact = (bscan == 0) | ~np.isfinite(bscan) if saturated is None else (bscan == 0) | (bscan == saturated)
         out[index] = _touching_border(exact, ndimage) | _flat_border(bscan, ndimage)
     return out[0] if squeeze else out
+
+
+def _from_black(data: np.ndarray) -> np.ndarray:
+    """Signed integer B-scans as unsigned ones of the same size whose 0 is their darkest pixel. The rule takes 0
+    for black and the type's maximum for saturation: an int16 scan from -128 to 127 (its black at -128) lost 96 % of
+    each B-scan to padding and came back with no fluid."""
+    if data.dtype.kind != "i" or data.size == 0:
+        return data
+    return (data.astype(np.int64) - int(data.min())).astype(np.dtype(f"u{data.dtype.itemsize}"))
 
 
 def _flat_border(bscan: np.ndarray, ndimage) -> np.ndarray:

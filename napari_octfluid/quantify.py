@@ -137,10 +137,22 @@ CSV_COLUMNS = ("quantity", "bscan", "value", "unit")
 ALL_BSCANS = "all"
 
 
-def summary_rows(summary: FluidSummary, sectors_mm3: dict[str, float] | None = None) -> list[tuple[str, ...]]:
+FULLY_SCANNED = 0.99  # a sector whose scanned share is below this is reported as partly scanned
+
+
+def scanned_text(share: float) -> str:
+    """How a sector's scanned share is shown: "" when fully scanned, else e.g. "only 9 % scanned" (fluid outside
+    the scan is not measured: the sector's figure is a lower bound)."""
+    return "" if share >= FULLY_SCANNED else f"only {share * 100:.0f} % scanned"
+
+
+def summary_rows(
+    summary: FluidSummary, sectors_mm3: dict[str, float] | None = None, sectors_scanned: dict[str, float] | None = None
+) -> list[tuple[str, ...]]:
     """The figures of ``summary`` as one long table (quantity, B-scan, value, unit): fluid pixels and area per
     B-scan and in all, per class when there are several, the volume in nL (and mm^3), per class and per ETDRS
-    sector. A physical figure whose spacing is unknown has an empty value, never a guess."""
+    sector, and the share of each sector the scan covers (``etdrs.etdrs_coverage``). A physical figure whose
+    spacing is unknown has an empty value, never a guess."""
     classes = sorted(summary.pixels_per_class)
     area, voxel = summary.pixel_area_mm2, summary.voxel_mm3
 
@@ -168,6 +180,8 @@ def summary_rows(summary: FluidSummary, sectors_mm3: dict[str, float] | None = N
         rows.append((f"class {c} volume", ALL_BSCANS, number(times(pixels, voxel, NL_PER_MM3)), "nL"))
     for sector, volume in (sectors_mm3 or {}).items():
         rows.append((f"ETDRS {sector}", ALL_BSCANS, number(volume * NL_PER_MM3), "nL"))
+    for sector, share in (sectors_scanned or {}).items():
+        rows.append((f"ETDRS {sector} scanned", ALL_BSCANS, number(share * 100), "%"))
     return rows
 
 
@@ -176,6 +190,7 @@ def write_summary_csv(
     summary: FluidSummary,
     sectors_mm3: dict[str, float] | None = None,
     provenance: QuantifyProvenance | None = None,
+    sectors_scanned: dict[str, float] | None = None,
 ) -> Path:
     """One table (:func:`summary_rows`) under a block of ``# key: value`` lines that say what it was made from
     (:class:`QuantifyProvenance`; ``pandas.read_csv(path, comment="#")`` reads the table alone)."""
@@ -188,5 +203,5 @@ def write_summary_csv(
             handle.write(f"# {key}: {value}\n")
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
-        writer.writerows(summary_rows(summary, sectors_mm3))
+        writer.writerows(summary_rows(summary, sectors_mm3, sectors_scanned))
     return path

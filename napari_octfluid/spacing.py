@@ -90,6 +90,24 @@ def check_spacing(spacing_mm: Sequence[float | None]) -> Spacing:
     return tuple(None if value is None else float(value) for value in spacing_mm)  # type: ignore[return-value]
 
 
+OVERRIDE_TOLERANCE = 0.01  # a typed spacing within 1 % of the file's is the same one, rounded
+
+
+def given_over_recorded(given_mm: Sequence[float | None] | None, recorded_mm: Sequence[float | None]):
+    """The spacing to use when a user gives one (``--spacing``) for a file that may record its own: the given value
+    on each axis where there is one, the file's elsewhere; and, for the notice, the axes (in :data:`AXES`' words,
+    with the file's value) where the given one replaces a different value the file records. Replacing is allowed
+    (a file's spacing can be wrong), never silent: 240 um typed for a file of 120 um doubled a volume unnoticed."""
+    given = tuple(given_mm) if given_mm else (None, None, None)
+    chosen = tuple(value if value is not None else recorded for value, recorded in zip(given, recorded_mm))
+    replaced = [
+        f"{AXES[axis]} {recorded * UM_PER_MM:.4g} um"
+        for axis, (value, recorded) in enumerate(zip(given, recorded_mm))
+        if value is not None and recorded is not None and abs(value - recorded) > OVERRIDE_TOLERANCE * recorded
+    ]
+    return chosen, replaced
+
+
 def spacing_um_text(spacing_mm: Sequence[float | None]) -> str:
     """``120, 3.9, 11.8 um`` (``unknown`` for an unknown axis): how the spacing is shown to a user."""
     return ", ".join("unknown" if s is None else f"{s * UM_PER_MM:.4g}" for s in spacing_mm) + " um"

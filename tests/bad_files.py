@@ -111,7 +111,6 @@ ODD_BUT_VALID = [
     ("int32.tif", lambda p: tiff(p, np.random.default_rng(0).integers(-5, 100000, (2, 64, 80)).astype(np.int32))),
     ("float64.tif", lambda p: tiff(p, np.random.default_rng(0).normal(0, 1, (2, 64, 80)))),
     ("uint16.tif", lambda p: tiff(p, np.random.default_rng(0).integers(0, 65535, (2, 64, 80)).astype(np.uint16))),
-    ("constant.tif", lambda p: tiff(p, np.zeros((2, 64, 80), np.uint8))),
     ("nan_and_inf.tif", nan_and_inf),
 ]
 

@@ -5,7 +5,7 @@ or a notification (napari), never a traceback, and leaves the user's files as th
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from bad_files import BAD_CHECKPOINTS, BAD_INPUTS, ODD_BUT_VALID, UNSEGMENTABLE, fingerprint
+from bad_files import BAD_CHECKPOINTS, BAD_INPUTS, ODD_BUT_VALID, UNSEGMENTABLE, fingerprint, tiff
 
 from napari_octfluid.cli import main
 from napari_octfluid.io import read_volume, write_tiff
@@ -171,3 +171,13 @@ def test_napari_reader_notifies_and_opens_nothing(tmp_path, monkeypatch, name, m
     assert reader.read_scan_layers(str(path)) == reader.NO_LAYERS
     assert len(shown) == 1 and phrase in shown[0] and path.name in shown[0]
     assert fingerprint(path) == before
+
+
+@pytest.mark.parametrize("dtype, value", [(np.uint8, 0), (np.uint16, 37), (np.float32, 0.5)])
+def test_a_blank_scan_is_refused_not_segmented_to_no_fluid(tmp_path, capsys, tiny_checkpoint, dtype, value):
+    """Segmented, a blank image (a failed export) read as an eye without fluid."""
+    path = tiff(tmp_path / "blank.tif", np.full((2, 64, 80), value, dtype))
+    out = tmp_path / "mask.tif"
+    assert main(["predict", str(path), "-o", str(out), "--weights", str(tiny_checkpoint)]) == 1
+    _one_clear_line(capsys.readouterr().err, f"every pixel is {value:g}: the image is blank", "predict")
+    assert not out.exists()

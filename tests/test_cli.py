@@ -12,7 +12,7 @@ import pytest
 from napari_octfluid import __version__
 from napari_octfluid._sample_data import SAMPLE_MASK, SAMPLE_SCAN
 from napari_octfluid.cli import main
-from napari_octfluid.io import read_volume
+from napari_octfluid.io import read_volume, write_tiff
 from napari_octfluid.training.replay import REPLAY_CROPS
 
 OCTFLUID = str(Path(sys.executable).with_name("octfluid"))  # the console script installed beside this Python
@@ -89,9 +89,16 @@ def test_quantify_etdrs_sectors_add_up_to_the_volume(capsys, tmp_path):
     assert "around the fovea at B-scan 5.0, A-scan 380.0 (given); eye OS" in out
     lines = (tmp_path / "q.csv").read_text().splitlines()
     rows = [line.split(",") for line in lines if not line.startswith("#")]
-    sectors = [float(r[2]) for r in rows if r[0].startswith("ETDRS ")]
+    sectors = [float(r[2]) for r in rows if r[0].startswith("ETDRS ") and r[3] == "nL"]
     [volume] = [float(r[2]) for r in rows if r[0] == "fluid volume" and r[3] == "nL"]
     assert len(sectors) == 10 and sum(sectors) == pytest.approx(volume, rel=1e-4)
+    # the sample's 11 B-scans 120 um apart span 1.3 mm of the 6 mm grid: each sector says how much of it was scanned
+    scanned = {r[0]: float(r[2]) for r in rows if r[0].endswith(" scanned") and r[3] == "%"}
+    assert (
+        len(scanned) == 9 and scanned["ETDRS central scanned"] == 100 and scanned["ETDRS outer superior scanned"] == 0
+    )
+    assert "outer superior   0.00000 mm^3 = 0.00 nL (only 0 % scanned)" in out
+    assert "central" in out and "central          " in out and "(only" not in out.split("central")[1].split("\n")[0]
     assert "# fovea: B-scan 5.0, A-scan 380.0 (given)" in lines and "# eye: OS" in lines
 
 
@@ -154,6 +161,21 @@ def test_view_without_a_screen_falls_back_to_headless(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].startswith("No screen available for napari")
     assert (tmp_path / "octfluid-results" / "sample_expert_fluid.csv").exists()
+
+
+def test_view_of_a_scan_without_a_screen_says_how_to_segment_it_instead_of_a_demo_of_the_sample(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "QT_QPA_PLATFORM": "xcb"}  # no DISPLAY
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_octfluid.cli", "view", str(SAMPLE_SCAN)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "no screen available" in result.stderr and f"octfluid predict {SAMPLE_SCAN} -o MASK.tif" in result.stderr
+    assert not (tmp_path / "octfluid-results").exists()
 
 
 @pytest.mark.parametrize("scan", ["duke_dme/Subject_03_images.tif", "umn_dme/Subject_04_images.tif"])
@@ -578,7 +600,7 @@ def test_a_full_disk_during_quantify_csv_keeps_the_previous_table(tmp_path, caps
     table.write_text("the previous table\n")
 
     monkeypatch.setattr(napari_octfluid.quantify.csv, "writer", full_disk_csv_writer)
-    assert main(["quantify", str(SAMPLE_MASK), "--csv", str(table)]) == 1
+    assert main(["quantify", str(SAMPLE_MASK), "--csv", str(table), "--overwrite"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no space left on the disk" in err and "q.csv" in err
     assert table.read_text() == "the previous table\n" and sorted(p.name for p in tmp_path.iterdir()) == ["q.csv"]
@@ -792,3 +814,42 @@ def test_crossval_refuses_an_unknown_shift_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no shift named fog" in err and "vendor_unaveraged" in err
     assert not (tmp_path / "cv").exists()
+
+
+def test_quantify_refuses_a_fovea_off_the_scan_and_a_scan_of_another_shape(capsys, tmp_path):
+    """A fovea outside the scan put all the fluid "outside grid"; a --scan of another shape placed the grid by
+    another eye's fovea. Both used to pass with exit 0."""
+    argv = ["quantify", str(SAMPLE_MASK), "--spacing", "120", "4", "12", "--etdrs"]
+    assert main([*argv, "--fovea", "50", "5000"]) == 1
+    assert "--fovea 50 5000 lies outside the scan (11 B-scans, 768 A-scans)" in capsys.readouterr().err
+    other = write_tiff(
+        tmp_path / "other.tif", np.full((3, 64, 64), 100, np.uint8) + np.eye(64, dtype=np.uint8), kind="image"
+    )
+    assert main([*argv, "--scan", str(other)]) == 1
+    assert "has shape (3, 64, 64) but" in capsys.readouterr().err
+    assert main(["quantify", str(SAMPLE_MASK), "--fovea", "5", "380"]) == 0
+    assert "add --etdrs" in capsys.readouterr().err
+
+
+def test_quantify_names_a_black_and_white_mask_for_what_it_is(capsys, tmp_path):
+    """0/255 is how ImageJ and OpenCV save a binary mask; octfluid reads 255 as "not annotated"."""
+    mask = np.zeros((2, 64, 64), np.uint8)
+    mask[:, 20:30, 20:30] = 255
+    path = write_tiff(tmp_path / "m255.tif", mask, kind="image")
+    assert main(["quantify", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "holds only 0 and 255" in err and "Save the mask with 1 for fluid" in err
+
+
+def test_a_predicted_mask_keeps_its_weights_for_quantifys_csv(tmp_path, tiny_checkpoint):
+    """The mask of `octfluid predict -o` did not record its model, and quantify's CSV said "unknown"."""
+    mask = tmp_path / "mask.tif"
+    assert main(["predict", str(SAMPLE_SCAN), "-o", str(mask), "--weights", str(tiny_checkpoint)]) == 0
+    assert read_volume(mask).meta["model"] == str(tiny_checkpoint)
+    assert main(["quantify", str(mask), "--csv", str(tmp_path / "q.csv")]) == 0
+    assert f"# model: {tiny_checkpoint}" in (tmp_path / "q.csv").read_text().splitlines()
+
+
+def test_predict_with_a_folder_for_weights_says_so(tmp_path, capsys):
+    assert main(["predict", str(SAMPLE_SCAN), "-o", str(tmp_path / "m.tif"), "--weights", str(tmp_path)]) == 1
+    assert f"--weights {tmp_path} is a folder: give the checkpoint file" in capsys.readouterr().err

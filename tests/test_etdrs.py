@@ -9,6 +9,7 @@ from napari_octfluid.etdrs import (
     Fovea,
     enface_fluid_pixels,
     enface_fluid_thickness_mm,
+    etdrs_coverage,
     etdrs_fluid_volumes,
     find_fovea,
     sector_map,
@@ -122,3 +123,34 @@ def test_without_a_pit_the_fovea_falls_back_to_the_scan_centre():
     flat = retina_phantom(fovea_z=-1000)  # the pit far outside the scan: a flat retina
     fovea = find_fovea(flat, (0.1, 0.004, 0.03))
     assert fovea.how.startswith("scan centre") and (fovea.bscan, fovea.column) == (20.0, 79.5)
+
+
+@pytest.mark.parametrize(
+    "bscans, fovea_bscan, expected",
+    [
+        # 61 B-scans 0.1 mm apart, the fovea in the middle: the whole 6 mm grid is scanned
+        (61, 30.0, {name: 1.0 for name in SECTORS}),
+        # 31 B-scans ending at the fovea (the first superior): the upper half, exactly
+        (
+            31,
+            30.5,
+            {
+                "central": 0.5,
+                **{f"{ring} superior": 1.0 for ring in ("inner", "outer")},
+                **{f"{ring} inferior": 0.0 for ring in ("inner", "outer")},
+                **{f"{ring} {side}": 0.5 for ring in ("inner", "outer") for side in ("nasal", "temporal")},
+            },
+        ),
+        # the fovea far from the scan: nothing of the grid is scanned
+        (31, 200.0, {name: 0.0 for name in SECTORS}),
+    ],
+)
+def test_etdrs_coverage_is_the_share_of_each_sector_the_scan_covers(bscans, fovea_bscan, expected):
+    scanned = etdrs_coverage((bscans, 701), (0.1, 0.004, 0.01), Fovea(fovea_bscan, 350.0, "given"), "OD")
+    assert list(scanned) == list(SECTORS)
+    assert scanned == pytest.approx(expected, abs=1e-9)
+
+
+def test_etdrs_coverage_needs_the_en_face_spacing():
+    with pytest.raises(SpacingUnknownError):
+        etdrs_coverage((25, 512), (None, 0.004, 0.01), Fovea(12, 256, "given"), "OD")

@@ -24,12 +24,23 @@ def scan(tmp_path) -> Path:
 
 
 def test_sound_outputs_pass(tmp_path, scan):
-    (tmp_path / "existing.csv").write_text("old table")  # replacing an output of an earlier run is fine
+    (tmp_path / "existing.csv").write_text("old table")  # replaced when the user says so (--overwrite)
     check_outputs(
         {"-o": tmp_path / "mask.tif", "--csv": tmp_path / "existing.csv", "--probabilities": None},
         inputs=[scan, None],
         folders={"--out": tmp_path / "new" / "run"},
+        overwrite=True,
     )
+
+
+def test_a_file_that_exists_is_replaced_only_with_overwrite(tmp_path, scan):
+    """``-o`` naming an expert's mask by mistake replaced it with a prediction; a folder that exists is fine."""
+    expert = tmp_path / "expert.tif"
+    expert.write_bytes(b"an expert's mask")
+    with pytest.raises(OutputError, match=r"^-o .*expert.tif already exists: .* give --overwrite to replace it\.$"):
+        check_outputs({"-o": expert}, inputs=[scan])
+    check_outputs({"-o": tmp_path / "new.tif"}, inputs=[scan], folders={"--out": tmp_path})
+    assert expert.read_bytes() == b"an expert's mask"
 
 
 # the outputs as they are given on the command line: options and paths; --out names a folder, the others files

@@ -186,3 +186,17 @@ def test_blocks_become_the_pixels_they_cover_and_the_last_block_reaches_the_edge
         np.kron(blocks, np.ones((BLOCK_PIXELS, BLOCK_PIXELS), bool)), [(0, extra[0]), (0, extra[1])], "edge"
     )
     np.testing.assert_array_equal(_blocks_to_pixels(blocks, shape), expected)
+
+
+@pytest.mark.parametrize("signed, unsigned", [(np.int8, np.uint8), (np.int16, np.uint16), (np.int32, np.uint32)])
+def test_a_signed_scan_has_the_padding_of_the_same_scan_shifted_to_unsigned(signed, unsigned):
+    """The rule took 0 for black: an int16 scan from -128 to 127 (black at -128) lost 96 % of each B-scan to padding
+    and came back with no fluid."""
+    rng = np.random.default_rng(3)
+    low = np.iinfo(signed).min if signed is not np.int32 else -128
+    shifted = rng.integers(40, 200, (2, 64, 96)).astype(unsigned)
+    shifted[:, :, :10] = 0  # black registration padding on the left
+    as_signed = (shifted.astype(np.int64) + low).astype(signed)
+    expected = padding_mask(shifted)
+    assert expected[:, :, :8].all() and expected[:, :, 16:].sum() == 0
+    np.testing.assert_array_equal(padding_mask(as_signed), expected)

@@ -4,7 +4,7 @@ billion nL)."""
 
 import pytest
 
-from napari_octfluid.spacing import SpacingError, spacing_mm_from_um, spacing_um_text
+from napari_octfluid.spacing import SpacingError, given_over_recorded, spacing_mm_from_um, spacing_um_text
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,24 @@ def test_unit_slips_are_refused_with_what_to_type(typed_um, message):
 
 def test_spacing_is_shown_in_micrometres():
     assert spacing_um_text((0.12, None, 0.0118)) == "120, unknown, 11.8 um"
+
+
+@pytest.mark.parametrize(
+    "given, recorded, chosen, replaced",
+    [
+        (None, (0.12, 0.0039, 0.0118), (0.12, 0.0039, 0.0118), []),  # nothing typed: the file's
+        ((0.12, 0.00195, 0.0118), (None, None, None), (0.12, 0.00195, 0.0118), []),  # a file without one
+        ((None, 0.00195, None), (0.12, None, 0.0118), (0.12, 0.00195, 0.0118), []),  # fills the unknown axis
+        ((0.1201, 0.0039, 0.0118), (0.12, 0.0039, 0.0118), (0.1201, 0.0039, 0.0118), []),  # within 1 %: rounding
+        ((0.24, 0.0039, 0.0118), (0.12, 0.0039, 0.0118), (0.24, 0.0039, 0.0118), ["between B-scans 120 um"]),
+        (
+            (0.12, 0.00195, 0.0059),
+            (0.12, 0.0039, 0.0118),
+            (0.12, 0.00195, 0.0059),
+            ["along depth 3.9 um", "along width 11.8 um"],
+        ),
+    ],
+)
+def test_a_typed_spacing_wins_and_names_the_recorded_values_it_replaces(given, recorded, chosen, replaced):
+    used, differing = given_over_recorded(given, recorded)
+    assert used == pytest.approx(chosen) and differing == replaced

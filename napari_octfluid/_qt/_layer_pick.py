@@ -10,6 +10,7 @@ import napari.layers
 from magicgui.widgets import ComboBox, create_widget
 from napari.utils.notifications import show_error
 
+from .._layers import META_KEY
 from ..colours import ROLE_KEY, label_colours
 from ..preprocess import BscanError, check_bscans
 from .fit_width import narrow_combo_box
@@ -28,6 +29,22 @@ def on_grid_of(layer) -> dict:
     """napari keyword arguments that put a new layer on ``layer``'s grid: its scale, units and axis names (a mask,
     a probability or a difference drawn over the scan it was made from)."""
     return {"scale": layer.scale, "units": layer.units, "axis_labels": layer.axis_labels}
+
+
+DRAWN_OVER_KEY = "drawn_over"  # the scan file a layer was made over (not its own source: nothing autosaves by it)
+
+
+def from_file_of(layer) -> dict:
+    """Metadata naming the file ``layer`` came from, for a layer drawn over it (a probability, a difference):
+    Quantify gives a spacing typed for that file to every layer so named, so that overlays keep lining up."""
+    source = (layer.metadata.get(META_KEY) or {}).get("source")
+    return {META_KEY: {DRAWN_OVER_KEY: source}} if source else {}
+
+
+def scan_file_of(layer) -> str | None:
+    """The scan file a layer was opened from, or drawn over (:func:`from_file_of`)."""
+    octfluid = layer.metadata.get(META_KEY) or {}
+    return octfluid.get("source") or octfluid.get(DRAWN_OVER_KEY)
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from napari.utils.notifications import show_info
 
 from .. import correct
 from .._layers import META_KEY
-from .review_tracking import as_volume
+from .review_tracking import as_volume, unwrapped
 
 THRESHOLD_STEP = 0.05
 SHORTCUTS = {  # action: (key, button, what it does); the keys are free in napari's Labels keymap
@@ -45,6 +45,7 @@ _installed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def install_click_tools(viewer, labels_layer, dock: bool = True) -> ClickTools:
     """Bind the click tools to ``labels_layer`` (once per layer) and, with ``dock``, show their dock."""
+    labels_layer = unwrapped(labels_layer)  # a widget's napari proxy is a new object at every access
     tools = _installed.get(labels_layer)
     if tools is None:
         tools = _installed[labels_layer] = ClickTools(viewer, labels_layer)

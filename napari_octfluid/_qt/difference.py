@@ -15,7 +15,7 @@ from qtpy.QtCore import QTimer
 
 from ..colours import DIFFERENCE, REFERENCE, ROLE_KEY
 from ..labels import difference_counts, difference_labels
-from ._layer_pick import labels_picker, on_grid_of
+from ._layer_pick import from_file_of, labels_picker, on_grid_of
 from .fit_width import narrow_combo_box, wrap_message
 from .mask_colours import colour_mask
 from .review_tracking import bscan_on_screen, touched_bscans, unwrapped
@@ -159,7 +159,8 @@ class DifferenceOverlay(Container):
                     translate=mask.translate,
                     **on_grid_of(mask),
                     opacity=0.8,
-                    metadata={ROLE_KEY: DIFFERENCE},  # at once: adding it resets the drop-downs, which skip it
+                    # the role at once: adding it resets the drop-downs, which skip it; the file, for the spacing
+                    metadata={ROLE_KEY: DIFFERENCE, **from_file_of(mask)},
                 )
             )
         self._pair = (mask, reference)

@@ -20,7 +20,7 @@ from typing import Any, Callable, Generator
 
 from magicgui.widgets import Container, Label, ProgressBar
 from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_warning
+from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
@@ -220,7 +220,7 @@ class JobRunner:
             # once each: a job that predicts twice (Predict's mirrored pass) repeats prediction's notices
             if event.message not in self._notices_shown:
                 self._notices_shown.add(event.message)
-                show_warning(event.message)
+                (show_warning if event.warning else show_info)(event.message)
             return
         if self._handlers.on_event is None:
             return

@@ -63,6 +63,12 @@ class OctfluidPanel(QTabWidget):
         # napari lays out the new dock and resizes its canvas first: the imports hold the interpreter in long
         # stretches (loading torch's libraries), which stretched that resize from 0.1 to 0.6 s
         QTimer.singleShot(WARM_UP_DELAY_MS, self.warm_up.start)
+        # the scan was fitted to the canvas before the dock took its width: its sides were cut off until Home
+        QTimer.singleShot(WARM_UP_DELAY_MS, self._fit_view)
+
+    def _fit_view(self) -> None:
+        if len(self._viewer.layers):
+            self._viewer.reset_view()
 
     @property
     def warmed_up(self) -> bool:

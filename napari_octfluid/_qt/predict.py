@@ -29,7 +29,7 @@ from ..model import CheckpointError, load_model
 from ..priority import mirrored_disagreement
 from ..review import ReviewState
 from ..weights import NO_WEIGHTS_MESSAGE, default_weights_path
-from ._layer_pick import add_mask, image_picker, is_segmentable, keeping_selection, on_grid_of
+from ._layer_pick import add_mask, from_file_of, image_picker, is_segmentable, keeping_selection, on_grid_of
 from .click_tools import install_click_tools
 from .fit_width import wrap_message
 from .jobs import JobRunner, Progress
@@ -298,6 +298,9 @@ class PredictWidget(Container):
         """The mask into its labels layer (the probability follows); the review priority arrives later. False if
         the user chose to keep the edited labels it would replace."""
         source, result = self._source, prediction.result
+        if source.name not in self._viewer.layers:  # removed while it was segmented: no mask without its scan
+            self.status.value = f"{source.name!r} was closed while it was segmented: its mask was not added."
+            return False
         labels, probability, uncertainty = prediction.labels, prediction.probability, None
         name, prob_name = f"{source.name} fluid", f"{source.name} fluid probability"
         meta = {
@@ -310,9 +313,12 @@ class PredictWidget(Container):
             }
         }
         if name in self._viewer.layers:
-            if not self._update_labels(self._viewer.layers[name], labels, meta, uncertainty):
+            existing = self._viewer.layers[name]
+            if not self._update_labels(existing, labels, meta, uncertainty):
                 return False
-            colour_mask(self._viewer.layers[name], MODEL)  # also labels of the same name a script made, now predicted
+            colour_mask(existing, MODEL)  # also labels of the same name a script made, now predicted
+            # corrections restored from the autosave (or labels a script made) get the tools a new mask gets
+            install_click_tools(self._viewer, existing, dock=False)
         else:
             # the review state in the metadata from the start: Review, which napari tells of the new layer, finds it
             meta[REVIEW_KEY] = ReviewState.start(as_volume(labels), str(self._weights), uncertainty)
@@ -350,6 +356,7 @@ class PredictWidget(Container):
                     probability,
                     name=name,
                     **on_grid_of(source),
+                    metadata=from_file_of(source),  # a spacing typed in Quantify reaches it too
                     colormap="magma",
                     blending="additive",
                     opacity=0.5,

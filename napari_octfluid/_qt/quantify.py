@@ -17,12 +17,20 @@ from typing import Callable, Generator
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, Table
+from napari.layers import Image, Labels
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtWidgets import QHeaderView, QSizePolicy, QStyledItemDelegate
 
 from .._layers import META_KEY, layer_spacing_source, spacing_from_layer, spacing_layer_update
 from .._reader_preference import prefer_octfluid_reader
-from ..etdrs import Fovea, enface_fluid_pixels, enface_fluid_thickness_mm, etdrs_fluid_volumes, find_fovea
+from ..etdrs import (
+    Fovea,
+    enface_fluid_pixels,
+    enface_fluid_thickness_mm,
+    etdrs_coverage,
+    etdrs_fluid_volumes,
+    find_fovea,
+)
 from ..io import write_tiff
 from ..quantify import (
     NL_PER_MM3,
@@ -35,7 +43,7 @@ from ..quantify import (
     write_summary_csv,
 )
 from ..spacing import ENTERED_BY_USER, UM_PER_MM, SpacingError, spacing_mm_from_um
-from ._layer_pick import image_picker, labels_picker
+from ._layer_pick import DRAWN_OVER_KEY, image_picker, labels_picker, scan_file_of
 from .enface_section import EnfaceSection
 from .fit_width import narrow_combo_box, wrap_message
 from .jobs import JobRunner
@@ -61,14 +69,16 @@ def readable_table(table: Table) -> Table:
 
 @dataclass(frozen=True)
 class Quantified:
-    """What Quantify shows: the fluid ``summary``; the ETDRS ``sector_volumes`` (mm^3), or None and ``no_sectors``
-    saying why; the en-face map (``thickness[Z, X]`` in ``thickness_unit``)."""
+    """What Quantify shows: the fluid ``summary``; the ETDRS ``sector_volumes`` (mm^3) and the share of each sector
+    the scan covers (``sectors_scanned``), or None and ``no_sectors`` saying why; the en-face map (``thickness[Z, X]``
+    in ``thickness_unit``)."""
 
     summary: FluidSummary
     sector_volumes: dict[str, float] | None
     no_sectors: str
     thickness: np.ndarray
     thickness_unit: str
+    sectors_scanned: dict[str, float] | None = None
 
 
 def quantify_volume(
@@ -78,15 +88,17 @@ def quantify_volume(
     quantify`` computes them) and the en-face fluid thickness, in um when the depth spacing is known, else in pixels."""
     yield from ()  # a generator like every job, with no step to report
     summary = summarize_fluid(labels, spacing_mm)
+    footprint = (np.shape(labels)[0] if np.ndim(labels) == 3 else 1, np.shape(labels)[-1])  # B-scans, A-scans
     try:
         volumes, no_sectors = etdrs_fluid_volumes(labels, spacing_mm, fovea, laterality, first_bscan), ""
+        scanned = etdrs_coverage(footprint, spacing_mm, fovea, laterality, first_bscan)
     except SpacingUnknownError as error:
-        volumes, no_sectors = None, str(error)
+        volumes, scanned, no_sectors = None, None, str(error)
     if spacing_mm[1] is not None:
         thickness, unit = enface_fluid_thickness_mm(labels, spacing_mm[1]) * UM_PER_MM, "um"
     else:
         thickness, unit = enface_fluid_pixels(labels).astype(float), "pixels"
-    return Quantified(summary, volumes, no_sectors, thickness, unit)
+    return Quantified(summary, volumes, no_sectors, thickness, unit, scanned)
 
 
 def locate_fovea(images: np.ndarray, spacing_mm: tuple) -> Generator[None, None, Fovea]:
@@ -123,7 +135,11 @@ class QuantifyWidget(Container):
         self.jobs = JobRunner(self.native)
         self.summary_label = Label(value="")
         self.table = readable_table(Table(value={"B-scan": [], "fluid pixels": [], "area (mm^2)": []}))
-        self.sectors = readable_table(Table(value={"ETDRS sector": [], "fluid (nL)": []}))
+        self.sectors = readable_table(Table(value={"ETDRS sector": [], "fluid (nL)": [], "scanned": []}))
+        self.sectors.tooltip = (
+            "Fluid per ETDRS sector, and the share of the sector the scan covers: fluid outside the scan is not "
+            "measured, so a sector scanned in part holds at least the fluid shown."
+        )
         self.csv_path = FileEdit(label="CSV", mode="w", filter="*.csv")
         self.save_button = PushButton(text="Save CSV")
         self.tiff_path = FileEdit(label="Labels TIFF", mode="w", filter="*.tif")
@@ -167,6 +183,7 @@ class QuantifyWidget(Container):
         napari_viewer.dims.events.current_step.connect(self._follow_bscan)
         self._summary: FluidSummary | None = None
         self._sector_volumes: dict[str, float] | None = None
+        self._sectors_scanned: dict[str, float] | None = None
         self._fovea_set = False
         self._fovea_how = ""
         self._from_layer()
@@ -216,16 +233,31 @@ class QuantifyWidget(Container):
         self.spacing_note.value = f"Spacing: {source}."
 
     def spacing_layers(self) -> list:
-        """The layers a typed spacing belongs to: the labels, the scan, and every layer opened from the same file
-        (graders, probabilities, restored corrections)."""
+        """The layers a typed spacing belongs to: the labels, the scan, every layer opened from the same file or
+        drawn over it (restored corrections, probabilities, differences), and masks of the scan's shape that have
+        no spacing (a grader's TIFF) while no other scan of that shape is open: left at pixel size, they no longer
+        line up with the scan."""
         chosen = [layer for layer in (self.labels_layer.value, self.scan.value) if layer is not None]
-        sources = {layer.metadata.get(META_KEY, {}).get("source") for layer in chosen} - {None}
-        same_file = [
+        sources = {scan_file_of(layer) for layer in chosen} - {None}
+        same_file = [layer for layer in self._viewer.layers if scan_file_of(layer) in sources and layer not in chosen]
+        scan = self.scan.value
+        if scan is None:
+            return chosen + same_file
+        shape, taken = np.shape(scan.data), chosen + same_file
+        other_scans = [
             layer
             for layer in self._viewer.layers
-            if layer.metadata.get(META_KEY, {}).get("source") in sources and layer not in chosen
+            if isinstance(layer, Image) and layer not in taken and np.shape(layer.data) == shape
         ]
-        return chosen + same_file
+        unplaced = [
+            layer
+            for layer in self._viewer.layers
+            if isinstance(layer, Labels)
+            and layer not in taken
+            and np.shape(layer.data) == shape
+            and spacing_from_layer(layer.metadata, tuple(layer.scale), tuple(layer.units)) == (None, None, None)
+        ]
+        return taken + ([] if other_scans else unplaced)
 
     def apply_spacing(self, *_) -> bool:
         """Check the spacing typed and, if it passes, apply it to :meth:`spacing_layers`; else say what to type."""
@@ -236,12 +268,15 @@ class QuantifyWidget(Container):
         except SpacingError as error:
             self.spacing_note.value = f"Not applied: {error}"
             return False
+        scan_file = None if self.scan.value is None else scan_file_of(self.scan.value)
         for layer in self.spacing_layers():
             if spacing_from_layer(layer.metadata, tuple(layer.scale), tuple(layer.units)) == spacing:
                 continue  # the same as it has: its source stays what it was (a file's spacing typed again)
             update = spacing_layer_update(layer.ndim, layer.metadata, spacing, ENTERED_BY_USER)
             layer.scale, layer.units = update["scale"], update["units"]
             layer.metadata[META_KEY] = update["metadata"][META_KEY]  # in place: the review state stays as it is
+            if scan_file_of(layer) is None and scan_file is not None:  # a mask placed on the scan follows it
+                layer.metadata[META_KEY][DRAWN_OVER_KEY] = scan_file
         labels = self.labels_layer.value
         self._say_spacing_source(ENTERED_BY_USER if labels is None else layer_spacing_source(labels.metadata))
         return True
@@ -363,12 +398,14 @@ class QuantifyWidget(Container):
 
     def _show_sectors(self, quantified: Quantified) -> None:
         volumes = self._sector_volumes = quantified.sector_volumes
+        scanned = self._sectors_scanned = quantified.sectors_scanned
         if volumes is None:
-            self.sectors.value = {"ETDRS sector": [quantified.no_sectors], "fluid (nL)": [""]}
+            self.sectors.value = {"ETDRS sector": [quantified.no_sectors], "fluid (nL)": [""], "scanned": [""]}
             return
         self.sectors.value = {
             "ETDRS sector": list(volumes),
             "fluid (nL)": [readable_number(v * NL_PER_MM3) for v in volumes.values()],
+            "scanned": [f"{scanned[name] * 100:.0f} %" if name in (scanned or {}) else "" for name in volumes],
         }
 
     def _follow_bscan(self, *_) -> None:
@@ -391,7 +428,9 @@ class QuantifyWidget(Container):
         if summary is None:
             self.compute(then=self.save_csv)
             return
-        path = write_summary_csv(self.csv_path.value, summary, self._sector_volumes, self.provenance(summary))
+        path = write_summary_csv(
+            self.csv_path.value, summary, self._sector_volumes, self.provenance(summary), self._sectors_scanned
+        )
         show_info(f"Saved {path}")
 
     def provenance(self, summary: FluidSummary) -> QuantifyProvenance:

@@ -15,10 +15,11 @@ from qtpy.QtCore import QTimer
 
 from .._layers import META_KEY, REVIEW_KEY
 from ._layer_pick import labels_picker
+from .click_tools import install_click_tools
 from .difference import DifferenceOverlay
 from .fit_width import narrow_combo_box, wrap_message
 from .review_table import BscanTable
-from .review_tracking import ReviewTracker, as_volume, tracker_for
+from .review_tracking import ReviewTracker, as_volume, tracker_for, unwrapped
 
 # action: (key, button text, what it does). Bound on the viewer, so they work whichever layer is selected; none is
 # in napari's viewer or Labels keymaps (napari 0.9), nor among the click tools' keys (Shift-I/H/B/N/W/T). The
@@ -89,6 +90,7 @@ class ReviewWidget(Container):
         self.show_probability.changed.connect(self._toggle_probability)
         self.table.bscan_chosen.connect(self._go)
         napari_viewer.layers.events.inserted.connect(self._on_layer_inserted)
+        napari_viewer.layers.selection.events.active.connect(self._on_layer_selected)
         napari_viewer.dims.events.current_step.connect(self._on_step)
         self._bind_keys()
         self._tracker: ReviewTracker | None = None
@@ -137,9 +139,22 @@ class ReviewWidget(Container):
             self._track()
 
     def _on_layer_inserted(self, event) -> None:
-        """Restored corrections (the reader found a sidecar) are tracked and autosaved from the start."""
+        """Restored corrections (the reader found a sidecar) are tracked and autosaved from the start, and take the
+        click tools (removal works at once; adding needs the probability a prediction brings)."""
         if REVIEW_KEY in getattr(event.value, "metadata", {}):
             tracker_for(event.value, self._viewer)
+            install_click_tools(self._viewer, event.value, dock=False)
+
+    def _on_layer_selected(self, event) -> None:
+        """Another scan's fluid labels were selected (by the user, or by Predict showing a new mask): they are
+        reviewed from now on. Left on the first scan, the keys would accept B-scans of a scan no longer looked at."""
+        layer = unwrapped(event.value)
+        if layer is None or REVIEW_KEY not in getattr(layer, "metadata", {}):
+            return
+        if unwrapped(self.labels_layer.value) is layer:
+            return
+        if any(unwrapped(choice) is layer for choice in self.labels_layer.choices):
+            self.labels_layer.value = layer
 
     def _track(self, *_) -> None:
         self.difference.set_mask(self.labels_layer.value)
@@ -157,6 +172,7 @@ class ReviewWidget(Container):
         if self.tracker is not None:
             self.tracker.session.changed.connect(self._refresh)
             self.tracker.saved.connect(self._update_saved)
+            install_click_tools(self._viewer, layer, dock=False)  # labels under review are labels being corrected
         self._refresh()
 
     # --- display
@@ -181,6 +197,9 @@ class ReviewWidget(Container):
         tracker = self.tracker
         if tracker is None or tracker.sidecar is None:
             self.saved.value = "Not autosaved: these labels have no scan file to sit beside."
+        elif tracker.sidecar_owner() is not tracker:
+            owner = tracker.sidecar_owner().layer.name
+            self.saved.value = f"Not autosaved: the same scan is open as {owner!r}, which autosaves."
         elif tracker.save_error:
             self.saved.value = f"Autosave FAILED: {tracker.save_error}"
         elif tracker.last_saved is None:

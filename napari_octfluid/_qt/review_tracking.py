@@ -15,6 +15,7 @@ a crash loses at most one interval of work and the interface never waits for the
 
 from __future__ import annotations
 
+import itertools
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -31,6 +32,7 @@ from ..review import AutosaveLedger, AutosaveSnapshot, ReviewSession, ReviewStat
 
 AUTOSAVE_INTERVAL_MS = 2000
 _TRACKERS: dict[int, "ReviewTracker"] = {}
+_OPENED = itertools.count()  # the order trackers started in: the first of a scan's copies owns its sidecar
 
 
 def as_volume(data) -> np.ndarray:
@@ -98,6 +100,8 @@ class ReviewTracker:
         self.kept_aside: Path | None = None  # where the first autosave moved a sidecar it did not restore from
         self._claimed_sidecar = False  # whether this tracker has written the sidecar (or found the path free)
         self._kept_aside_untold = False
+        self.opened = next(_OPENED)
+        self._told_shared_with: ReviewTracker | None = None
         state = self._state_for_layer()
         stored = state is _stored_state(layer)
         self._session = ReviewSession(state)
@@ -214,11 +218,37 @@ class ReviewTracker:
         self._collect()
         if self.sidecar is None or (self._pending is not None and not self._pending.done()):
             return
+        if not self._owns_sidecar():
+            return
         self._pending = self._executor.submit(
             self._save_if_changed, self._session.autosave_snapshot(self._labels()), saved_spacing(self.layer.metadata)
         )
 
     # --- autosave ----------------------------------------------------------------------------------------------
+    def sidecar_owner(self) -> "ReviewTracker":
+        """The tracker that autosaves this scan's corrections: of the layers tracked for the same scan (opened twice,
+        or restored beside a prediction), the first tracked. Two would write one sidecar in turn, each erasing the
+        other's corrections; the others autosave nothing, and one of them takes over when the owner's layer goes."""
+        if self.sidecar is None:
+            return self
+        sharing = [tracker for tracker in _TRACKERS.values() if tracker.sidecar == self.sidecar]
+        return min([*sharing, self], key=lambda tracker: tracker.opened)
+
+    def _owns_sidecar(self) -> bool:
+        """Whether this tracker autosaves; says once (per owner) why not, when another layer does."""
+        owner = self.sidecar_owner()
+        if owner is self:
+            self._told_shared_with = None
+            return True
+        if self._told_shared_with is not owner:
+            self._told_shared_with = owner
+            show_warning(
+                f"octfluid: {self.layer.name!r} shows the same scan as {owner.layer.name!r}, whose corrections "
+                f"autosave to {self.sidecar.name}; edits in {self.layer.name!r} are not autosaved. Correct one of "
+                f"the two, or keep these with File > Save Selected Layers."
+            )
+        return False
+
     def _save_if_changed(self, snapshot: AutosaveSnapshot, spacing=None) -> bool:
         """Write the sidecar if the labels, the statuses or the spacing (typed in Quantify) changed since the last
         write; ``spacing`` is read in the main thread, as the layer's metadata may change meanwhile."""
@@ -274,8 +304,12 @@ class ReviewTracker:
             self._pending.exception()  # wait for the one in flight; its error, if any, is reported below
         self._collect()
         self._sync_state()
-        wrote = self.sidecar is not None and self._save_if_changed(
-            self._session.autosave_snapshot(self._labels()), saved_spacing(self.layer.metadata)
+        wrote = (
+            self.sidecar is not None
+            and self._owns_sidecar()
+            and self._save_if_changed(
+                self._session.autosave_snapshot(self._labels()), saved_spacing(self.layer.metadata)
+            )
         )
         self._tell_kept_aside()
         if wrote:

@@ -108,7 +108,7 @@ def load_subjects(images: list[str], labels: list[str]) -> list:
         raise CommandError(f"give one --labels file per --images file ({len(images)} images, {len(labels)} labels).")
     subjects = []
     for image_path, label_path in zip(images, labels):
-        image, label = read_volume(image_path), read_volume(label_path)
+        image, label = read_volume(image_path).require_scan(), read_volume(label_path)
         if image.data.shape != label.data.shape:
             raise CommandError(
                 f"{Path(label_path).name} has shape {label.data.shape} but "
@@ -193,6 +193,25 @@ def add_spacing_option(parser: argparse.ArgumentParser, purpose: str) -> None:
         metavar=("Z", "Y", "X"),
         help=f"spacing in micrometres (um) between B-scans, along depth and along width{purpose}",
     )
+
+
+def spacing_given_over_file(command: str, given_mm, volume, name: str) -> tuple:
+    """``--spacing`` where given, the file's spacing elsewhere (``spacing.given_over_recorded``); a notice on
+    stderr names each axis where the typed value replaces a different one the file records."""
+    from ..spacing import given_over_recorded
+
+    chosen, replaced = given_over_recorded(given_mm, volume.spacing_mm)
+    if replaced:
+        print(
+            f"octfluid {command}: notice: --spacing replaces the spacing {name} records ({'; '.join(replaced)}).",
+            file=sys.stderr,
+        )
+    return chosen
+
+
+def add_overwrite_option(parser: argparse.ArgumentParser, files: str) -> None:
+    """``--overwrite``: without it, a command refuses to replace a file that exists (``outputs.check_outputs``)."""
+    parser.add_argument("--overwrite", action="store_true", help=f"replace {files} if it exists")
 
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:

@@ -21,6 +21,6 @@ def run(args: argparse.Namespace) -> int:
     from ..training.recipe import load_recipe
     from .train import print_calibration
 
-    check_outputs({"--weights": args.weights})  # rewritten in place, after minutes of calibration
+    check_outputs({"--weights": args.weights}, overwrite=True)  # rewritten in place, after minutes of calibration
     print_calibration(args.weights, *calibrate_checkpoint(args.weights, load_recipe(args.recipe).train_data))
     return 0

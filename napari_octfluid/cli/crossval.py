@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     from ..training.crossval import FirstStageError, FoldEnd, FoldStarted, cross_validate
     from ..training.recipe import load_recipe, recipe_subjects
 
-    check_outputs({"--csv": args.csv}, inputs=[args.recipe], folders={"--out": args.out})
+    # the table is rewritten as folds finish (--reuse pools them again); its --overwrite retrains folds
+    check_outputs({"--csv": args.csv}, inputs=[args.recipe], folders={"--out": args.out}, overwrite=True)
     check_fold_folders(args)
     shifts = shift_names(args.shift)
     apply_threads(args.threads)

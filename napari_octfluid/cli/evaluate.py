@@ -10,6 +10,7 @@ from pathlib import Path
 from ._common import (
     DEVICES,
     CommandError,
+    add_overwrite_option,
     add_shift_option,
     add_threads_option,
     apply_threads,
@@ -48,6 +49,7 @@ def add_parser(sub) -> None:
     parser.add_argument("--batch-size", type=positive_int)
     add_threads_option(parser)
     parser.add_argument("--csv", help="also write the table to this CSV file")
+    add_overwrite_option(parser, "the --csv file")
     parser.add_argument("--markdown", action="store_true", help="print the table in Markdown (for a model card)")
     parser.set_defaults(run=run)
 
@@ -62,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
     weights = args.weights or default_weights_path()
     if weights is None:
         raise CommandError(NO_WEIGHTS_MESSAGE)
-    check_outputs({"--csv": args.csv}, inputs=[*args.images, *args.labels, args.recipe, weights])
+    check_outputs(
+        {"--csv": args.csv}, inputs=[*args.images, *args.labels, args.recipe, weights], overwrite=args.overwrite
+    )
     if args.recipe:
         from ..training.recipe import recipe_subjects
 

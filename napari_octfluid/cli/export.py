@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import CommandError, add_spacing_option, spacing_text
+from ._common import CommandError, add_overwrite_option, add_spacing_option, spacing_given_over_file, spacing_text
 
 
 def add_parser(sub) -> None:
@@ -21,6 +21,7 @@ def add_parser(sub) -> None:
         ".dcm); for NIfTI, where the spacing comes from when the mask does not record it",
     )
     add_spacing_option(parser, ", where the files do not give it (NIfTI)")
+    add_overwrite_option(parser, "the -o file")
     parser.add_argument(
         "--grader",
         type=int,
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"-o {args.output}: give a name ending in .nii.gz or .nii (NIfTI) or .dcm (DICOM SEG).")
     if output_format == "dicom-seg" and not args.source:
         raise CommandError("a DICOM SEG refers to the DICOM OCT it segments: give it with --source SCAN.")
-    check_outputs({"-o": args.output}, inputs=[args.mask, args.source])  # before any reading
+    check_outputs({"-o": args.output}, inputs=[args.mask, args.source], overwrite=args.overwrite)  # before reading
     if Path(args.mask).suffix.lower() == MAT_SUFFIX:
         if args.grader is None:
             raise CommandError(f"{Path(args.mask).name} holds two graders' fluid: choose one with --grader 1 or 2.")
@@ -67,7 +68,7 @@ def _nifti_spacing(args: argparse.Namespace, mask) -> tuple:
     """The spacing of each axis from --spacing, else from the mask file, else from the --source scan."""
     from ..io import read_volume
 
-    spacing = _known_first(args.spacing or (None, None, None), mask.spacing_mm)
+    spacing = spacing_given_over_file("export", args.spacing, mask, Path(args.mask).name)
     if None in spacing and args.source:
         source = read_volume(args.source)
         if source.data.shape != mask.data.shape:
@@ -81,7 +82,7 @@ def _nifti_spacing(args: argparse.Namespace, mask) -> tuple:
         raise CommandError(
             f"the spacing of {Path(args.mask).name} is unknown along {unknown} (the file does not record it"
             f"{', nor does the source' if args.source else ''}), and a NIfTI file always states its voxel size: "
-            "give --spacing Z Y X in mm (from the device's report), or --source with the scan that records it."
+            "give --spacing Z Y X in micrometres (from the device's report), or --source with the scan that records it."
         )
     return spacing
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from ._common import (
     DEVICES,
     CommandError,
+    add_spacing_option,
     add_threads_option,
     apply_threads,
     end_progress_line,
@@ -23,6 +24,7 @@ from ._common import (
     positive_int,
     progress_line,
     report_unfinished_run,
+    spacing_given_over_file,
     status_line,
 )
 
@@ -51,7 +53,8 @@ def add_parser(sub) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="make again a batch's masks that other weights, or an older version of the scan, made",
+        help="replace -o MASK.tif and --probabilities if they exist; in a batch, make again the masks that other "
+        "weights, or an older version of the scan, made",
     )
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument("--weights", help="a checkpoint file (default: the shipped weights)")
@@ -62,6 +65,11 @@ def add_parser(sub) -> None:
     parser.add_argument("--batch-size", type=positive_int)
     add_threads_option(parser)
     parser.add_argument("--probabilities", help="one scan only: also write the fluid probability (P.tif)")
+    add_spacing_option(
+        parser,
+        "; one scan only. The depth spacing sets the size the model sees cysts at: give it where the file records "
+        "none (a TIFF from another device), and the mask keeps it for quantify",
+    )
     add_min_lesion_option(parser)
     parser.set_defaults(run=run)
 
@@ -70,6 +78,8 @@ def chosen_weights(args: argparse.Namespace) -> Path | str | None:
     """The checkpoint ``--weights`` names, or the file of the model ``--model`` names (refused in one line, with
     the names there are, when no model of that name is kept); None for the default."""
     if not getattr(args, "model", None):
+        if args.weights and Path(args.weights).is_dir():  # else refused later as "inside the input folder"
+            raise CommandError(f"--weights {args.weights} is a folder: give the checkpoint file in it (.pt).")
         return args.weights
     from ..model_library import ModelNameError, kept_models, library_folder, model_path
 
@@ -133,6 +143,7 @@ DEFAULTS = {
     "overwrite": False,
     "threads": None,
     "probabilities": None,
+    "spacing": None,
     "min_lesion_pixels": None,
 }
 
@@ -152,32 +163,46 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_one(args: argparse.Namespace) -> int:
+    from ..axial import model_axial_spacing
     from ..events import Notice, drive
     from ..inference import PredictProgress, PredictStarted, predict
     from ..io import read_volume, write_tiff
     from ..model import load_model
     from ..outputs import check_outputs
-    from ..preprocess import BscanError
+    from ..preprocess import BscanError, check_not_blank
     from ..quantify import fluid_pixels_per_bscan
+    from ..spacing import ENTERED_BY_USER, SPACING_SOURCE_KEY
     from ..weights import NO_WEIGHTS_MESSAGE, default_weights_path
 
     [scan] = args.inputs
     weights = chosen_weights(args) or default_weights_path()
     outputs = {"-o": args.output, "--probabilities": args.probabilities}
     # before the minutes of prediction: a mask that cannot be written, or that would replace an input
-    check_outputs(outputs, inputs=[scan, weights])
+    check_outputs(outputs, inputs=[scan, weights], overwrite=args.overwrite)
     for option, path in outputs.items():
         if path and Path(path).suffix.lower() not in TIFF_SUFFIXES:  # a TIFF under another name cannot be read back
             raise CommandError(f"{option} {path}: octfluid writes TIFF files; give a name ending in .tif.")
-    volume = read_volume(scan)  # a bad input is reported before anything else
+    volume = read_volume(scan).require_scan()  # a bad input is reported before anything else
     if weights is None:
         raise CommandError(NO_WEIGHTS_MESSAGE)
+    spacing, meta = volume.spacing_mm, {**volume.meta, "model": str(weights)}
+    if args.spacing:  # checked by add_spacing_option
+        spacing = spacing_given_over_file("predict", args.spacing, volume, Path(scan).name)
+        meta[SPACING_SOURCE_KEY] = ENTERED_BY_USER
     model, payload = load_model(weights)
     report_unfinished_run("predict", weights, payload)
     threads = apply_threads(args.threads)
 
     def report(event) -> None:
         if isinstance(event, PredictStarted):
+            if spacing[1] is None:  # said once the scan passed its checks: a refused one gets its error alone
+                print(
+                    f"octfluid predict: notice: {Path(scan).name} records no depth spacing: it is segmented at its "
+                    f"own rows, right for the device the model learnt ({model_axial_spacing(model) * 1000:.3g} um a "
+                    "row) and wrong for one that samples depth finer or coarser. Give it with --spacing Z Y X "
+                    "(micrometres) if you know it.",
+                    file=sys.stderr,
+                )
             print(
                 f"octfluid predict: {event.n_bscans} B-scans on {event.device}, batch {event.batch_size}"
                 + (f", {plural(threads, 'thread')}" if event.device == "cpu" else ""),
@@ -190,19 +215,17 @@ def run_one(args: argparse.Namespace) -> int:
             print(f"octfluid predict: {event.message}", file=sys.stderr)
 
     try:  # predict() checks the B-scans before any work; the message gains the file's name
+        check_not_blank(volume.data)
         result = drive(
             # the file's axial pixel size, where it gives one: resampled to the model's when it differs
-            predict(volume.data, model, args.device, args.batch_size, args.min_lesion_pixels, volume.spacing_mm[1]),
+            predict(volume.data, model, args.device, args.batch_size, args.min_lesion_pixels, spacing[1]),
             report,
         )
     except BscanError as error:
         raise BscanError(f"{Path(scan).name}: {error}") from None
-    meta = {**volume.meta, "model": str(weights)}
-    write_tiff(args.output, volume.as_source_shape(result.labels), volume.spacing_mm, meta, kind="labels")
+    write_tiff(args.output, volume.as_source_shape(result.labels), spacing, meta, kind="labels")
     if args.probabilities:
-        write_tiff(
-            args.probabilities, volume.as_source_shape(result.fluid_probability), volume.spacing_mm, meta, kind="image"
-        )
+        write_tiff(args.probabilities, volume.as_source_shape(result.fluid_probability), spacing, meta, kind="image")
     per_bscan = fluid_pixels_per_bscan(result.labels)
     print(
         f"wrote {args.output}: fluid in {int((per_bscan > 0).sum())} of {volume.n_bscans} B-scans, "
@@ -220,6 +243,7 @@ def run_batch(args: argparse.Namespace, folder: Path) -> int:
         check_output_folder,
         collect_sources,
         is_list_file,
+        is_summary,
         plan_batch,
         predict_batch,
         write_summary,
@@ -234,6 +258,8 @@ def run_batch(args: argparse.Namespace, folder: Path) -> int:
         raise CommandError(
             "--probabilities names one scan's file: predict that scan alone (-o MASK.tif --probabilities P.tif)."
         )
+    if args.spacing:
+        raise CommandError("--spacing is one scan's: predict that scan alone (-o MASK.tif --spacing Z Y X).")
     context = DistributedContext.from_environment()
     weights = chosen_weights(args) or default_weights_path()
     if weights is None:
@@ -247,6 +273,7 @@ def run_batch(args: argparse.Namespace, folder: Path) -> int:
         {"--summary": summary if args.summary or folder.is_dir() else None},
         inputs=[*(source.path for source in sources), *filter(is_list_file, args.inputs), weights],
         folders={option: folder},
+        overwrite=args.overwrite or is_summary(summary),  # a batch's own summary is rewritten on every run
     )
     check_output_folder(folder, sources)
     device = context.device(args.device)

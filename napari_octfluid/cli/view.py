@@ -27,6 +27,13 @@ def screen_available() -> bool:
 
 def run(args: argparse.Namespace) -> int:
     if not screen_available():
+        if args.scan:  # a demo of the sample would answer another question than the one asked
+            from ._common import CommandError
+
+            raise CommandError(
+                f"no screen available for napari to show {args.scan}: segment it without one with "
+                f"octfluid predict {args.scan} -o MASK.tif (then octfluid quantify MASK.tif)."
+            )
         print(f"No screen available for napari: running the headless demo instead, results in {HEADLESS_RESULTS}/")
         from . import demo
 

@@ -44,7 +44,15 @@ MEMMAP_BYTES = 256 * 2**20  # uncompressed scans larger than this are memory-map
 # 2-core laptop). Two halved the decoding of a 25-B-scan deflate scan (46 -> 21 ms), which napari's File > Open
 # runs on its interface thread; a burst that short gains nothing from sampling which cores are free
 DECODE_WORKERS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-OCTFLUID_KEYS = ("octfluid_kind", "octfluid_spacing_mm", "octfluid_spacing_source", "laterality", "device", "source")
+OCTFLUID_KEYS = (
+    "octfluid_kind",
+    "octfluid_spacing_mm",
+    "octfluid_spacing_source",
+    "laterality",
+    "device",
+    "model",  # the weights a predicted mask came from: quantify's CSV records them
+    "source",
+)
 
 
 def read_tiff(path: str | Path) -> OctVolume:
@@ -132,8 +140,10 @@ def _spacing_and_meta(tif: tifffile.TiffFile, axes: str) -> tuple[tuple, str, di
     if "octfluid_spacing_mm" in ij:  # written by octfluid: exact, including which axes are unknown
         extra.pop("octfluid_spacing_mm")
         # where the spacing first came from (the scan's file, typed by the user...), kept through File > Save
+        spacing = tuple(json.loads(ij["octfluid_spacing_mm"]))
         source = extra.pop("octfluid_spacing_source", None) or "octfluid"
-        return tuple(json.loads(ij["octfluid_spacing_mm"])), source, extra
+        # a spacing nobody knew stays "unknown": "from octfluid" beside "unknown um" read as if octfluid had one
+        return spacing, source if any(s is not None for s in spacing) else "unknown", extra
     shaped = (tif.shaped_metadata or [{}])[0] or {}
     extra.update({"bscan_indices": shaped["bscan_indices_0based"]} if "bscan_indices_0based" in shaped else {})
     if tif.is_ome:
@@ -199,7 +209,7 @@ def write_tiff(
         "octfluid_kind": kind,
         "octfluid_spacing_mm": json.dumps(list(spacing_mm)),
     }
-    ij_meta.update({k: str(meta[k]) for k in ("laterality", "device") if meta.get(k)})
+    ij_meta.update({k: str(meta[k]) for k in ("laterality", "device", "model") if meta.get(k)})
     if meta.get("spacing_source"):
         ij_meta["octfluid_spacing_source"] = str(meta["spacing_source"])
     if z is not None and array.ndim == 3:

@@ -63,6 +63,22 @@ class OctVolume:
             return self.meta["octfluid_kind"] == "labels"
         return self.data.dtype.kind in "ui" and int(self.data.min()) >= 0 and int(self.data.max()) <= MAX_LABEL_CLASSES
 
+    def require_scan(self) -> "OctVolume":
+        """This volume, or :class:`OctReadError` where its file holds labels (a mask) rather than OCT intensities:
+        segmented as a scan, a mask came back "no fluid", as a healthy eye."""
+        from .errors import OctReadError
+
+        if not self.is_labels:
+            return self
+        low, high = (self.data.min(), self.data.max()) if self.data.size else (0, 0)
+        if low != high:  # a blank image is refused as such by preprocess.check_bscans, after its shape
+            raise OctReadError(
+                self.meta.get("source") or "scan",
+                f"holds labels (values {low:g} to {high:g}), not OCT intensities.",
+                "Give the scan the mask was drawn on.",
+            )
+        return self
+
     def scale_um(self) -> tuple[float, float, float]:
         """Micrometres per pixel on each axis for napari, 1.0 where unknown (see :meth:`units`)."""
         return tuple(s / MM_PER_UM if s is not None else 1.0 for s in self.spacing_mm)  # type: ignore[return-value]

@@ -369,7 +369,7 @@ def load_and_finetune(
             counts = yield from agreement_counts(starting_model, images, labels, chosen, device, axial_spacing_mm)
         other_size = learner is not starting_model
         config, agreement, message = adapted_to(counts, config, explicit, other_axial_size=other_size)
-        yield Notice(message)
+        yield Notice(message, warning=not np.isfinite(agreement))  # a decision is news; too little fluid, a hint
     spacing = scan_axial_spacing(learner, axial_spacing_mm)
     result = yield from prepare_and_train(learner, volume, chosen, validation, config, None, replay, spacing)
     fitted = learner.fitted_axial_spacing_mm if learner is not starting_model else None
@@ -505,6 +505,10 @@ def compare_models(
     return Comparison(used_for, before, after, predictions[1])
 
 
+SAME_DICE = 0.01  # a change of mean validation Dice under this is no change (one B-scan's boundary pixels move it)
+MIN_VALIDATION = 3  # fewer validation B-scans than this make the verdict a hint, and it says so
+
+
 def comparison_summary(used_for: np.ndarray, dice_before: np.ndarray, dice_after: np.ndarray) -> str:
     """What the old and new model's Dice against the user's labels says, honestly: only B-scans held out from
     training tell whether the new model is better (on the trained ones it has seen the answer; unreviewed labels are
@@ -515,14 +519,22 @@ def comparison_summary(used_for: np.ndarray, dice_before: np.ndarray, dice_after
     held_out = (used_for == VALIDATION) & scored
     if held_out.any():
         before, after = dice_before[held_out].mean(), dice_after[held_out].mean()
-        verdict = (
-            "better there: keep it."
-            if after > before
-            else "not better there: Revert is advised (correct more B-scans and train again)."
+        if abs(after - before) < SAME_DICE:
+            verdict = "about as good there: keep it if its masks need fewer corrections, else Revert."
+        elif after > before:
+            verdict = "better there: keep it."
+        else:
+            verdict = "not better there: Revert is advised (correct more B-scans and train again)."
+        count = int(held_out.sum())
+        caution = (
+            f" Judged on {count} B-scan{'s' if count > 1 else ''} only: validate on {MIN_VALIDATION} or more to be "
+            "surer."
+            if count < MIN_VALIDATION
+            else ""
         )
         return (
             f"Validation B-scans (not trained on): mean Dice {before:.3f} before, {after:.3f} after; "
-            f"the new model is {verdict}"
+            f"the new model is {verdict}{caution}"
         )
     trained = (used_for == TRAINED) & scored
     if not trained.any():

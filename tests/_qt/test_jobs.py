@@ -250,18 +250,21 @@ def test_notices_are_shown_by_the_runner_and_not_passed_to_the_widget(owner, qtb
     from napari_octfluid._qt import jobs
     from napari_octfluid.events import Notice
 
-    shown = []
+    shown, told = [], []
     monkeypatch.setattr(jobs, "show_warning", shown.append)
+    monkeypatch.setattr(jobs, "show_info", told.append)
 
     def with_a_notice():
         yield 1
         yield Notice("Out of memory on cpu: going on with batch size 2.")
+        yield Notice("The model agreed with your corrections to Dice 0.95: fine-tuning as set.", warning=False)
         yield 2
         return "done"
 
     runner, recorder = run_recorded(owner, with_a_notice)
     qtbot.waitUntil(lambda: not runner.busy, timeout=10000)
     assert shown == ["Out of memory on cpu: going on with batch size 2."]
+    assert told == ["The model agreed with your corrections to Dice 0.95: fine-tuning as set."]  # news, not a warning
     assert [call for call in recorder.calls if call[0] == "event"] == [("event", 1), ("event", 2)]
 
 

@@ -155,3 +155,14 @@ def test_every_tool_names_its_fields(make_napari_viewer):
     assert panel.tool("Fine-tune").labels is True
     assert panel.tool("Fine-tune").learning_rate.label == "Learning rate"
     assert panel.tool("Fine-tune").learning_rate._labeled_widget() is not None
+
+
+def test_docking_the_panel_fits_the_scan_to_the_narrower_canvas(make_napari_viewer, qtbot, monkeypatch):
+    """The scan was fitted to the canvas before the dock took its width: its sides stayed cut off until Home."""
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((3, 496, 1024), np.uint8), name="scan")
+    fitted = []
+    monkeypatch.setattr(type(viewer), "reset_view", lambda self, *a, **k: fitted.append(self))
+    viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
+    qtbot.waitUntil(lambda: bool(fitted), timeout=5000)
+    assert len(fitted) == 1

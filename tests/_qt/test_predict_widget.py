@@ -42,6 +42,8 @@ def test_prediction_becomes_an_editable_undoable_labels_layer(viewer_and_widget,
     probability = viewer.layers["duke_dme_subject01 fluid probability"]
     assert probability.visible and viewer.layers.selection.active is labels
     assert probability.data.dtype == np.float32
+    # named as drawn over the scan's file, so that a spacing typed in Quantify reaches it (scan_file_of)
+    assert probability.metadata["octfluid"]["drawn_over"] == scan.metadata["octfluid"]["source"]
     assert widget.status.value.startswith("Done in")
 
     before = labels.data.copy()
@@ -153,6 +155,23 @@ def test_cancel_in_the_middle_stops_the_model(viewer_and_widget, qtbot, monkeypa
     assert batches[:2] == [1, 2] and len(batches) < 11  # stopped before the end of the scan
     assert "duke_dme_subject01 fluid" not in viewer.layers
     assert widget.status.value == "Cancelled: nothing was changed."
+
+
+def test_a_scan_closed_while_it_is_segmented_gets_no_orphan_mask(viewer_and_widget, qtbot, monkeypatch):
+    """Removing the scan mid-prediction used to leave its fluid and probability layers behind, over nothing."""
+    viewer, widget = viewer_and_widget
+    real_on_event = PredictWidget._on_event
+
+    def close_the_scan_first(self, event):
+        if type(event).__name__ == "MaskReady" and "duke_dme_subject01" in viewer.layers:
+            viewer.layers.remove("duke_dme_subject01")
+        return real_on_event(self, event)
+
+    monkeypatch.setattr(PredictWidget, "_on_event", close_the_scan_first)
+    run_and_wait(widget, qtbot)
+    qtbot.wait(100)
+    assert not [layer.name for layer in viewer.layers if layer.name.startswith("duke_dme_subject01 fluid")]
+    assert widget.status.value == "'duke_dme_subject01' was closed while it was segmented: its mask was not added."
 
 
 def test_a_checkpoint_that_is_not_one_is_refused_in_the_worker(viewer_and_widget, qtbot, tmp_path, monkeypatch):

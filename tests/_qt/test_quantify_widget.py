@@ -53,6 +53,12 @@ def test_etdrs_table_and_totals(quantify, qtbot):
     total_nl = sum(float(row[1]) for row in table)
     assert total_nl == pytest.approx(summary.volume_nl, rel=2e-3)  # each shown with 4 significant digits
     assert float(table[0][1]) > 0  # the Duke B-scans cross the centre of the macula
+    # the sample's 11 B-scans span 1.3 mm of the 6 mm grid: the centre is scanned whole, the superior and inferior
+    # sectors in part or not at all
+    scanned = {row[0]: row[2] for row in table}
+    assert scanned["central"] == "100 %" and not scanned[OUTSIDE]
+    assert all(0 < int(scanned[name].split()[0]) < 100 for name in ("inner superior", "inner inferior"))
+    assert scanned["outer superior"] == scanned["outer inferior"] == "0 %"
 
 
 def test_fovea_detection_and_cursor(quantify, qtbot):
@@ -125,7 +131,11 @@ def test_csv_and_tiff_export(quantify, qtbot):
     lines = (tmp_path / "fluid.csv").read_text().splitlines()
     rows = list(csv.reader(line for line in lines if not line.startswith("#")))
     assert rows[0] == ["quantity", "bscan", "value", "unit"]
-    assert sum(1 for row in rows if row and row[0].startswith("ETDRS ")) == 10
+    assert sum(1 for row in rows if row and row[0].startswith("ETDRS ") and row[3] == "nL") == 10
+    scanned = {row[0]: float(row[2]) for row in rows if row and row[0].endswith(" scanned")}
+    assert (
+        len(scanned) == 9 and scanned["ETDRS central scanned"] == 100 and scanned["ETDRS outer superior scanned"] < 50
+    )
     assert f"# labels: {tmp_path / 'mask.tif'}" in lines and f"# scan: {tmp_path / 'scan.tif'}" in lines
     assert "# spacing (B-scan, depth, width): 120, 3.9, 11.8 um" in lines and "# eye: OS" in lines
     assert "# spacing source: octfluid" in lines  # the file's own (an octfluid TIFF)
@@ -213,3 +223,28 @@ def test_the_map_is_folded_on_a_small_screen_and_built_when_unfolded(qtbot, monk
     enface.unfold()
     qtbot.waitUntil(lambda: enface.view.renders == 1, timeout=10000)
     assert enface.view.axis.images[0].get_array().shape == (3, 4)
+
+
+def test_a_typed_spacing_reaches_the_overlays_and_an_unplaced_mask_of_the_scan(unknown_spacing):
+    """The probability and difference layers (drawn over the scan) and a grader's mask without a spacing stayed at
+    pixel size, no longer lining up with the scan; a mask of that shape is left alone where another scan of the
+    same shape is open, since it could be that scan's."""
+    from napari_octfluid._qt._layer_pick import from_file_of
+
+    viewer, widget, _ = unknown_spacing
+    scan = viewer.layers["scan"]
+    shape = scan.data.shape
+    viewer.add_image(np.zeros(shape, np.float32), name="scan fluid probability", metadata=from_file_of(scan))
+    viewer.add_labels(np.zeros(shape, np.uint8), name="difference", metadata=from_file_of(scan))
+    viewer.add_labels(np.zeros(shape, np.uint8), name="grader 2")
+    viewer.add_labels(np.zeros((2, 8, 8), np.uint8), name="another shape")
+    widget.spacing_um[1].value = 3.9
+    for name in ("scan fluid probability", "difference", "grader 2"):
+        assert tuple(viewer.layers[name].scale) == pytest.approx((1.0, 3.9, 1.0)), name
+    assert tuple(viewer.layers["another shape"].scale) == (1.0, 1.0, 1.0)
+
+    viewer.add_image(np.zeros(shape, np.uint8), name="another scan")
+    viewer.add_labels(np.zeros(shape, np.uint8), name="grader of which scan")
+    widget.spacing_um[2].value = 11.8
+    assert tuple(viewer.layers["grader 2"].scale) == pytest.approx((1.0, 3.9, 11.8))  # placed now: the scan's
+    assert tuple(viewer.layers["grader of which scan"].scale) == (1.0, 1.0, 1.0)

@@ -180,3 +180,39 @@ def test_an_autosave_never_writes_through_a_link_into_another_scans_sidecar(scan
     tracker = autosave_once(labels_predicted_from(image), qtbot)
     assert other_sidecar.read_bytes() == before and tracker.kept_aside.is_symlink()
     assert not sidecar_path(scan).is_symlink()
+
+
+def test_a_scan_opened_twice_autosaves_from_one_layer_and_loses_neither_copys_corrections(
+    scan, notices, qtbot, monkeypatch
+):
+    """Two layers of one scan used to write its one sidecar in turn, the last write erasing the other's corrections:
+    the first tracked owns it, the other says so once and takes over (keeping the owner's file aside) when the
+    owner's layer goes."""
+    from napari_octfluid._qt import review_tracking
+
+    write_sidecar_for(sidecar_path(scan), read_volume(scan).data)
+    warnings = []
+    monkeypatch.setattr(review_tracking, "show_warning", warnings.append)
+    first, second = (labels_layer_from(reader.read_scan_layers(str(scan))[1]) for _ in range(2))
+    owner, other = (review_tracking.tracker_for(layer) for layer in (first, second))
+    try:
+        first.paint((1, 5, 5), 2)
+        second.paint((2, 6, 6), 3)
+        qtbot.wait(20)
+        assert owner.sidecar_owner() is owner and other.sidecar_owner() is owner
+        other.tick()
+        other.tick()
+        assert not other.save_now() and owner.save_now()
+        [warning] = warnings
+        assert repr(second.name) in warning and "not autosaved" in warning
+        identity = ScanIdentity.of(read_volume(scan).data)
+        saved = read_sidecar(sidecar_path(scan), scan=identity)
+        assert saved.labels[1, 5, 5] == 2 and saved.labels[2, 6, 6] != 3
+        owner.close()
+        assert other.sidecar_owner() is other and other.save_now()
+        [kept] = [p for p in scan.parent.iterdir() if ".previous-" in p.name]
+        assert read_sidecar(kept, scan=identity).labels[1, 5, 5] == 2  # the first copy's work, kept aside
+        assert read_sidecar(sidecar_path(scan), scan=identity).labels[2, 6, 6] == 3
+    finally:
+        for tracker in (owner, other):
+            tracker.close()

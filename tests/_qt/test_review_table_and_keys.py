@@ -207,7 +207,11 @@ def test_a_duplicated_layer_is_reviewed_on_its_own(reviewing, qtbot):
     viewer.layers.selection = {labels}
     _duplicate_layer(viewer.layers)  # napari's Layer > Duplicate: the copy's metadata holds the same review state
     copy = viewer.layers[f"{labels.name} copy"]
+    viewer.layers.selection.active = copy
+    assert review.labels_layer.value is copy  # Review follows the fluid labels selected
+    viewer.layers.selection.active = labels
     copy_tracker, tracker = tracker_for(copy, viewer), review.tracker
+    assert tracker.layer is labels
     assert copy_tracker.state is not tracker.state
 
     viewer.dims.set_current_step(0, 2)

@@ -164,6 +164,32 @@ def test_corrections_autosave_and_come_back_when_the_scan_is_reopened(predicted,
     second_review = second_panel.tool("Review")
     second_review.labels_layer.value = restored
     assert statuses(second_review)[4] == "corrected" and statuses(second_review)[9] == "accepted"
+    # the first viewer still shows the scan and autosaves it: the restored copy says so and writes nothing
+    assert second_review.tracker.sidecar_owner() is review.tracker
+    assert "Not autosaved" in second_review.saved.value and "'scan fluid'" in second_review.saved.value
+    # the restored corrections take the click tools without a new prediction: Alt-click removes the painted lesion
+    from test_click_tools import alt_click
+
+    second.dims.set_current_step(0, 4)
+    assert restored.data[4, 120, 400] == 5
+    alt_click(restored, (4 * 120.0, 120 * 3.9, 400 * 11.8))
+    assert restored.data[4, 120, 400] == 0
+
+
+def test_review_follows_the_fluid_labels_of_the_scan_selected(predicted, qtbot):
+    """A second scan's mask selected (Predict selects each new mask): Review's keys act on it, not on the first."""
+    viewer, panel, labels = predicted
+    review = panel.tool("Review")
+    second = viewer.add_labels(np.zeros_like(labels.data), name="other fluid", metadata=dict(labels.metadata))
+    viewer.layers.selection.active = labels
+    assert review.labels_layer.value is labels
+    viewer.layers.selection.active = second
+    assert review.labels_layer.value is second and review.tracker.layer is second
+    viewer.dims.set_current_step(0, 3)
+    review.toggle_accept()
+    assert review.tracker.session.status(3) is Status.ACCEPTED
+    viewer.layers.selection.active = viewer.layers["scan"]  # an image: the review stays where it is
+    assert review.labels_layer.value is second
 
 
 def test_finetune_trains_on_exactly_the_reviewed_bscans(predicted, qtbot):

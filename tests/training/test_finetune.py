@@ -194,6 +194,18 @@ def test_the_comparison_of_a_single_bscan(blobs, tiny_checkpoint):
             [0.9, 0.7, np.nan],
             "mean Dice 0.800 before, 0.700 after; the new model is not better there: Revert is advised",
         ),
+        (  # one validation B-scan, +0.02: a hint, and said to be one
+            ["trained on", "validation"],
+            [0.2, 0.738],
+            [0.9, 0.758],
+            "the new model is better there: keep it. Judged on 1 B-scan only: validate on 3 or more to be surer.",
+        ),
+        (  # under 0.01 apart: no change either way
+            ["validation", "validation", "validation"],
+            [0.70, 0.80, 0.90],
+            [0.71, 0.80, 0.90],
+            "the new model is about as good there: keep it if its masks need fewer corrections, else Revert.",
+        ),
         (
             ["trained on", "trained on", "not used"],
             [0.2, 0.4, np.nan],
@@ -215,4 +227,6 @@ def test_the_comparison_of_a_single_bscan(blobs, tiny_checkpoint):
     ],
 )
 def test_the_comparison_judges_the_new_model_on_held_out_b_scans_only(used_for, before, after, expected):
-    assert expected in comparison_summary(np.array(used_for), np.array(before), np.array(after))
+    summary = comparison_summary(np.array(used_for), np.array(before), np.array(after))
+    assert expected in summary
+    assert ("Judged on" in summary) == (0 < used_for.count("validation") < 3 and "Validation" in summary)
