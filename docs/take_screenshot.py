@@ -33,6 +33,7 @@ parser.add_argument(
 parser.add_argument("--advanced", action="store_true", help="open the Fine-tune tab's Advanced settings")
 parser.add_argument("--train-bscans", default="0,24")
 parser.add_argument("--val-bscans", default="15")
+parser.add_argument("--scroll-to-end", action="store_true", help="scroll the tab to its end (Quantify's sectors)")
 args = parser.parse_args()
 
 viewer = napari.Viewer()
@@ -108,6 +109,9 @@ def shoot():
         QTimer.singleShot(800, shoot)
         return
     viewer.reset_view()  # now that the window has its final size
+    if args.scroll_to_end:
+        bar = panel.currentWidget().verticalScrollBar()
+        bar.setValue(bar.maximum())
     viewer.screenshot(args.out, canvas_only=False)
     print("wrote", args.out)
     viewer.close()

@@ -491,10 +491,21 @@ def is_summary(path: str | os.PathLike) -> bool:
         return False
 
 
-def write_summary(path: str | os.PathLike, rows: Iterable[ScanRow]) -> Path:
-    """The summary table, one row per scan in the batch's order, written whole or not at all. Columns are empty
-    where a figure is unknown: the volume where the spacing is not known on every axis, the figures of a scan
-    that failed."""
+def earlier_rows(path: str | os.PathLike, rows: Iterable[ScanRow]) -> list[list[str]]:
+    """The rows of the summary already at ``path`` (one a batch wrote) for scans this run did not name: a batch run
+    again on part of its scans kept only their rows, and the others' masks stayed in the folder unlisted."""
+    if not is_summary(path):
+        return []
+    named = {row.source for row in rows}
+    with open(path, newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))[1:]
+    return [row for row in table if len(row) == len(SUMMARY_COLUMNS) and row[0] not in named]
+
+
+def write_summary(path: str | os.PathLike, rows: Iterable[ScanRow], earlier: Iterable[Sequence[str]] = ()) -> Path:
+    """The summary table: the ``earlier`` rows (:func:`earlier_rows`) kept first, then one row per scan in the
+    batch's order, written whole or not at all. Columns are empty where a figure is unknown: the volume where the
+    spacing is not known on every axis, the figures of a scan that failed."""
 
     def cell(value) -> str:
         if value is None:
@@ -505,6 +516,7 @@ def write_summary(path: str | os.PathLike, rows: Iterable[ScanRow]) -> Path:
     with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(SUMMARY_COLUMNS)
+        writer.writerows(earlier)
         for row in sorted(rows, key=lambda row: row.index):
             writer.writerow(
                 [

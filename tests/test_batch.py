@@ -118,6 +118,19 @@ def test_a_second_run_skips_finished_masks_and_never_replaces_another_file(scans
     assert users_file.read_bytes() == b"the user's own mask, corrected by hand"
 
 
+def test_a_run_on_part_of_the_scans_keeps_the_summary_rows_of_the_others(scans, tiny_checkpoint):
+    """Run again on one scan, the summary lost the rows of the others, whose masks stayed in the folder unlisted."""
+    out = scans / "out"
+    assert predict(tiny_checkpoint, scans / "scans" / "a.tif", scans / "pngs", "-o", out) == 0
+    first = summary(out)
+    assert predict(tiny_checkpoint, scans / "pngs", "-o", f"{out}/") == 0
+    again = summary(out)
+    assert [row["source"] for row in again] == [first[0]["source"], first[1]["source"]]
+    assert again[0] == first[0]  # the other scan's row as it was
+    assert again[1]["status"] == "skipped" and again[1]["output"] == first[1]["output"]
+    assert len(again) == len({row["source"] for row in again})  # each scan once
+
+
 def test_the_same_masks_are_found_whatever_the_order_of_the_scans(scans, tiny_checkpoint):
     out = scans / "out"
     named = [str(scans / "scans" / "a.tif"), str(scans / "other" / "a.tif")]

@@ -242,6 +242,7 @@ def run_batch(args: argparse.Namespace, folder: Path) -> int:
         ModelIdentity,
         check_output_folder,
         collect_sources,
+        earlier_rows,
         is_list_file,
         is_summary,
         plan_batch,
@@ -316,7 +317,7 @@ def run_batch(args: argparse.Namespace, folder: Path) -> int:
         everyone = [row for rows_of_one in context.all_gather_object(rows) for row in rows_of_one]
         failed = sum(row.status == FAILED for row in everyone)
         if context.is_main:
-            write_summary(summary, everyone)
+            write_summary(summary, everyone, earlier_rows(summary, everyone))
             skipped = sum(row.status == SKIPPED for row in everyone)
             print(
                 f"wrote {plural(len(everyone) - skipped - failed, 'mask')} to {folder} ({skipped} done before, "
