@@ -132,8 +132,11 @@ def add_lesion(
         return _nothing(labels, "The click is on pixels marked not annotated: nothing added.")
     here = float(probability[z, y, x])
     if here < threshold:
+        digits = 2 if round(here, 2) != round(threshold, 2) else 3  # never "0.98, below the threshold 0.98"
         return _nothing(
-            labels, f"Fluid probability at the click is {here:.2f}, below the threshold {threshold:.2f}: lower it."
+            labels,
+            f"Fluid probability at the click is {here:.{digits}f}, below the threshold {threshold:.{digits}f}: "
+            "lower it.",
         )
     supported = (probability[z] >= threshold) & (labels[z] != IGNORE)
     components, _ = ndimage.label(supported, structure=IN_BSCAN)

@@ -229,3 +229,13 @@ def test_applied_to_copies():
     labels = np.zeros((2, 2, 2), np.uint8)
     after = Correction((1,), np.ones((1, 2, 2), np.uint8), "").applied_to(labels)
     assert after[1].all() and not labels.any()
+
+
+def test_a_refusal_never_reads_as_equal_numbers():
+    """ "Fluid probability at the click is 0.98, below the threshold 0.98" (0.975 against 0.98, rounded)."""
+    labels = np.zeros((1, 8, 8), np.uint8)
+    probability = np.full(labels.shape, 0.975, np.float32)
+    message = add_lesion(labels, probability, (0, 4, 4), threshold=0.98).message
+    assert "is 0.975, below the threshold 0.980" in message
+    message = add_lesion(labels, probability, (0, 4, 4), threshold=0.99).message
+    assert "is 0.98, below the threshold 0.99" in message  # two digits where they differ

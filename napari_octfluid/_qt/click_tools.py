@@ -43,6 +43,17 @@ CLICK_MODES = ("pan_zoom", "pick", "paint", "erase")
 _installed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def help_text() -> str:
+    """The tools in a few words, for the Review tab (they bind to its labels with no dock of their own, which a
+    laptop screen has no room for: nothing on screen named them); each button's tooltip has the rest."""
+    key = {action: shortcut.replace("-", "+") for action, (shortcut, _, _) in SHORTCUTS.items()}
+    return (
+        "Click tools: Alt-click removes a lesion (Ctrl+Alt: through the volume), Shift+Alt-click adds one; "
+        f"{key['widen']} / {key['narrow']} widen / narrow it; {key['remove_islands']} islands, {key['fill_holes']} "
+        f"holes, {key['copy_previous']} / {key['copy_next']} copy the B-scan before / after."
+    )
+
+
 def install_click_tools(viewer, labels_layer, dock: bool = True) -> ClickTools:
     """Bind the click tools to ``labels_layer`` (once per layer) and, with ``dock``, show their dock."""
     labels_layer = unwrapped(labels_layer)  # a widget's napari proxy is a new object at every access

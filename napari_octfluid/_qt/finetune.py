@@ -26,9 +26,9 @@ from magicgui.widgets import (
     Table,
 )
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import QHeaderView, QSizePolicy, QStyledItemDelegate
+from qtpy.QtWidgets import QHeaderView, QMessageBox, QSizePolicy, QStyledItemDelegate
 
-from .._layers import recorded_device, spacing_from_layer
+from .._layers import META_KEY, recorded_device, spacing_from_layer
 from ..colours import FINETUNED
 from ..devices import DEVICE_CHOICES
 from ..losses import LOSSES, PAPER_TERMS, build_loss
@@ -103,6 +103,7 @@ class FinetuneWidget(Container):
         threading.Thread(
             target=warm_up_training_imports, args=(self.warmed_up,), daemon=True, name="octfluid-warm-up"
         ).start()
+        self._start_from_labels_model()
         self.describe_plan()
         self.refresh()
 
@@ -251,6 +252,7 @@ class FinetuneWidget(Container):
         for setting in (*described, self.change_kept, self.start_pull, self.replay, self.adapt):
             setting.changed.connect(self.describe_plan)
         self.labels_layer.changed.connect(self.refresh)
+        self.labels_layer.changed.connect(self._start_from_labels_model)
         self.scan.changed.connect(self._fill_device)
         self.bscans.changed.connect(self.refresh)
         self.val_bscans.changed.connect(self.refresh)  # a B-scan held out for validation leaves the training list
@@ -270,6 +272,21 @@ class FinetuneWidget(Container):
     def _show_weights(self, name: str) -> None:
         for box in self.weights.values():
             box.visible = name == "composite"
+
+    def _start_from_labels_model(self, *_) -> None:
+        """Start from the model that predicted the labels chosen (their metadata records it): after predicting with
+        a model kept for a clinic, fine-tuning started from the shipped weights, and Keep under the clinic's name
+        then replaced its model with one that never learned from it."""
+        layer = self.labels_layer.value
+        recorded = (layer.metadata.get(META_KEY) or {}).get("model") if layer is not None else None
+        if not recorded or not Path(recorded).is_file():
+            return
+        shipped = default_weights_path()
+        if shipped is not None and Path(recorded).resolve() == Path(shipped).resolve():
+            self.start_from.value = SHIPPED
+        else:
+            self.start_from.value = CHECKPOINT
+            self.checkpoint.value = recorded
 
     def bscan_choice(self) -> BscanChoice:
         """What the fields and the review state say to train on (cheap: the volume is not read; raises
@@ -580,6 +597,9 @@ class FinetuneWidget(Container):
         if chosen is None:
             return
         target, name = chosen
+        if target.exists() and target != self._saved_to and not self.confirm_replace(target, name):
+            self.status.value = f"Kept nothing: {target.name} stays as it was; choose another name."
+            return
         result = self.result
         self._job = "saving"
         self._set_running(True)
@@ -594,6 +614,15 @@ class FinetuneWidget(Container):
             on_error=self._on_save_error,
             on_finished=lambda stopped: self._set_running(False),
         )
+
+    def confirm_replace(self, target: Path, name: str) -> bool:
+        """Ask before Keep replaces a model kept under the same name, or a file (tests replace this method): the
+        earlier model, perhaps made for another clinic's device, was overwritten without a word."""
+        what = f"A model named '{name}' is already kept" if name else f"{target.name} exists"
+        answer = QMessageBox.question(
+            self.native, "Replace the kept model?", f"{what}. Replace it with this fine-tuned model?"
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def _on_saved(self, target: Path, result: TrainResult) -> None:
         if result is not self.result:  # reverted meanwhile: the file stays, but the widget offers nothing more

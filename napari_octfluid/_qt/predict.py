@@ -188,6 +188,13 @@ class PredictWidget(Container):
         elif self.status.value.startswith("Weights: "):
             self.status.value = ""
 
+    def refresh(self, *_) -> None:
+        """The tab is shown again: the models kept meanwhile (Fine-tune's Keep) are offered, the choice kept."""
+        chosen = self.weights.value
+        self.weights.reset_choices()
+        if chosen in self.weights.choices:  # (a kept model deleted meanwhile leaves napari's first choice)
+            self.weights.value = chosen
+
     def weights_path(self) -> Path | None:
         if self.weights.value == DEFAULT_WEIGHTS_CHOICE:
             return default_weights_path()

@@ -15,7 +15,7 @@ from qtpy.QtCore import QTimer
 
 from .._layers import META_KEY, REVIEW_KEY
 from ._layer_pick import labels_picker
-from .click_tools import install_click_tools
+from .click_tools import help_text, install_click_tools
 from .difference import DifferenceOverlay
 from .fit_width import narrow_combo_box, wrap_message
 from .review_table import BscanTable
@@ -61,8 +61,10 @@ class ReviewWidget(Container):
         self.difference = DifferenceOverlay(napari_viewer)
         self.status = Label(value="")
         self.saved = Label(value="")
+        self.click_help = Label(value=help_text())
         wrap_message(self.status)
         wrap_message(self.saved)
+        wrap_message(self.click_help)
         rows = [
             [self.accept_button, self.next_with_fluid],
             [self.next_unreviewed, self.buttons["previous_unreviewed"]],
@@ -71,7 +73,7 @@ class ReviewWidget(Container):
         self.extend(
             [Container(widgets=[self.labels_layer]), self.table]
             + [Container(layout="horizontal", widgets=row, labels=False) for row in rows]
-            + [self.show_probability, self.difference, self.status, self.saved]
+            + [self.click_help, self.show_probability, self.difference, self.status, self.saved]
         )
         self.native.layout().setStretchFactor(self.table.native, 1)  # the table takes the room left over
         # napari asks for fresh layer lists inside its insertion of a layer (0.1-0.2 s of its own on one event-loop

@@ -35,10 +35,11 @@ _UNIT_MM = {
     "centimeter": 10.0,
     "m": 1000.0,
     "meter": 1000.0,
-    "inch": 25.4,
-    "in": 25.4,
 }
-_RESOLUTION_UNIT_MM = {2: 25.4, 3: 10.0}  # TIFF ResolutionUnit: 2 = inch, 3 = centimetre; 1 = none
+# TIFF ResolutionUnit 3 = centimetre. 2 = inch is left out, as ImageJ's unit "inch" is above: a resolution in dots
+# per inch is how print software (PIL, Photoshop, ImageMagick, Fiji after opening one) states a size on paper, 72
+# or 300 dpi whatever the scan, never an OCT's pixel size
+_RESOLUTION_UNIT_MM = {3: 10.0}
 MEMMAP_BYTES = 256 * 2**20  # uncompressed scans larger than this are memory-mapped, not read into memory
 # threads that decode a compressed multi-page TIFF, a page each (tifffile's default is half the cores: one on a
 # 2-core laptop). Two halved the decoding of a 25-B-scan deflate scan (46 -> 21 ms), which napari's File > Open
@@ -63,7 +64,11 @@ def read_tiff(path: str | Path) -> OctVolume:
             series = tif.series[0]
             pixels = _map_or_decode(path, series)
             axes = series.axes
+            if _pages_as_series(tif.series):
+                pixels, axes = _stacked(path, tif.series), "ZYX"
             spacing, spacing_source, extra = _spacing_and_meta(tif, axes)
+            if spacing_source != "unknown" and "octfluid_kind" not in extra:  # octfluid's own was checked on entry
+                spacing, spacing_source = _plausible(spacing, spacing_source)
             file_format = "OME-TIFF" if tif.is_ome else "ImageJ TIFF" if tif.is_imagej else "TIFF"
         if complaints:  # tifffile reads what it can of a damaged file and only logs the damage
             raise OctReadError(
@@ -109,6 +114,24 @@ def _map_or_decode(path: Path, series: tifffile.TiffPageSeries) -> np.ndarray:
     return series.asarray(maxworkers=DECODE_WORKERS)  # decoded straight into the one array it returns
 
 
+def _pages_as_series(series: list) -> bool:
+    """Whether the file's B-scans are series of one page each, all alike (as ``TiffWriter.write`` once per B-scan
+    leaves them, without ImageJ or OME metadata): only the first was read, and the scan became one B-scan."""
+    first = series[0]
+    return (
+        len(series) > 1
+        and len(first.shape) == 2
+        and all(s.shape == first.shape and s.dtype == first.dtype for s in series)
+    )
+
+
+def _stacked(path: Path, series: list) -> np.ndarray:
+    """The B-scans of one-page series as one volume, after checking its size against the memory budget."""
+    shape = (len(series), *series[0].shape)
+    check_scan_allocation(path, array_bytes(shape, series[0].dtype.itemsize), f"Decoding this scan ({shape})")
+    return np.stack([s.asarray() for s in series])
+
+
 def _decoding_bytes(series: tifffile.TiffPageSeries) -> int:
     """The decoded series plus, for compressed data, a decoded tile or strip for each decoding thread and one for
     the compressed bytes read (tiles are declared separately from the image and may be far larger than it)."""
@@ -131,6 +154,18 @@ def _tifffile_errors():
         yield complaints
     finally:
         tiff_logger.removeHandler(handler)
+
+
+def _plausible(spacing: tuple, source: str) -> tuple[tuple, str]:
+    """The spacing a TIFF states, each implausible axis made unknown (``spacing.plausible_axes``), and where it came
+    from, saying what was left out."""
+    from ..spacing import plausible_axes
+
+    kept, problems = plausible_axes(spacing)
+    if not problems:
+        return kept, source
+    said = "unknown" if all(value is None for value in kept) else source
+    return kept, f"{said}; left unknown, as the file states it: {' '.join(problems)}"
 
 
 def _spacing_and_meta(tif: tifffile.TiffFile, axes: str) -> tuple[tuple, str, dict[str, Any]]:

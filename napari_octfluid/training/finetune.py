@@ -237,13 +237,22 @@ def choose_bscans(
     flag per B-scan, and the ``model`` that predicted them), the B-scans corrected or accepted in Review (none if
     nothing is reviewed yet: unreviewed labels are the model's own prediction, nothing to learn from); else, for a
     mask octfluid did not predict (an expert's file), every B-scan holding fluid. A B-scan given for ``validation``
-    is never trained on.
+    is never trained on, and must be reviewed where the labels have a review state from a prediction: an
+    unreviewed B-scan holds the model's own prediction, which scored the starting model Dice 1.000 against itself
+    and pushed the verdict towards Revert.
     """
     count = n_bscans(labels)
     wanted_validation = sorted({int(z) for z in validation})
     outside = [z for z in [*explicit, *wanted_validation] if not 0 <= int(z) < count]
     if outside:
         raise ValueError(f"B-scan {outside[0]} is outside B-scans 0..{count - 1}")
+    if reviewed is not None and model:
+        unreviewed = [z for z in wanted_validation if not np.asarray(reviewed, bool)[z]]
+        if unreviewed:
+            raise ValueError(
+                f"B-scan {unreviewed[0]} is not reviewed: its labels are the model's own prediction, against which "
+                "the model would score itself. Validate on B-scans you corrected or accepted in Review."
+            )
     if len(explicit):
         chosen = sorted({int(z) for z in explicit})
     elif reviewed is not None and (model or np.any(reviewed)):

@@ -400,3 +400,31 @@ def test_keep_by_name_puts_the_model_in_the_folder_for_the_scans_device(
     [kept] = kept_models()
     assert (kept.name, kept.device) == ("Clinic A Cirrus", "Carl Zeiss Meditec Cirrus")
     assert widget.status.value == "Kept as 'Clinic A Cirrus': Predict offers it for scans of Carl Zeiss Meditec Cirrus."
+
+    # Keep again under the name of a model kept before (here: once this one is reverted): asked, never silent
+    before = kept.path.read_bytes()
+    widget._saved_to = None  # as after another run
+    asked = []
+    monkeypatch.setattr(type(widget), "confirm_replace", lambda self, target, name: asked.append(name) or False)
+    widget.keep()
+    assert asked == ["Clinic A Cirrus"] and widget.worker is None and kept.path.read_bytes() == before
+    assert widget.status.value == f"Kept nothing: {kept.path.name} stays as it was; choose another name."
+
+
+def test_fine_tuning_starts_from_the_model_that_predicted_the_labels(make_napari_viewer, tiny_checkpoint):
+    """After predicting with a model kept for a clinic, Fine-tune started from the shipped weights: Keep under the
+    clinic's name then replaced its model with one that never learned from it."""
+    from napari_octfluid._qt.finetune import SHIPPED
+    from napari_octfluid.weights import default_weights_path
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((2, 64, 64), np.uint8), name="scan")
+    kept = viewer.add_labels(np.zeros((2, 64, 64), np.uint8), name="kept fluid")
+    kept.metadata["octfluid"] = {"model": str(tiny_checkpoint)}
+    shipped = viewer.add_labels(np.zeros((2, 64, 64), np.uint8), name="shipped fluid")
+    shipped.metadata["octfluid"] = {"model": str(default_weights_path())}
+    _, widget = viewer.window.add_plugin_dock_widget("octfluid", "Fine-tune")
+    widget.labels_layer.value = kept
+    assert widget.start_from.value == CHECKPOINT and widget._starting_weights() == tiny_checkpoint
+    widget.labels_layer.value = shipped
+    assert widget.start_from.value == SHIPPED

@@ -50,3 +50,19 @@ def test_leaving_a_kept_model_for_another_device_is_said(make_napari_viewer, kep
     widget.scan.value = cirrus
     widget.scan.value = plain
     assert widget.weights.value == DEFAULT_WEIGHTS_CHOICE and "back to the shipped default" in widget.status.value
+
+
+def test_a_model_kept_while_the_tab_was_hidden_is_offered_when_it_is_shown_again(
+    make_napari_viewer, tmp_path, monkeypatch, tiny_checkpoint
+):
+    """Fine-tune's Keep said "Predict offers it", but the list changed only when a layer was added."""
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path / "models"))
+    viewer = make_napari_viewer()
+    scan(viewer, "plain")
+    _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
+    widget = panel.tool("Predict")
+    assert len(widget.weights.choices) == 2
+    panel.setCurrentIndex(1)  # another tab, where Keep runs
+    kept_path = keep_model(tiny_checkpoint, "Clinic B", "")
+    panel.setCurrentIndex(0)
+    assert str(kept_path) in widget.weights.choices and widget.weights.value == DEFAULT_WEIGHTS_CHOICE

@@ -230,3 +230,13 @@ def test_labels_that_are_not_bscans_get_a_message_not_a_traceback(make_napari_vi
     review.labels_layer.value = viewer.add_labels(np.zeros((2, 3, 16, 16), np.uint8), name="timelapse")
     assert review.tracker is None and "cannot review 'timelapse'" in review.status.value
     assert review.go_to("unreviewed") is None
+
+
+def test_the_review_tab_names_the_click_tools_and_their_keys(predicted):
+    """The tools bind to the labels under review with no dock of their own: nothing on screen named them."""
+    from napari_octfluid._qt.click_tools import SHORTCUTS
+
+    _, panel, _ = predicted
+    shown = panel.tool("Review").click_help.value
+    assert "Alt-click removes a lesion" in shown and "Shift+Alt-click adds one" in shown
+    assert all(key.replace("-", "+") in shown for key, _, _ in SHORTCUTS.values() if "Control" not in key)

@@ -208,3 +208,19 @@ def test_napari_nifti_writer_says_what_to_do_without_spacing(tmp_path):
 def test_seg_names_octfluid_and_its_version(tmp_path, dicom_scan):
     seg = pydicom.dcmread(write_dicom_seg(tmp_path / "f.dcm", LABELS, read_dicom_source(dicom_scan).headers))
     assert seg.Manufacturer == "octfluid" and seg.SoftwareVersions == napari_octfluid.__version__
+
+
+def test_a_dicom_seg_of_a_source_without_slice_thickness_is_read_back_by_highdicom(tmp_path, capsys):
+    """highdicom wrote the SEG with the source's Pixel Measures, and its own reader refused them without a Slice
+    Thickness; the B-scan distance the source records is now the SEG's."""
+    import highdicom as hd
+
+    source = write(opt_dataset(SCAN, slice_thickness=None, position_step=0.12), tmp_path / "oct.dcm")
+    mask = write_tiff(tmp_path / "mask.tif", LABELS, SPACING)
+    assert main(["export", str(mask), "-o", str(tmp_path / "fluid.dcm"), "--source", str(source)]) == 0
+    seg = hd.seg.segread(tmp_path / "fluid.dcm")
+    measures = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+    assert float(measures.SliceThickness) == pytest.approx(0.12)
+    assert [float(v) for v in measures.PixelSpacing] == pytest.approx([0.0039, 0.0117])
+    frames = seg.get_pixels_by_source_frame(pydicom.dcmread(source).SOPInstanceUID, [1, 2, 3, 4], combine_segments=True)
+    np.testing.assert_array_equal(frames, (LABELS == 1).astype(frames.dtype))

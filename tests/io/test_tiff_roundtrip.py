@@ -110,3 +110,38 @@ def test_a_volume_of_2000_bscans_is_memory_mapped_not_read(tmp_path, monkeypatch
     assert not read.data.flags.writeable  # read-only: nothing can change the user's file through it
     np.testing.assert_array_equal(read.data[1234], volume[1234])
     assert read_volume(path).data.shape == (2000, 32, 48)  # compressed files are read as before
+
+
+@pytest.mark.parametrize("dpi", [72, 96, 300])
+def test_a_print_resolution_in_dots_per_inch_is_no_spacing(tmp_path, dpi):
+    """PIL, Photoshop and ImageMagick write 72-300 dpi into any TIFF: read as 84.7-353 um a pixel, it resampled a
+    B-scan 22 times in depth and gave 505 mm^2 of fluid in one B-scan."""
+    path = tmp_path / "printed.tif"
+    tifffile.imwrite(path, np.zeros((16, 24), np.uint8), resolution=(dpi, dpi), resolutionunit="INCH")
+    assert read_volume(path).spacing_mm == (None, None, None)
+    fiji = tmp_path / "fiji_inch.tif"  # Fiji, after opening such a file, writes the inch as ImageJ's unit
+    tifffile.imwrite(
+        fiji, np.zeros((2, 16, 24), np.uint8), imagej=True, resolution=(dpi, dpi), metadata={"unit": "inch"}
+    )
+    assert read_volume(fiji).spacing_mm == (None, None, None)
+
+
+def test_a_stated_spacing_that_is_no_octs_is_left_unknown_and_said(tmp_path):
+    path = tmp_path / "odd.tif"
+    # 1 cm / 2 px = 5 mm a pixel down (no OCT's), 1 cm / 1000 px = 10 um across (an OCT's)
+    tifffile.imwrite(path, np.zeros((16, 24), np.uint8), resolution=(1000, 2), resolutionunit="CENTIMETER")
+    volume = read_volume(path)
+    assert volume.spacing_mm[:2] == (None, None) and volume.spacing_mm[2] == pytest.approx(0.01)
+    assert "5000 um is not an OCT pixel size along depth" in volume.meta["spacing_source"]
+
+
+def test_bscans_written_as_separate_series_are_all_read(tmp_path):
+    """`TiffWriter.write` once per B-scan leaves a series per page: only the first was read, the scan became one
+    B-scan, with no word."""
+    bscans = np.random.default_rng(0).integers(0, 255, (3, 16, 24), np.uint8)
+    path = tmp_path / "pages.tif"
+    with tifffile.TiffWriter(path) as writer:
+        for bscan in bscans:
+            writer.write(bscan, photometric="minisblack", contiguous=False)
+    assert len(tifffile.TiffFile(path).series) == 3
+    np.testing.assert_array_equal(read_volume(path).data, bscans)

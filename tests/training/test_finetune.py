@@ -90,6 +90,17 @@ def test_with_a_review_state_the_reviewed_bscans_train():
     assert choose_bscans(labels_with_fluid_on([0, 1, 2]), (), (), np.zeros(6, bool), "model.pt") == ([], [])
 
 
+def test_an_unreviewed_bscan_of_a_prediction_is_refused_for_validation():
+    """Its labels are the model's own prediction: the starting model scored Dice 1.000 against itself there."""
+    reviewed = np.array([False, True, False, True, True, False])
+    with pytest.raises(ValueError, match="B-scan 2 is not reviewed: .* Validate on B-scans you corrected or accepted"):
+        choose_bscans(labels_with_fluid_on([0, 1, 2]), (), [3, 2], reviewed, "model.pt")
+    with pytest.raises(ValueError, match="B-scan 5 is not reviewed"):
+        choose_bscans(labels_with_fluid_on([0, 1, 2]), [1], [5], reviewed, "model.pt")  # with an explicit list too
+    # an expert's mask (no prediction behind it) validates anywhere
+    assert choose_bscans(labels_with_fluid_on([0, 1, 2]), (), [2], np.zeros(6, bool), "") == ([0, 1], [2])
+
+
 def test_a_mask_octfluid_did_not_predict_trains_on_every_bscan_with_fluid():
     labels = labels_with_fluid_on([0, 3])
     labels[4] = IGNORE  # not annotated: no fluid there
