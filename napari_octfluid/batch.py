@@ -116,8 +116,9 @@ def read_path_list(list_file: Path) -> list[str]:
 def collect_sources(inputs: Iterable[str]) -> tuple[list[ScanSource], list[str]]:
     """The scans ``inputs`` name, in order and each once, and notices of what was left out.
 
-    Each input is a scan file or folder of B-scans, a glob pattern (``**`` reaches into sub-folders; matches that
-    octfluid cannot read, such as notes or sidecars, are left out), or a ``.txt`` / ``.csv`` list of paths (see
+    Each input is a scan file or folder of B-scans, a glob pattern (``**`` reaches into sub-folders; it matches files,
+    or folders of B-scans where it ends with "/"; matches that octfluid cannot read, such as notes or sidecars, are
+    left out), or a ``.txt`` / ``.csv`` list of paths (see
     :func:`read_path_list`). A scan named twice, under any spelling, is predicted once."""
     from .io import can_read
 
@@ -131,6 +132,10 @@ def collect_sources(inputs: Iterable[str]) -> tuple[list[ScanSource], list[str]]
                 sources.append(ScanSource(name, problem=f"the list {name} cannot be read: {error}"))
         elif is_pattern(name):
             matches = sorted((Path(match) for match in glob.glob(name, recursive=True)), key=_natural_key)
+            # files, or folders where the pattern ends with "/": 'scans/**/*' took each folder of B-scans as a scan
+            # and each of its B-scans again, and each folder of volumes as a folder of B-scans
+            folders = name.endswith(("/", os.sep))
+            matches = [match for match in matches if match.is_dir() == folders]
             readable = [match for match in matches if can_read(match)]
             left_out = len(matches) - len(readable)
             if readable and left_out:
@@ -496,10 +501,17 @@ def earlier_rows(path: str | os.PathLike, rows: Iterable[ScanRow]) -> list[list[
     again on part of its scans kept only their rows, and the others' masks stayed in the folder unlisted."""
     if not is_summary(path):
         return []
-    named = {row.source for row in rows}
+    named = {listed_path(row.source) for row in rows}
     with open(path, newline="", encoding="utf-8") as handle:
         table = list(csv.reader(handle))[1:]
     return [row for row in table if len(row) == len(SUMMARY_COLUMNS) and row[0] not in named]
+
+
+def listed_path(named: str) -> str:
+    """A scan as the summary lists it: from the root, as named after the working folder where it was named from
+    there. A list reads its relative paths from its own folder, so "batchin/a.tif" named in the working folder made
+    the summary of a batch a list of missing files."""
+    return named if not named or Path(named).is_absolute() else str(Path.cwd() / named)
 
 
 def write_summary(path: str | os.PathLike, rows: Iterable[ScanRow], earlier: Iterable[Sequence[str]] = ()) -> Path:
@@ -520,8 +532,8 @@ def write_summary(path: str | os.PathLike, rows: Iterable[ScanRow], earlier: Ite
         for row in sorted(rows, key=lambda row: row.index):
             writer.writerow(
                 [
-                    row.source,
-                    row.output,
+                    listed_path(row.source),
+                    listed_path(row.output),
                     row.status,
                     row.error,
                     *map(cell, (row.bscans, row.fluid_bscans, row.fluid_pixels, row.fluid_volume_nl)),

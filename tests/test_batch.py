@@ -269,3 +269,21 @@ def test_a_mask_records_where_it_came_from_and_reads_as_any_mask(scans, tiny_che
     assert mask.is_labels and mask.spacing_mm == SPACING and mask.data.dtype == np.uint8
     with tifffile.TiffFile(out / "a_fluid.tif") as tif:  # Fiji reads the spacing from the ImageJ tags as before
         assert tif.imagej_metadata["spacing"] == pytest.approx(SPACING[0] * 1e3)
+
+
+def test_a_summary_of_scans_named_from_the_working_folder_is_itself_a_list(scans, tiny_checkpoint, monkeypatch):
+    """Its paths were written as named ("scans/a.tif") and read back from the summary's folder: all missing."""
+    monkeypatch.chdir(scans)
+    assert predict(tiny_checkpoint, "scans/a.tif", "pngs", "-o", "out/") == 0
+    assert [row["source"] for row in summary(scans / "out")] == [str(scans / "scans/a.tif"), str(scans / "pngs")]
+    assert predict(tiny_checkpoint, "out/octfluid_summary.csv", "-o", "again/") == 0
+    assert [row["status"] for row in summary(scans / "again")] == ["ok", "ok"]
+
+
+def test_a_recursive_glob_takes_files_and_a_glob_ending_in_a_slash_takes_folders(scans):
+    """'dir/**/*' took each folder of B-scans as a scan and each of its B-scans again (4 masks for one scan), and each
+    folder of volumes as a failed folder of B-scans."""
+    files, _ = collect_sources([f"{scans}/**/*"])
+    assert sorted(source.path.name for source in files) == ["a.tif", "a.tif", "b.ome.tif", "b0.png", "b1.png"]
+    folders, _ = collect_sources([f"{scans}/*/"])  # folders only, as named (a folder of volumes fails in its row)
+    assert [source.path.name for source in folders] == ["other", "pngs", "scans"]

@@ -454,9 +454,13 @@ class FinetuneWidget(Container):
             if time.monotonic() - self._last_draw > PLOT_INTERVAL_S:
                 self.plot.redraw()
                 self._last_draw = time.monotonic()
+            step = f"step {event.step}/{event.total_steps}"
             return Progress(
                 event.step,
-                f"step {event.step}/{event.total_steps}, loss {event.loss:.4f}, {event.eta_s / 60:.1f} min left",
+                # the step in flight when Pause was pressed ends after it: "Paused." must not give way to it
+                f"Paused after {step}."
+                if self.jobs.paused
+                else f"{step}, loss {event.loss:.4f}, {event.eta_s / 60:.1f} min left",
                 event.total_steps,  # adapting may have made the run longer than the bar was started for
             )
         if isinstance(event, EpochEnd):

@@ -428,3 +428,16 @@ def test_fine_tuning_starts_from_the_model_that_predicted_the_labels(make_napari
     assert widget.start_from.value == CHECKPOINT and widget._starting_weights() == tiny_checkpoint
     widget.labels_layer.value = shipped
     assert widget.start_from.value == SHIPPED
+
+
+def test_a_step_that_ends_after_pause_says_paused(viewer_with_blobs):
+    """The step in flight when Pause was pressed ended after it, and its line replaced "Paused." while only the
+    button said so."""
+    from napari_octfluid.training.engine import StepEnd
+
+    _, widget = viewer_with_blobs
+    step = StepEnd(7, 100, 1, 0.8, {}, 1e-4, 20.0, 66.0)
+    assert widget._on_event(step).text == "step 7/100, loss 0.8000, 1.1 min left"
+    widget.jobs.paused = True
+    assert widget._on_event(step).text == "Paused after step 7/100."
+    widget.jobs.paused = False
