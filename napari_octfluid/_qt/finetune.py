@@ -38,6 +38,8 @@ from ..training.engine import EpochEnd, StepEnd, TrainResult
 from ..training.finetune import (
     ADAPT_BELOW_AGREEMENT,
     CROP_SIDE,
+    TRAINED,
+    VALIDATION,
     WHOLE_NETWORK,
     BscanChoice,
     Comparison,
@@ -64,6 +66,7 @@ from .mask_colours import colour_mask
 from .review_tracking import review_state
 
 SHIPPED = "shipped default"
+ROLE_ORDER = {VALIDATION: 0, TRAINED: 1}  # the comparison's rows: validation, trained on, then not used
 CHECKPOINT = "checkpoint file..."
 PLOT_INTERVAL_S = 1.0  # repaint the step plot at most this often (cheap, but no need for more)
 ADAPTED_FIELDS = tuple(WHOLE_NETWORK)  # the settings the adaptive rule may change
@@ -540,11 +543,13 @@ class FinetuneWidget(Container):
         result, source = self._compared
         if result is not self.result:  # reverted or trained again meanwhile: nothing of this is offered any more
             return
+        # the rows that judge the model first: of 25 B-scans, the few validated and trained on were below the fold
+        order = sorted(range(len(comparison.used_for)), key=lambda z: ROLE_ORDER.get(comparison.used_for[z], 2))
         self.compare.value = {
-            "B-scan": list(range(len(comparison.used_for))),
-            "used for": list(comparison.used_for),
-            "Dice old": [_dice_text(d) for d in comparison.dice_before],
-            "new": [_dice_text(d) for d in comparison.dice_after],
+            "B-scan": order,
+            "used for": [comparison.used_for[z] for z in order],
+            "Dice old": [_dice_text(comparison.dice_before[z]) for z in order],
+            "new": [_dice_text(comparison.dice_after[z]) for z in order],
         }
         name = f"{source.name} fluid (fine-tuned)"
         labels = comparison.labels if np.ndim(source.data) == 3 else comparison.labels[0]

@@ -381,7 +381,9 @@ class QuantifyWidget(Container):
         lines = [f"Fluid: {summary.total_pixels} pixels"]
         if areas is None:
             lines.append("Enter the depth and width spacing to get areas in mm^2.")
-        if summary.volume_mm3 is None:
+        if summary.volume_mm3 is None and len(summary.pixels_per_bscan) == 1:
+            lines.append("One B-scan: an area, no volume or ETDRS grid.")  # no B-scan distance to ask for
+        elif summary.volume_mm3 is None:
             lines.append("Enter all three spacings to get the volume and the ETDRS grid.")
         else:
             nl, mm3 = readable_number(summary.volume_nl), readable_number(summary.volume_mm3)

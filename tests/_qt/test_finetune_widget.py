@@ -56,8 +56,8 @@ def test_finetunes_from_layers_and_updates_plot_and_metrics(viewer_with_blobs, q
     assert widget.worker is not None and "scan fluid (fine-tuned)" not in viewer.layers
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120000)
     assert "scan fluid (fine-tuned)" in viewer.layers
-    rows = widget.compare.data.to_list()
-    assert [row[1] for row in rows] == ["trained on", "trained on", "validation", "not used"]
+    rows = widget.compare.data.to_list()  # the rows that judge the model first
+    assert [row[:2] for row in rows] == [[2, "validation"], [0, "trained on"], [1, "trained on"], [3, "not used"]]
     assert rows[3][2:] == ["\u2013", "\u2013"]  # unreviewed: its labels are the old model's own prediction
     assert widget.status.value.startswith("Validation B-scans (not trained on): mean Dice ")
     widget.save_path.value = tmp_path / "mine.pt"
@@ -181,9 +181,9 @@ def test_the_comparison_runs_in_a_worker_and_the_interface_stays_free(viewer_wit
     np.testing.assert_array_equal(viewer.layers["scan fluid (fine-tuned)"].data[:, 15, 15], [1, 1, 1, 1])
     # magicgui reads "0.500" back as a number under PyQt5 and as the text under PyQt6: compared as shown
     assert [[f"{v:.3f}" if isinstance(v, float) else v for v in row[2:]] for row in widget.compare.data.to_list()] == [
+        ["0.700", "0.600"],  # the validation B-scan first
         ["0.500", "0.800"],
         ["0.600", "0.900"],
-        ["0.700", "0.600"],
         ["\u2013", "\u2013"],
     ]
     assert widget.status.value.startswith("Validation B-scans (not trained on): mean Dice 0.700 before, 0.600")

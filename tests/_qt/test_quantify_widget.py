@@ -248,3 +248,18 @@ def test_a_typed_spacing_reaches_the_overlays_and_an_unplaced_mask_of_the_scan(u
     widget.spacing_um[2].value = 11.8
     assert tuple(viewer.layers["grader 2"].scale) == pytest.approx((1.0, 3.9, 11.8))  # placed now: the scan's
     assert tuple(viewer.layers["grader of which scan"].scale) == (1.0, 1.0, 1.0)
+
+
+def test_one_bscan_asks_for_no_bscan_distance(make_napari_viewer, tmp_path, qtbot):
+    """A line scan was told to "enter all three spacings", though it has no distance between B-scans to enter."""
+    mask = read_volume(SAMPLE_MASK).data[5]
+    path = write_tiff(tmp_path / "line.tif", mask, (None, 0.0039, 0.0118))
+    viewer = make_napari_viewer()
+    viewer.open(path, plugin="octfluid")
+    _, panel = viewer.window.add_plugin_dock_widget("octfluid", "octfluid")
+    widget = panel.tool("Quantify")
+    widget.labels_layer.value = viewer.layers["line"]
+    summary = quantified(widget, qtbot)
+    assert summary.area_mm2_per_bscan is not None
+    assert "One B-scan: an area, no volume or ETDRS grid." in widget.summary_label.value
+    assert "all three spacings" not in widget.summary_label.value
