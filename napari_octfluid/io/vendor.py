@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import struct
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 from xml.etree import ElementTree
@@ -27,6 +29,24 @@ _VOL_HEADER_BYTES = 2048  # HEYEX .vol: the file header, then the SLO image, the
 _LATERALITY = {"OD": "OD", "R": "OD", "82": "OD", "OS": "OS", "L": "OS", "76": "OS"}  # fmt: skip
 
 
+class _LayerNamingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "less layers than expected" not in record.getMessage()
+
+
+@contextmanager
+def _without_layer_naming_warning():
+    """eyepy warns on every .vol whose retinal-layer segmentation is shorter than it expects ("The volume contains
+    less layers than expected"), on stderr, in every batch row: about layers octfluid never reads, so dropped here."""
+    logger = logging.getLogger("eyepy.io.HeVolReader")
+    dropped = _LayerNamingFilter()
+    logger.addFilter(dropped)
+    try:
+        yield
+    finally:
+        logger.removeFilter(dropped)
+
+
 def read_vendor(path: str | Path) -> OctVolume:
     """Read a vendor file with eyepy and keep its spacing, laterality and acquisition date."""
     path = Path(path)
@@ -36,7 +56,8 @@ def read_vendor(path: str | Path) -> OctVolume:
     importer: Callable[[Any], Any] = getattr(eyepy, importer_name)
     _check_declared_size(path)
     try:
-        eye_volume = importer(path)
+        with _without_layer_naming_warning():
+            eye_volume = importer(path)
     except MemoryError:
         raise
     except Exception as exc:  # eyepy raises ValueError, construct errors, KeyError... for files it can't use
