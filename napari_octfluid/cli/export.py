@@ -4,6 +4,7 @@ DICOM SEG of the DICOM OCT it was made from, for 3D Slicer, ITK-SNAP or a PACS."
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ._common import CommandError, add_overwrite_option, add_spacing_option, spacing_given_over_file, spacing_text
@@ -18,7 +19,8 @@ def add_parser(sub) -> None:
     parser.add_argument(
         "--source",
         help="the scan the mask was made from: the DICOM OCT file or folder a DICOM SEG refers to (required for "
-        ".dcm); for NIfTI, where the spacing comes from when the mask does not record it",
+        ".dcm); for NIfTI, where the spacing comes from when the mask does not record it (a notice names any axis "
+        "where it records another)",
     )
     add_spacing_option(parser, ", where the files do not give it (NIfTI)")
     add_overwrite_option(parser, "the -o file")
@@ -65,18 +67,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _nifti_spacing(args: argparse.Namespace, mask) -> tuple:
-    """The spacing of each axis from --spacing, else from the mask file, else from the --source scan."""
+    """The spacing of each axis from --spacing, else from the mask file, else from the --source scan; a notice
+    names each axis where the source records another value than the one used (it went unsaid)."""
     from ..io import read_volume
+    from ..spacing import given_over_recorded
 
     spacing = spacing_given_over_file("export", args.spacing, mask, Path(args.mask).name)
-    if None in spacing and args.source:
+    if args.source:
         source = read_volume(args.source)
         if source.data.shape != mask.data.shape:
             raise CommandError(
                 f"{Path(args.mask).name} has shape {mask.data.shape} but {Path(args.source).name} has "
                 f"{source.data.shape}: give the scan the mask was made from."
             )
-        spacing = _known_first(spacing, source.spacing_mm)
+        spacing, differing = given_over_recorded(spacing, source.spacing_mm)
+        if differing:
+            print(
+                f"octfluid export: notice: {Path(args.source).name} records another spacing ({'; '.join(differing)}) "
+                f"than the one used, {spacing_text(spacing)} (from --spacing or the mask); give --spacing to choose.",
+                file=sys.stderr,
+            )
     if None in spacing:
         unknown = ", ".join(axis for axis, s in zip(("B-scan", "depth", "width"), spacing) if s is None)
         raise CommandError(
@@ -85,10 +95,6 @@ def _nifti_spacing(args: argparse.Namespace, mask) -> tuple:
             "give --spacing Z Y X in micrometres (from the device's report), or --source with the scan that records it."
         )
     return spacing
-
-
-def _known_first(first, then) -> tuple:
-    return tuple(value if value is not None else fallback for value, fallback in zip(first, then))
 
 
 def _write_nifti(output: str, mask, spacing: tuple) -> None:

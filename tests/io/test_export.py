@@ -132,6 +132,34 @@ def test_cli_nifti_takes_the_spacing_of_the_source_scan(tmp_path, dicom_scan):
     assert read_nifti(out)[0].header.get_zooms() == pytest.approx((0.0117, 0.0039, 0.12))
 
 
+def test_cli_nifti_says_when_the_source_records_another_spacing_than_the_mask(tmp_path, dicom_scan, capsys):
+    """The mask's spacing wins over --source's, as the help says; where the two differ it went unsaid."""
+    mask = write_tiff(tmp_path / "mask.tif", LABELS, (0.24, 0.0039, 0.0117), kind="labels")
+    out = tmp_path / "mask.nii"
+    assert main(["export", str(mask), "-o", str(out), "--source", str(dicom_scan)]) == 0
+    assert read_nifti(out)[0].header.get_zooms() == pytest.approx((0.0117, 0.0039, 0.24))
+    err = capsys.readouterr().err
+    assert "oct.dcm records another spacing (between B-scans 120 um) than the one used, 240 um" in err
+    assert (
+        main(
+            [
+                "export",
+                str(mask),
+                "-o",
+                str(tmp_path / "again.nii"),
+                "--source",
+                str(dicom_scan),
+                "--spacing",
+                "120",
+                "3.9",
+                "11.7",
+            ]
+        )
+        == 0
+    )
+    assert "records another spacing" not in capsys.readouterr().err  # the typed one agrees with the source
+
+
 def test_cli_exports_dicom_seg_of_the_source(tmp_path, dicom_scan, capsys):
     mask = write_tiff(tmp_path / "mask.tif", LABELS, SPACING, kind="labels")
     out = tmp_path / "fluid_seg.dcm"
