@@ -112,11 +112,7 @@ def sector_map(
     first_bscan: str = "superior",
 ) -> np.ndarray:
     """The ETDRS sector of each A-scan (``[Z, X]`` of indices into ``SECTORS``, -1 outside the 6 mm grid)."""
-    dz, _, dx = spacing_mm
-    if dz is None or dx is None:
-        raise SpacingUnknownError(
-            "The ETDRS grid needs the distance between B-scans and between A-scans: enter the spacing."
-        )
+    dz, dx = _en_face_spacing(spacing_mm)
     _check_first_bscan(first_bscan)
     z, x = np.mgrid[0 : shape[0], 0 : shape[1]]
     up_mm = (fovea.bscan - z) * dz if first_bscan == "superior" else (z - fovea.bscan) * dz
@@ -142,6 +138,16 @@ def _sectors_at(up_mm: np.ndarray, right_mm: np.ndarray, laterality: str | None)
     return out
 
 
+def _en_face_spacing(spacing_mm: tuple[float | None, float | None, float | None]) -> tuple[float, float]:
+    """The distances between B-scans and between A-scans (mm) the grid is placed by, or SpacingUnknownError."""
+    dz, _, dx = spacing_mm
+    if dz is None or dx is None:
+        raise SpacingUnknownError(
+            "The ETDRS grid needs the distance between B-scans and between A-scans: enter the spacing."
+        )
+    return dz, dx
+
+
 def _check_first_bscan(first_bscan: str) -> None:
     if first_bscan not in ("superior", "inferior"):
         raise ValueError("first_bscan must be 'superior' or 'inferior'")
@@ -161,11 +167,7 @@ def etdrs_coverage(
     A-scans; each pixel covering its spacing) covers. A volume of 25 B-scans 120 um apart spans 3 mm of the 6 mm
     grid: its outer superior and inferior sectors are barely scanned, and their fluid, 0 nL, is not a measurement
     of the sector. Measured on a ``COVERAGE_STEP_MM`` grid over the 6 mm disc (no library computes it)."""
-    dz, _, dx = spacing_mm
-    if dz is None or dx is None:
-        raise SpacingUnknownError(
-            "The ETDRS grid needs the distance between B-scans and between A-scans: enter the spacing."
-        )
+    dz, dx = _en_face_spacing(spacing_mm)
     _check_first_bscan(first_bscan)
     half = (np.arange(round(RING_EDGES_MM[-1] / COVERAGE_STEP_MM)) + 0.5) * COVERAGE_STEP_MM
     steps = np.concatenate([-half[::-1], half])  # mirror-symmetric: no sector gains from rounding at a diagonal

@@ -107,14 +107,14 @@ def _write_nifti(output: str, mask, spacing: tuple) -> None:
 
 
 def _write_seg(args: argparse.Namespace, mask) -> None:
-    from ..io.dicom import read_dicom_source, seg_pixel_measures
+    from ..io.dicom import read_dicom_source, seg_slice_thickness
     from ..io.export import fluid_mask, write_dicom_seg
 
     source_path = Path(args.source)
     if not (source_path.is_dir() or source_path.suffix.lower() in (".dcm", ".dicom") or _is_dicom(source_path)):
         raise CommandError(f"--source {args.source}: a DICOM SEG refers to a DICOM OCT file or folder, not this file.")
     source = read_dicom_source(source_path)
-    write_dicom_seg(args.output, mask.data, source.headers, pixel_measures=seg_pixel_measures(source))
+    write_dicom_seg(args.output, mask.data, source.headers, slice_thickness_mm=seg_slice_thickness(source))
     fluid_bscans = int(fluid_mask(mask.data).reshape(len(mask.data), -1).any(axis=1).sum())
     print(
         f"wrote {args.output}: DICOM SEG of {mask.n_bscans} B-scans (fluid in {fluid_bscans}) referencing series "

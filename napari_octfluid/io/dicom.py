@@ -273,18 +273,15 @@ def _spacing(source: DicomSource) -> tuple[tuple[float | None, float | None, flo
     return (bscan, depth, width), f"{pixels}; {bscan_source}"
 
 
-def seg_pixel_measures(source: DicomSource) -> tuple[tuple[float, float], float] | None:
-    """The Pixel Spacing and a Slice Thickness for a DICOM SEG of ``source``, where the source records no Slice
-    Thickness of its own (None where it does, or where its pixel size or B-scan distance is unknown): a SEG whose
-    Pixel Measures lack it is written by highdicom but refused by highdicom's own reader. The thickness given is
-    the B-scan distance the source records (its positions or Spacing Between Slices), the nominal thickness of a
-    B-scan in a raster."""
+def seg_slice_thickness(source: DicomSource) -> float | None:
+    """A Slice Thickness (mm) for a DICOM SEG of ``source``, where the source records none of its own (None where it
+    does, or where its B-scan distance is unknown): a SEG whose Pixel Measures lack it is written by highdicom but
+    refused by highdicom's own reader. It is the B-scan distance the source records (its positions or Spacing
+    Between Slices), the nominal thickness of a B-scan in a raster."""
     if _one_value(_frame_values(source, "PixelMeasuresSequence", "SliceThickness")) is not None:
         return None
-    (bscan, depth, width), _ = _spacing(source)
-    if bscan is None or depth is None or width is None:
-        return None
-    return (depth, width), bscan
+    (bscan, _, _), _ = _spacing(source)
+    return bscan
 
 
 def _orientation_normal(header, groups: tuple) -> np.ndarray | None:

@@ -101,14 +101,14 @@ def write_dicom_seg(
     labels: np.ndarray,
     source_headers: Sequence,
     algorithm_type: str = "SEMIAUTOMATIC",
-    pixel_measures: tuple[tuple[float, float], float] | None = None,
+    slice_thickness_mm: float | None = None,
 ) -> Path:
     """Write the fluid of ``labels[Z, Y, X]`` as a DICOM SEG of the DICOM OCT whose headers are ``source_headers``
     (:func:`~napari_octfluid.io.dicom.read_dicom_source`), atomically.
 
     ``algorithm_type``: SEMIAUTOMATIC (the default: octfluid's prediction, reviewed and corrected by a person),
-    AUTOMATIC or MANUAL. ``pixel_measures``: (Pixel Spacing, Slice Thickness) in mm for a source whose own lack a
-    Slice Thickness (:func:`~napari_octfluid.io.dicom.seg_pixel_measures`); None: the source's.
+    AUTOMATIC or MANUAL. ``slice_thickness_mm``: the SEG's Slice Thickness where the source records none
+    (:func:`~napari_octfluid.io.dicom.seg_slice_thickness`); None: the source's Pixel Measures as they are.
 
     Raises
     ------
@@ -175,11 +175,11 @@ def write_dicom_seg(
         content_description="Retinal fluid segmented by octfluid",
         omit_empty_frames=False,  # one SEG frame per B-scan, as the source: simplest for viewers to pair them
     )
-    if pixel_measures is not None:
+    if slice_thickness_mm is not None:
         # set on the SEG written: highdicom takes the source's Pixel Measures over any given with the same spacing
         shared = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
         if "SliceThickness" not in shared:
-            shared.SliceThickness = format_number_as_ds(float(pixel_measures[1]))
+            shared.SliceThickness = format_number_as_ds(float(slice_thickness_mm))
     with atomic_path(path) as temporary:
         seg.save_as(temporary, enforce_file_format=True)
     return path
